@@ -1,0 +1,288 @@
+//! The local dev runner. It drives the very handlers the Lambdas run, fed by pollers that do
+//! what Lambda's SQS event source mapping does:
+//!
+//! - receive up to a batch of messages with a visibility timeout, long-polling;
+//! - build the same `aws_lambda_events` `SqsEvent` payload (with `ApproximateReceiveCount`);
+//! - call the handler and read its partial batch response (`ReportBatchItemFailures`);
+//! - delete the messages that succeeded; leave the failed ones to reappear (here after a
+//!   short `retry_delay` rather than the full visibility timeout, to keep local runs brisk);
+//! - the queue's redrive policy moves a message to its DLQ after [`MAX_RECEIVES`] receives.
+//!
+//! [`MAX_RECEIVES`]: batchops_core::adapters::stack::MAX_RECEIVES
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use batchops_core::adapters::Clients;
+use batchops_core::adapters::stack::ensure_stack;
+use batchops_core::{Config, Deps};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+/// Settings of one dev runner.
+#[derive(Clone, Debug)]
+pub struct DevOptions {
+    /// Prefix of every resource name (`<stack>-jobs`, `<stack>-bucket`, `<stack>-plan` …).
+    pub stack: String,
+    /// Where the API listens; port 0 picks a free port.
+    pub api_addr: SocketAddr,
+    /// Concurrent worker pollers [4].
+    pub workers: usize,
+    /// Messages per worker receive [1], like a BatchSize of the event source mapping.
+    pub worker_batch: i32,
+    /// Visibility timeout of received messages, seconds [60].
+    pub visibility_timeout: i32,
+    /// Delay before a failed message is visible again, seconds [1].
+    pub retry_delay: i32,
+    /// Interval of the finalizer's sweep [60 s].
+    pub sweep_interval: Duration,
+    /// Adjusts the configuration after the stack is created (chunk size, limits …).
+    pub tune: fn(&mut Config),
+}
+
+impl DevOptions {
+    pub fn new(stack: impl Into<String>, api_addr: SocketAddr) -> Self {
+        Self {
+            stack: stack.into(),
+            api_addr,
+            workers: 4,
+            worker_batch: 1,
+            visibility_timeout: 60,
+            retry_delay: 1,
+            sweep_interval: Duration::from_secs(60),
+            tune: |_| {},
+        }
+    }
+}
+
+/// A running dev stack: the API address, the shared dependencies, and its tasks.
+pub struct Dev {
+    pub addr: SocketAddr,
+    pub deps: Arc<Deps>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Dev {
+    /// Creates the stack's resources if missing, then starts the API and the pollers.
+    pub async fn start(sdk: &aws_config::SdkConfig, opts: DevOptions) -> anyhow::Result<Dev> {
+        let clients = Clients::new(sdk, true);
+        let names = ensure_stack(&clients, &opts.stack, opts.visibility_timeout as u32).await?;
+        let mut config = Config::for_stack(names);
+        (opts.tune)(&mut config);
+        let deps = Arc::new(Deps::new(config, sdk));
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+
+        let listener = tokio::net::TcpListener::bind(opts.api_addr).await?;
+        let addr = listener.local_addr()?;
+        let app = batchops_api::router(deps.clone());
+        let mut api_rx = rx.clone();
+        tasks.spawn(async move {
+            let stop = async move {
+                let _ = api_rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                warn!(error = %e, "API server stopped");
+            }
+        });
+
+        let sqs = deps.queues.client().clone();
+        let poller = |queue: String, batch: i32| Poller {
+            sqs: sqs.clone(),
+            queue,
+            batch,
+            visibility: opts.visibility_timeout,
+            retry_delay: opts.retry_delay,
+            shutdown: rx.clone(),
+        };
+        let d = deps.clone();
+        tasks.spawn(poller(d.config.plan_queue_url.clone(), 1).run(move |ev| {
+            let d = d.clone();
+            async move { batchops_planner::handle(&d, ev).await }
+        }));
+        for _ in 0..opts.workers.max(1) {
+            let d = deps.clone();
+            tasks.spawn(
+                poller(d.config.work_queue_url.clone(), opts.worker_batch).run(move |ev| {
+                    let d = d.clone();
+                    async move { batchops_worker::handle(&d, ev).await }
+                }),
+            );
+        }
+        let d = deps.clone();
+        tasks.spawn(
+            poller(d.config.finalize_queue_url.clone(), 10).run(move |ev| {
+                let d = d.clone();
+                async move { batchops_finalizer::handle_sqs(&d, ev).await }
+            }),
+        );
+        let d = deps.clone();
+        let mut sweep_rx = rx.clone();
+        let every = opts.sweep_interval;
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = sweep_rx.wait_for(|s| *s) => break,
+                }
+                match batchops_core::finalizer::sweep(&d).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(finalized = n, "sweep finalized jobs"),
+                    Err(e) => warn!(error = %e, "sweep failed"),
+                }
+            }
+        });
+        info!(%addr, stack = %opts.stack, "batchops dev is up");
+        Ok(Dev {
+            addr,
+            deps,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops polling (in-flight batches finish first) and the API.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Waits until Ctrl-C or SIGTERM, then stops.
+    pub async fn run_until_signal(self) {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+        info!("shutting down");
+        self.stop().await;
+    }
+}
+
+/// One SQS poller feeding one handler.
+struct Poller {
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    batch: i32,
+    visibility: i32,
+    retry_delay: i32,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Poller {
+    async fn run<H, Fut>(mut self, handler: H)
+    where
+        H: Fn(SqsEvent) -> Fut,
+        Fut: Future<Output = SqsBatchResponse>,
+    {
+        loop {
+            if *self.shutdown.borrow() {
+                break;
+            }
+            let receive = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue)
+                .max_number_of_messages(self.batch)
+                .visibility_timeout(self.visibility)
+                .wait_time_seconds(1)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send();
+            let out = tokio::select! {
+                r = receive => r,
+                _ = self.shutdown.wait_for(|s| *s) => break,
+            };
+            let messages = match out {
+                Ok(o) => o.messages.unwrap_or_default(),
+                Err(e) => {
+                    warn!(queue = %self.queue, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            let mut handles = HashMap::new();
+            let mut records = Vec::with_capacity(messages.len());
+            for m in messages {
+                let mut record = SqsMessage::default();
+                record.message_id = m.message_id.clone();
+                record.receipt_handle = m.receipt_handle.clone();
+                record.body = m.body.clone();
+                record.md5_of_body = m.md5_of_body.clone();
+                record.attributes = m
+                    .attributes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v))
+                    .collect();
+                record.event_source = Some("aws:sqs".into());
+                if let (Some(id), Some(h)) = (m.message_id, m.receipt_handle) {
+                    handles.insert(id, h);
+                }
+                records.push(record);
+            }
+            let mut event = SqsEvent::default();
+            event.records = records;
+            let response = handler(event).await;
+            let failed: HashSet<String> = response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect();
+            let mut deletes = Vec::new();
+            for (i, (id, handle)) in handles.into_iter().enumerate() {
+                if failed.contains(&id) {
+                    let _ = self
+                        .sqs
+                        .change_message_visibility()
+                        .queue_url(&self.queue)
+                        .receipt_handle(handle)
+                        .visibility_timeout(self.retry_delay)
+                        .send()
+                        .await;
+                } else {
+                    deletes.push(
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(handle)
+                            .build()
+                            .expect("id and handle set"),
+                    );
+                }
+            }
+            if !deletes.is_empty()
+                && let Err(e) = self
+                    .sqs
+                    .delete_message_batch()
+                    .queue_url(&self.queue)
+                    .set_entries(Some(deletes))
+                    .send()
+                    .await
+            {
+                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; messages will be redelivered");
+            }
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! The job store: one DynamoDB table, single-table design.
+//!
+//! | item | `pk` | `sk` | notes |
+//! |---|---|---|---|
+//! | job | `JOB#<id>` | `JOB` | status, request, counters; `gsi1pk = JOBS`, `gsi1sk = <created>#<id>` |
+//! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
+//!
+//! Exactly-once accounting rests on one transaction per chunk: a conditional put of the chunk
+//! record (`attribute_not_exists`) together with `ADD` to the job's counters. A redelivered
+//! chunk fails the condition, so nothing is counted twice; a worker that dies before the
+//! transaction counted nothing, so the redelivery counts it once.
+
+use crate::job::{CreateJobRequest, FailureReason, Job, JobStatus};
+use crate::{Error, Result};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Partition of the ListJobs index.
+pub const JOBS_GSI: &str = "gsi1";
+
+#[derive(Clone, Debug)]
+pub struct JobStore {
+    client: Client,
+    table: String,
+}
+
+/// What one chunk contributed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkCounts {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub not_run: u64,
+}
+
+/// A counted chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkRecord {
+    pub chunk: u64,
+    pub counts: ChunkCounts,
+    /// Key in the stack bucket of the chunk's result rows (absent when nothing ran).
+    pub result_key: Option<String>,
+}
+
+fn job_pk(id: &str) -> AttributeValue {
+    AttributeValue::S(format!("JOB#{id}"))
+}
+
+fn chunk_sk(chunk: u64) -> String {
+    format!("CHUNK#{chunk:012}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n(item: &Item, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether an SDK error is DynamoDB's "the condition did not hold".
+fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, crate::error::HttpResponse>,
+) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+impl Job {
+    fn to_item(&self) -> Result<Item> {
+        let request = serde_json::to_string(&self.request).map_err(Error::Message)?;
+        let mut item = Item::from([
+            ("pk".into(), job_pk(&self.job_id)),
+            ("sk".into(), s("JOB")),
+            ("job_id".into(), s(&self.job_id)),
+            ("status".into(), s(self.status.as_str())),
+            ("request".into(), s(request)),
+            (
+                "priority".into(),
+                AttributeValue::N(self.request.priority.to_string()),
+            ),
+            ("creation_time".into(), s(&self.creation_time)),
+            ("total_tasks".into(), n(self.total_tasks)),
+            ("succeeded".into(), n(self.succeeded)),
+            ("failed".into(), n(self.failed)),
+            ("not_run".into(), n(self.not_run)),
+            ("chunks_total".into(), n(self.chunks_total)),
+            ("chunks_done".into(), n(self.chunks_done)),
+            ("planned".into(), AttributeValue::Bool(self.planned)),
+            ("gsi1pk".into(), s("JOBS")),
+            (
+                "gsi1sk".into(),
+                s(format!("{}#{}", self.creation_time, self.job_id)),
+            ),
+        ]);
+        for (name, value) in [
+            ("termination_date", &self.termination_date),
+            ("status_update_reason", &self.status_update_reason),
+            ("manifest_etag", &self.manifest_etag),
+            ("report_date", &self.report_date),
+            ("active_since", &self.active_since),
+        ] {
+            if let Some(v) = value {
+                item.insert(name.into(), s(v));
+            }
+        }
+        if !self.failure_reasons.is_empty() {
+            item.insert(
+                "failure_reasons".into(),
+                s(serde_json::to_string(&self.failure_reasons).map_err(Error::Message)?),
+            );
+        }
+        Ok(item)
+    }
+
+    fn from_item(item: &Item) -> Result<Job> {
+        let job_id =
+            get_s(item, "job_id").ok_or_else(|| Error::Record("job without job_id".into()))?;
+        let status = get_s(item, "status")
+            .and_then(|st| JobStatus::parse(&st))
+            .ok_or_else(|| Error::Record(format!("job {job_id}: bad status")))?;
+        let request: CreateJobRequest =
+            serde_json::from_str(&get_s(item, "request").unwrap_or_default())
+                .map_err(|e| Error::Record(format!("job {job_id}: bad request: {e}")))?;
+        let failure_reasons: Vec<FailureReason> = match get_s(item, "failure_reasons") {
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| Error::Record(format!("job {job_id}: bad failure_reasons: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(Job {
+            status,
+            request,
+            creation_time: get_s(item, "creation_time").unwrap_or_default(),
+            termination_date: get_s(item, "termination_date"),
+            failure_reasons,
+            status_update_reason: get_s(item, "status_update_reason"),
+            total_tasks: get_n(item, "total_tasks"),
+            succeeded: get_n(item, "succeeded"),
+            failed: get_n(item, "failed"),
+            not_run: get_n(item, "not_run"),
+            chunks_total: get_n(item, "chunks_total"),
+            chunks_done: get_n(item, "chunks_done"),
+            planned: item
+                .get("planned")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+            manifest_etag: get_s(item, "manifest_etag"),
+            report_date: get_s(item, "report_date"),
+            active_since: get_s(item, "active_since"),
+            job_id,
+        })
+    }
+}
+
+/// Extra attributes written together with a status change.
+#[derive(Clone, Debug, Default)]
+pub struct StatusChange {
+    pub set: Vec<(&'static str, AttributeValue)>,
+    pub failure: Option<FailureReason>,
+}
+
+impl StatusChange {
+    pub fn set(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.set.push((name, s(value)));
+        self
+    }
+
+    pub fn failure(mut self, code: &str, reason: impl Into<String>) -> Self {
+        self.failure = Some(FailureReason {
+            failure_code: code.into(),
+            failure_reason: reason.into(),
+        });
+        self
+    }
+}
+
+impl JobStore {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Stores a new job; fails if the id exists.
+    pub async fn create(&self, job: &Job) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(job.to_item()?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("PutItem", e))?;
+        Ok(())
+    }
+
+    /// Reads a job with a strongly consistent read.
+    pub async fn get(&self, job_id: &str) -> Result<Option<Job>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("GetItem", e))?;
+        out.item().map(Job::from_item).transpose()
+    }
+
+    pub async fn require(&self, job_id: &str) -> Result<Job> {
+        self.get(job_id)
+            .await?
+            .ok_or_else(|| Error::JobNotFound(job_id.into()))
+    }
+
+    /// Moves a job from one of `from` to `to`, atomically, with `change`'s attributes. The
+    /// caller must have checked the transition with [`JobStatus::can_become`]. When the job is
+    /// no longer in any of `from`, returns [`Error::StatusConflict`] with its actual status.
+    pub async fn transition(
+        &self,
+        job_id: &str,
+        from: &[JobStatus],
+        to: JobStatus,
+        change: StatusChange,
+    ) -> Result<Job> {
+        debug_assert!(from.iter().all(|f| f.can_become(to)), "{from:?} -> {to}");
+        let mut values: Item = HashMap::new();
+        let mut names: HashMap<String, String> =
+            HashMap::from([("#status".into(), "status".into())]);
+        let placeholders: Vec<String> = from
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                values.insert(format!(":from{i}"), s(st.as_str()));
+                format!(":from{i}")
+            })
+            .collect();
+        values.insert(":to".into(), s(to.as_str()));
+        let mut sets = vec!["#status = :to".to_string()];
+        for (i, (name, value)) in change.set.into_iter().enumerate() {
+            names.insert(format!("#a{i}"), name.into());
+            values.insert(format!(":a{i}"), value);
+            sets.push(format!("#a{i} = :a{i}"));
+        }
+        if let Some(reason) = change.failure {
+            names.insert("#fr".into(), "failure_reasons".into());
+            values.insert(
+                ":fr".into(),
+                s(serde_json::to_string(&[reason]).map_err(Error::Message)?),
+            );
+            sets.push("#fr = :fr".into());
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression(format!("#status IN ({})", placeholders.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Job::from_item(out.attributes().unwrap_or(&HashMap::new())),
+            Err(e) if is_condition_failure(&e) => {
+                let actual = self
+                    .get(job_id)
+                    .await?
+                    .ok_or_else(|| Error::JobNotFound(job_id.into()))?;
+                Err(Error::StatusConflict {
+                    job_id: job_id.into(),
+                    actual: actual.status.to_string(),
+                    expected: from
+                        .iter()
+                        .map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                })
+            }
+            Err(e) => Err(Error::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Records the end of planning: the manifest's row and chunk totals, and its ETag.
+    /// Idempotent (`SET`), so a re-run planner writes the same numbers.
+    pub async fn finish_planning(
+        &self,
+        job_id: &str,
+        total_tasks: u64,
+        chunks_total: u64,
+        etag: &str,
+    ) -> Result<Job> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .update_expression(
+                "SET total_tasks = :t, chunks_total = :c, planned = :p, manifest_etag = :e",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", n(total_tasks))
+            .expression_attribute_values(":c", n(chunks_total))
+            .expression_attribute_values(":p", AttributeValue::Bool(true))
+            .expression_attribute_values(":e", s(etag))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("UpdateItem", e))?;
+        Job::from_item(out.attributes().unwrap_or(&HashMap::new()))
+    }
+
+    /// Fixes the job's `ReportCreationDate` once (the first caller's clock wins) and returns it.
+    pub async fn fix_report_date(&self, job_id: &str) -> Result<String> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .update_expression("SET report_date = if_not_exists(report_date, :now)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", s(crate::time::now_iso()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("UpdateItem", e))?;
+        out.attributes()
+            .and_then(|a| get_s(a, "report_date"))
+            .ok_or_else(|| Error::Record(format!("job {job_id}: no report_date after setting it")))
+    }
+
+    /// Whether the chunk has been counted already.
+    pub async fn chunk_counted(&self, job_id: &str, chunk: u64) -> Result<bool> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s(chunk_sk(chunk)))
+            .consistent_read(true)
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("GetItem", e))?;
+        Ok(out.item().is_some())
+    }
+
+    /// Counts a chunk exactly once: one transaction puts the chunk record (only if absent)
+    /// and adds its counts to the job. Returns `false`, changing nothing, when the chunk was
+    /// already counted (a redelivery).
+    pub async fn count_chunk(
+        &self,
+        job_id: &str,
+        chunk: u64,
+        counts: ChunkCounts,
+        result_key: Option<&str>,
+    ) -> Result<bool> {
+        let mut record = Item::from([
+            ("pk".into(), job_pk(job_id)),
+            ("sk".into(), s(chunk_sk(chunk))),
+            ("chunk".into(), n(chunk)),
+            ("succeeded".into(), n(counts.succeeded)),
+            ("failed".into(), n(counts.failed)),
+            ("not_run".into(), n(counts.not_run)),
+        ]);
+        if let Some(k) = result_key {
+            record.insert("result_key".into(), s(k));
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::Record(e.to_string()))?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .update_expression("ADD succeeded :s, failed :f, not_run :n, chunks_done :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":s", n(counts.succeeded))
+            .expression_attribute_values(":f", n(counts.failed))
+            .expression_attribute_values(":n", n(counts.not_run))
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| Error::Record(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                // A cancelled transaction names a reason per item: the first item's
+                // ConditionalCheckFailed means the chunk record exists, i.e. a duplicate.
+                let duplicate = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(tc) => {
+                            tc.cancellation_reasons().first().and_then(|r| r.code()).map(|c| c == "ConditionalCheckFailed")
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or(false);
+                if duplicate {
+                    Ok(false)
+                } else {
+                    Err(Error::dynamo("TransactWriteItems", e))
+                }
+            }
+        }
+    }
+
+    /// One page of jobs, newest first, from the ListJobs index (`gsi1`), optionally only
+    /// those in `statuses`. The cursor is DynamoDB's `LastEvaluatedKey`.
+    pub async fn list_page(
+        &self,
+        statuses: Option<&[JobStatus]>,
+        limit: i32,
+        cursor: Option<Item>,
+    ) -> Result<(Vec<Job>, Option<Item>)> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(JOBS_GSI)
+            .key_condition_expression("gsi1pk = :jobs")
+            .expression_attribute_values(":jobs", s("JOBS"))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(cursor);
+        if let Some(statuses) = statuses.filter(|s| !s.is_empty()) {
+            let names: Vec<String> = (0..statuses.len()).map(|i| format!(":st{i}")).collect();
+            q = q
+                .filter_expression(format!("#status IN ({})", names.join(", ")))
+                .expression_attribute_names("#status", "status");
+            for (name, st) in names.iter().zip(statuses) {
+                q = q.expression_attribute_values(name, s(st.as_str()));
+            }
+        }
+        let out = q.send().await.map_err(|e| Error::dynamo("Query", e))?;
+        let jobs = out
+            .items()
+            .iter()
+            .map(Job::from_item)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((jobs, out.last_evaluated_key().cloned()))
+    }
+
+    /// One page of a job's chunk records, in chunk order. Pass the returned cursor back to
+    /// get the next page; `None` means the last page.
+    pub async fn chunk_page(
+        &self,
+        job_id: &str,
+        cursor: Option<Item>,
+    ) -> Result<(Vec<ChunkRecord>, Option<Item>)> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :chunk)")
+            .expression_attribute_values(":pk", job_pk(job_id))
+            .expression_attribute_values(":chunk", s("CHUNK#"))
+            .consistent_read(true)
+            .set_exclusive_start_key(cursor)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("Query", e))?;
+        let records = out
+            .items()
+            .iter()
+            .map(|item| ChunkRecord {
+                chunk: get_n(item, "chunk"),
+                counts: ChunkCounts {
+                    succeeded: get_n(item, "succeeded"),
+                    failed: get_n(item, "failed"),
+                    not_run: get_n(item, "not_run"),
+                },
+                result_key: get_s(item, "result_key"),
+            })
+            .collect();
+        Ok((records, out.last_evaluated_key().cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_item_round_trips() {
+        let request: CreateJobRequest = serde_json::from_value(serde_json::json!({
+            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "a", "Value": "b"}]}},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820"},
+                         "Location": {"ObjectArn": "arn:aws:s3:::bkt/m.csv"}},
+            "Report": {"Enabled": false}
+        }))
+        .unwrap();
+        let mut job = Job::new("id-1".into(), request, "2026-01-01T00:00:00.000Z".into());
+        job.succeeded = 7;
+        job.failure_reasons.push(FailureReason {
+            failure_code: "X".into(),
+            failure_reason: "y".into(),
+        });
+        job.report_date = Some("2026-01-02T00:00:00.000Z".into());
+        let item = job.to_item().unwrap();
+        assert_eq!(Job::from_item(&item).unwrap(), job);
+        assert_eq!(
+            get_s(&item, "gsi1sk").unwrap(),
+            "2026-01-01T00:00:00.000Z#id-1"
+        );
+    }
+
+    #[test]
+    fn chunk_keys_sort_numerically() {
+        assert!(chunk_sk(9) < chunk_sk(10));
+        assert!(chunk_sk(99_999) < chunk_sk(100_000));
+    }
+}

@@ -1,0 +1,56 @@
+//! Every AWS call the domain makes, behind three narrow seams, one file each:
+//! [`JobStore`] (DynamoDB), [`Queues`] (SQS) and [`Objects`] (S3); plus [`stack`], which
+//! creates a stack's resources on an emulator for `batchops dev` and the tests.
+
+pub mod dynamo;
+pub mod s3;
+pub mod sqs;
+pub mod stack;
+
+pub use dynamo::{ChunkCounts, ChunkRecord, JobStore};
+pub use s3::Objects;
+pub use sqs::Queues;
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+
+/// The SDK clients, built once per process from one [`SdkConfig`].
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    /// S3 for the pipeline's own reads and writes (manifests, results, reports), with the
+    /// SDK's standard retries.
+    pub s3_control: aws_sdk_s3::Client,
+    /// S3 for the per-object tasks, with the SDK's retries off: [`crate::ops::run_task`] retries
+    /// with its own capped, jittered backoff so that every try is counted and reported.
+    pub s3_tasks: aws_sdk_s3::Client,
+}
+
+impl Clients {
+    pub fn new(sdk: &SdkConfig, force_path_style: bool) -> Self {
+        let control_retry = RetryConfig::standard().with_max_attempts(5);
+        let s3 = |retry: RetryConfig| {
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(sdk)
+                    .force_path_style(force_path_style)
+                    .retry_config(retry)
+                    .build(),
+            )
+        };
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .retry_config(control_retry.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(sdk)
+                    .retry_config(control_retry.clone())
+                    .build(),
+            ),
+            s3_control: s3(control_retry),
+            s3_tasks: s3(RetryConfig::disabled()),
+        }
+    }
+}

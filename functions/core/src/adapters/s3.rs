@@ -1,0 +1,119 @@
+//! The object-store seam: the pipeline's own S3 calls (manifest reads, per-chunk results,
+//! reports). The per-object task calls live in [`crate::ops`] and use [`Objects::tasks`].
+
+use crate::{Error, Result};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use base64::Engine as _;
+use md5::{Digest, Md5};
+
+#[derive(Clone, Debug)]
+pub struct Objects {
+    control: Client,
+    tasks: Client,
+}
+
+/// An object being read.
+pub struct GotObject {
+    pub etag: String,
+    pub body: ByteStream,
+}
+
+fn s3_error<E>(
+    op: &'static str,
+    bucket: &str,
+    key: &str,
+    err: aws_sdk_s3::error::SdkError<E, crate::error::HttpResponse>,
+) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    Error::S3 {
+        op,
+        bucket: bucket.into(),
+        key: key.into(),
+        status,
+        source: aws_sdk_s3::error::DisplayErrorContext(&err)
+            .to_string()
+            .into(),
+    }
+}
+
+impl Objects {
+    pub fn new(control: Client, tasks: Client) -> Self {
+        Self { control, tasks }
+    }
+
+    /// The client the per-object operations use (SDK retries off; see [`crate::ops`]).
+    pub fn tasks(&self) -> &Client {
+        &self.tasks
+    }
+
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<GotObject> {
+        let out = self
+            .control
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(String::from))
+            .send()
+            .await
+            .map_err(|e| s3_error("GetObject", bucket, key, e))?;
+        Ok(GotObject {
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            body: out.body,
+        })
+    }
+
+    pub async fn get_bytes(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
+        let got = self.get_object(bucket, key, None).await?;
+        let data = got.body.collect().await.map_err(|e| Error::S3 {
+            op: "GetObject",
+            bucket: bucket.into(),
+            key: key.into(),
+            status: None,
+            source: Box::new(e),
+        })?;
+        Ok(data.into_bytes().to_vec())
+    }
+
+    /// Writes an object with a `Content-MD5` header, so S3 rejects a corrupted upload.
+    /// Returns the hex MD5 of the body.
+    pub async fn put_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<String> {
+        let digest = Md5::digest(&body);
+        self.control
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_md5(base64::engine::general_purpose::STANDARD.encode(digest))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| s3_error("PutObject", bucket, key, e))?;
+        Ok(hex::encode(digest))
+    }
+
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        self.control
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| s3_error("DeleteObject", bucket, key, e))?;
+        Ok(())
+    }
+}

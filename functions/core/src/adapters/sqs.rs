@@ -1,0 +1,158 @@
+//! The queue seam: the three queues the pipeline sends to. Receiving is Lambda's job (its SQS
+//! event source mapping) or, locally, the `batchops dev` poller's.
+
+use crate::chunk::{Chunk, FinalizeMessage, PlanMessage, SQS_MAX_BYTES};
+use crate::{Config, Error, Result};
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde::Serialize;
+
+#[derive(Clone, Debug)]
+pub struct Queues {
+    client: Client,
+    plan: String,
+    work: String,
+    finalize: String,
+}
+
+/// SendMessageBatch takes at most 10 entries.
+pub const SQS_BATCH_ENTRIES: usize = 10;
+
+impl Queues {
+    pub fn new(client: Client, config: &Config) -> Self {
+        Self {
+            client,
+            plan: config.plan_queue_url.clone(),
+            work: config.work_queue_url.clone(),
+            finalize: config.finalize_queue_url.clone(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn send<T: Serialize>(&self, queue: &str, message: &T) -> Result<()> {
+        let body = serde_json::to_string(message).map_err(Error::Message)?;
+        self.client
+            .send_message()
+            .queue_url(queue)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| Error::sqs("SendMessage", e))?;
+        Ok(())
+    }
+
+    pub async fn send_plan(&self, message: &PlanMessage) -> Result<()> {
+        self.send(&self.plan, message).await
+    }
+
+    pub async fn send_finalize(&self, message: &FinalizeMessage) -> Result<()> {
+        self.send(&self.finalize, message).await
+    }
+
+    /// Sends chunks with as few `SendMessageBatch` calls as the limits allow (10 entries and
+    /// 256 KiB per call). Entries SQS reports as failed are retried; the call fails only if
+    /// some chunk could not be sent. Sending a chunk twice is harmless: workers count each
+    /// chunk number once.
+    pub async fn send_chunks(&self, chunks: &[Chunk]) -> Result<()> {
+        let bodies = chunks
+            .iter()
+            .map(|c| serde_json::to_string(c).map_err(Error::Message))
+            .collect::<Result<Vec<_>>>()?;
+        for batch in pack_batches(bodies.iter().map(String::len)) {
+            let mut pending: Vec<usize> = batch;
+            for attempt in 0..5u32 {
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                }
+                let entries = pending
+                    .iter()
+                    .map(|&i| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(&bodies[i])
+                            .build()
+                            .expect("id and body are set")
+                    })
+                    .collect::<Vec<_>>();
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.work)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| Error::sqs("SendMessageBatch", e))?;
+                let failed: Vec<usize> = out
+                    .failed()
+                    .iter()
+                    .filter_map(|f| f.id().parse().ok())
+                    .collect();
+                if let Some(f) = out.failed().iter().find(|f| f.sender_fault()) {
+                    return Err(Error::Sqs {
+                        op: "SendMessageBatch",
+                        source: format!("{}: {}", f.code(), f.message().unwrap_or_default()).into(),
+                    });
+                }
+                pending = failed;
+            }
+            if !pending.is_empty() {
+                return Err(Error::Sqs {
+                    op: "SendMessageBatch",
+                    source: format!(
+                        "{} chunk messages still failing after retries",
+                        pending.len()
+                    )
+                    .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Groups message sizes (by index) into batches of at most [`SQS_BATCH_ENTRIES`] entries and
+/// [`SQS_MAX_BYTES`] in total, keeping order.
+pub fn pack_batches(sizes: impl IntoIterator<Item = usize>) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for (i, size) in sizes.into_iter().enumerate() {
+        if !current.is_empty()
+            && (current.len() == SQS_BATCH_ENTRIES || bytes + size > SQS_MAX_BYTES)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(i);
+        bytes += size;
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let batches = pack_batches(std::iter::repeat_n(100, 25));
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        let batches = pack_batches(std::iter::repeat_n(100_000, 5));
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+        let flat: Vec<usize> = batches.into_iter().flatten().collect();
+        assert_eq!(flat, [0, 1, 2, 3, 4]);
+        assert!(pack_batches([]).is_empty());
+    }
+}

@@ -1,0 +1,176 @@
+//! Creates one stack's resources — the table, the queues with their dead-letter queues and the
+//! bucket — when they are missing. `batchops dev` and the integration tests use it against the
+//! emulator; in AWS, `template.yaml` creates the same resources.
+
+use super::Clients;
+use crate::config::StackNames;
+use crate::{Error, Result};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+/// Receives of one message before SQS moves it to the dead-letter queue.
+pub const MAX_RECEIVES: u32 = 5;
+
+/// Names derived from a stack name: `<stack>-jobs`, `<stack>-bucket`, `<stack>-plan` …
+pub async fn ensure_stack(
+    clients: &Clients,
+    stack: &str,
+    visibility_timeout_secs: u32,
+) -> Result<StackNames> {
+    let table = format!("{stack}-jobs");
+    ensure_table(&clients.dynamodb, &table).await?;
+    let bucket = format!("{stack}-bucket");
+    ensure_bucket(&clients.s3_control, &bucket).await?;
+    let mut urls = Vec::new();
+    for name in ["plan", "work", "finalize"] {
+        urls.push(
+            ensure_queue(
+                &clients.sqs,
+                &format!("{stack}-{name}"),
+                visibility_timeout_secs,
+            )
+            .await?,
+        );
+    }
+    let [plan_queue_url, work_queue_url, finalize_queue_url] =
+        <[String; 3]>::try_from(urls).expect("three queues");
+    Ok(StackNames {
+        table,
+        bucket,
+        plan_queue_url,
+        work_queue_url,
+        finalize_queue_url,
+    })
+}
+
+async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
+    if ddb.describe_table().table_name(table).send().await.is_ok() {
+        return Ok(());
+    }
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type set")
+    };
+    let key = |name: &str, kt: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kt)
+            .build()
+            .expect("name and type set")
+    };
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(super::dynamo::JOBS_GSI)
+        .key_schema(key("gsi1pk", KeyType::Hash))
+        .key_schema(key("gsi1sk", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| Error::Record(e.to_string()))?;
+    let created = ddb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("gsi1pk"))
+        .attribute_definitions(attr("gsi1sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(gsi)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        // Another process created it between our describe and create.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::dynamo("CreateTable", e)),
+    }
+}
+
+async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
+    if s3.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(());
+    }
+    match s3.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().is_some_and(|se| {
+                se.is_bucket_already_owned_by_you() || se.is_bucket_already_exists()
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::S3 {
+            op: "CreateBucket",
+            bucket: bucket.into(),
+            key: String::new(),
+            status: e.raw_response().map(|r| r.status().as_u16()),
+            source: aws_sdk_s3::error::DisplayErrorContext(&e)
+                .to_string()
+                .into(),
+        }),
+    }
+}
+
+/// Creates `<name>-dlq` and `<name>` with a redrive policy to it; returns the queue URL.
+async fn ensure_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_timeout_secs: u32,
+) -> Result<String> {
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .map_err(|e| Error::sqs("CreateQueue", e))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| Error::sqs("GetQueueAttributes", e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| Error::Sqs {
+            op: "GetQueueAttributes",
+            source: "no QueueArn".into(),
+        })?;
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES})
+            .to_string();
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_timeout_secs.to_string(),
+        )
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .map_err(|e| Error::sqs("CreateQueue", e))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    Ok(url)
+}

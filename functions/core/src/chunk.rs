@@ -1,0 +1,223 @@
+//! The messages that flow between the functions, declared once so that the sender and the
+//! receiver cannot drift: [`PlanMessage`] (api → planner), [`Chunk`] (planner → worker) and
+//! [`FinalizeMessage`] (worker/planner → finalizer); and the [`Chunker`] that cuts tasks into
+//! chunks bounded both by count and by SQS's message size limit.
+
+use serde::{Deserialize, Serialize};
+
+/// SQS's largest message (and largest `SendMessageBatch` payload): 256 KiB.
+pub const SQS_MAX_BYTES: usize = 256 * 1024;
+
+/// A chunk body's JSON stays under this, leaving room for SQS's own accounting.
+pub const CHUNK_MAX_BYTES: usize = SQS_MAX_BYTES - 6 * 1024;
+
+/// One object to operate on: one manifest row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// The row's position among the manifest's non-empty rows, from 0.
+    pub row: u64,
+    pub bucket: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Set when the row could not be parsed: the task is reported failed with this message
+    /// and never run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
+}
+
+/// A chunk: one SQS message on the work queue. Chunk numbers are dense from 0 and
+/// deterministic, which is what makes counting them exactly once possible.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub job_id: String,
+    pub chunk: u64,
+    pub tasks: Vec<Task>,
+}
+
+impl Chunk {
+    pub fn from_body(body: &str) -> crate::Result<Self> {
+        serde_json::from_str(body).map_err(crate::Error::Message)
+    }
+}
+
+/// Start (or continue) planning a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanMessage {
+    pub job_id: String,
+}
+
+/// All of a job's chunks are counted: write its report and end it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizeMessage {
+    pub job_id: String,
+}
+
+/// Cuts a stream of tasks into chunks of at most `max_tasks` tasks and at most `max_bytes`
+/// of JSON. Memory is one chunk.
+pub struct Chunker {
+    job_id: String,
+    max_tasks: usize,
+    max_bytes: usize,
+    next_chunk: u64,
+    tasks: Vec<Task>,
+    bytes: usize,
+}
+
+impl Chunker {
+    pub fn new(job_id: impl Into<String>, max_tasks: usize, first_chunk: u64) -> Self {
+        Self::with_max_bytes(job_id, max_tasks, first_chunk, CHUNK_MAX_BYTES)
+    }
+
+    pub fn with_max_bytes(
+        job_id: impl Into<String>,
+        max_tasks: usize,
+        first_chunk: u64,
+        max_bytes: usize,
+    ) -> Self {
+        let job_id = job_id.into();
+        Self {
+            max_tasks: max_tasks.max(1),
+            max_bytes,
+            next_chunk: first_chunk,
+            tasks: Vec::new(),
+            bytes: Self::envelope_bytes(&job_id, first_chunk),
+            job_id,
+        }
+    }
+
+    fn envelope_bytes(job_id: &str, chunk: u64) -> usize {
+        // {"job_id":"…","chunk":N,"tasks":[]}
+        job_id.len() + chunk.to_string().len() + 32
+    }
+
+    fn task_bytes(task: &Task) -> usize {
+        serde_json::to_vec(task)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX / 2)
+            + 1
+    }
+
+    /// Adds a task; returns the open chunk, now full, when this task does not fit in it (by
+    /// count or by bytes): the task then opens the next chunk.
+    pub fn push(&mut self, task: Task) -> Option<Chunk> {
+        let size = Self::task_bytes(&task);
+        let full = if !self.tasks.is_empty()
+            && (self.tasks.len() >= self.max_tasks || self.bytes + size > self.max_bytes)
+        {
+            self.take()
+        } else {
+            None
+        };
+        self.bytes += size;
+        self.tasks.push(task);
+        full
+    }
+
+    /// The open chunk, if it has any task.
+    pub fn finish(&mut self) -> Option<Chunk> {
+        self.take()
+    }
+
+    /// Number the next chunk will get.
+    pub fn next_chunk(&self) -> u64 {
+        self.next_chunk
+    }
+
+    fn take(&mut self) -> Option<Chunk> {
+        if self.tasks.is_empty() {
+            return None;
+        }
+        let chunk = Chunk {
+            job_id: self.job_id.clone(),
+            chunk: self.next_chunk,
+            tasks: std::mem::take(&mut self.tasks),
+        };
+        self.next_chunk += 1;
+        self.bytes = Self::envelope_bytes(&self.job_id, self.next_chunk);
+        Some(chunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(row: u64, key_len: usize) -> Task {
+        Task {
+            row,
+            bucket: "bucket".into(),
+            key: "k".repeat(key_len),
+            version_id: None,
+            invalid: None,
+        }
+    }
+
+    fn drain(chunker: &mut Chunker, tasks: impl IntoIterator<Item = Task>) -> Vec<Chunk> {
+        let mut out: Vec<Chunk> = tasks.into_iter().filter_map(|t| chunker.push(t)).collect();
+        out.extend(chunker.finish());
+        out
+    }
+
+    #[test]
+    fn cuts_by_count() {
+        let mut c = Chunker::new("job", 1000, 0);
+        let chunks = drain(&mut c, (0..2500).map(|i| task(i, 10)));
+        assert_eq!(
+            chunks.iter().map(|c| c.tasks.len()).collect::<Vec<_>>(),
+            [1000, 1000, 500]
+        );
+        assert_eq!(
+            chunks.iter().map(|c| c.chunk).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        let rows: Vec<u64> = chunks
+            .iter()
+            .flat_map(|c| c.tasks.iter().map(|t| t.row))
+            .collect();
+        assert_eq!(rows, (0..2500).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn cuts_by_bytes_under_the_sqs_limit() {
+        // 1,000 keys of 1,000 bytes would be ~1 MB: must be split below 256 KiB.
+        let mut c = Chunker::new("job", 1000, 7);
+        let chunks = drain(&mut c, (0..1000).map(|i| task(i, 1000)));
+        assert!(chunks.len() >= 4, "{}", chunks.len());
+        assert_eq!(chunks[0].chunk, 7);
+        for ch in &chunks {
+            let body = serde_json::to_vec(ch).unwrap();
+            assert!(body.len() <= CHUNK_MAX_BYTES, "{} bytes", body.len());
+        }
+        assert_eq!(chunks.iter().map(|c| c.tasks.len()).sum::<usize>(), 1000);
+    }
+
+    #[test]
+    fn a_single_huge_task_still_gets_its_own_chunk() {
+        let mut c = Chunker::with_max_bytes("job", 10, 0, 100);
+        let chunks = drain(&mut c, [task(0, 10), task(1, 500), task(2, 10)]);
+        assert_eq!(
+            chunks.iter().map(|c| c.tasks.len()).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
+    }
+
+    #[test]
+    fn empty_input_makes_no_chunk() {
+        let mut c = Chunker::new("job", 10, 0);
+        assert!(c.finish().is_none());
+        assert_eq!(c.next_chunk(), 0);
+    }
+
+    #[test]
+    fn chunk_message_round_trips() {
+        let ch = Chunk {
+            job_id: "j".into(),
+            chunk: 3,
+            tasks: vec![task(9, 3)],
+        };
+        let body = serde_json::to_string(&ch).unwrap();
+        assert_eq!(Chunk::from_body(&body).unwrap(), ch);
+        assert!(Chunk::from_body("{not json").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Typed configuration, loaded once per process from the environment. Every default lives here.
+//! AWS endpoints are *not* configured here: the SDK reads `AWS_ENDPOINT_URL` (and the
+//! per-service `AWS_ENDPOINT_URL_S3`, `_SQS`, `_DYNAMODB`) itself.
+
+use crate::{Error, Result};
+use std::time::Duration;
+
+/// Runtime settings shared by every function.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `BATCHOPS_TABLE`: the single DynamoDB table (jobs, chunk records, tokens).
+    pub table: String,
+    /// `BATCHOPS_BUCKET`: the stack bucket (intake prefix, per-chunk results, default reports).
+    pub bucket: String,
+    /// `BATCHOPS_PLAN_QUEUE_URL`: jobs waiting to be planned.
+    pub plan_queue_url: String,
+    /// `BATCHOPS_WORK_QUEUE_URL`: chunk messages.
+    pub work_queue_url: String,
+    /// `BATCHOPS_FINALIZE_QUEUE_URL`: jobs whose chunks are all counted.
+    pub finalize_queue_url: String,
+    /// `BATCHOPS_CHUNK_SIZE` [1000]: most tasks in one chunk message.
+    pub chunk_size: usize,
+    /// `BATCHOPS_TASK_CONCURRENCY` [32]: tasks in flight per chunk.
+    pub task_concurrency: usize,
+    /// `BATCHOPS_TASK_MAX_ATTEMPTS` [5]: tries of one task on transient errors.
+    pub task_max_attempts: u32,
+    /// `BATCHOPS_RETRY_BASE_MS` [100] and `BATCHOPS_RETRY_CAP_MS` [5000]: backoff bounds.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// `BATCHOPS_REPORT_FILE_MAX_BYTES` [64 MiB]: a completion report result file is rolled
+    /// over to the next one past this size, so no report is held in memory whole.
+    pub report_file_max_bytes: usize,
+    /// `BATCHOPS_ALLOWED_BUCKETS` [empty = none]: comma-separated bucket names jobs may touch,
+    /// `*` for any (development only).
+    pub allowed_buckets: Vec<String>,
+    /// `BATCHOPS_S3_PATH_STYLE` [false]: path-style S3 addressing, needed by emulators.
+    pub s3_force_path_style: bool,
+}
+
+impl Config {
+    /// Reads the configuration; an error names the offending variable.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the process env.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let required = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::Config(format!("{name} must be set")))
+        };
+        let number = |name: &str, default: u64| -> Result<u64> {
+            match lookup(name).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    Error::Config(format!("{name} must be a positive integer, got {v:?}"))
+                }),
+            }
+        };
+        let chunk_size = number("BATCHOPS_CHUNK_SIZE", 1000)? as usize;
+        Ok(Self {
+            table: required("BATCHOPS_TABLE")?,
+            bucket: required("BATCHOPS_BUCKET")?,
+            plan_queue_url: required("BATCHOPS_PLAN_QUEUE_URL")?,
+            work_queue_url: required("BATCHOPS_WORK_QUEUE_URL")?,
+            finalize_queue_url: required("BATCHOPS_FINALIZE_QUEUE_URL")?,
+            chunk_size,
+            task_concurrency: number("BATCHOPS_TASK_CONCURRENCY", 32)? as usize,
+            task_max_attempts: number("BATCHOPS_TASK_MAX_ATTEMPTS", 5)? as u32,
+            retry_base: Duration::from_millis(number("BATCHOPS_RETRY_BASE_MS", 100)?),
+            retry_cap: Duration::from_millis(number("BATCHOPS_RETRY_CAP_MS", 5000)?),
+            report_file_max_bytes: number("BATCHOPS_REPORT_FILE_MAX_BYTES", 64 * 1024 * 1024)?
+                as usize,
+            allowed_buckets: lookup("BATCHOPS_ALLOWED_BUCKETS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            s3_force_path_style: matches!(
+                lookup("BATCHOPS_S3_PATH_STYLE").as_deref(),
+                Some("1" | "true" | "TRUE" | "yes")
+            ),
+        })
+    }
+
+    /// A configuration for the named resources with every default (dev runner and tests).
+    pub fn for_stack(names: StackNames) -> Self {
+        Self {
+            table: names.table,
+            bucket: names.bucket,
+            plan_queue_url: names.plan_queue_url,
+            work_queue_url: names.work_queue_url,
+            finalize_queue_url: names.finalize_queue_url,
+            chunk_size: 1000,
+            task_concurrency: 32,
+            task_max_attempts: 5,
+            retry_base: Duration::from_millis(100),
+            retry_cap: Duration::from_millis(5000),
+            report_file_max_bytes: 64 * 1024 * 1024,
+            allowed_buckets: vec!["*".into()],
+            s3_force_path_style: true,
+        }
+    }
+
+    /// Whether jobs may touch `bucket` (`*` allows any).
+    pub fn bucket_allowed(&self, bucket: &str) -> bool {
+        self.allowed_buckets.iter().any(|b| b == "*" || b == bucket)
+    }
+}
+
+/// The physical names of one stack's resources.
+#[derive(Clone, Debug)]
+pub struct StackNames {
+    pub table: String,
+    pub bucket: String,
+    pub plan_queue_url: String,
+    pub work_queue_url: String,
+    pub finalize_queue_url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 5] = [
+        ("BATCHOPS_TABLE", "t"),
+        ("BATCHOPS_BUCKET", "b"),
+        ("BATCHOPS_PLAN_QUEUE_URL", "p"),
+        ("BATCHOPS_WORK_QUEUE_URL", "w"),
+        ("BATCHOPS_FINALIZE_QUEUE_URL", "f"),
+    ];
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_lookup(env(&BASE)).unwrap();
+        assert_eq!(c.chunk_size, 1000);
+        assert_eq!(c.task_concurrency, 32);
+        assert_eq!(c.task_max_attempts, 5);
+        assert!(c.allowed_buckets.is_empty());
+        assert!(!c.bucket_allowed("anything"));
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let err = Config::from_lookup(env(&BASE[1..])).unwrap_err();
+        assert!(err.to_string().contains("BATCHOPS_TABLE"), "{err}");
+    }
+
+    #[test]
+    fn bad_number_is_named() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCHOPS_CHUNK_SIZE", "lots"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("BATCHOPS_CHUNK_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn allow_list_parses() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCHOPS_ALLOWED_BUCKETS", " a, b ,"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert!(c.bucket_allowed("a") && c.bucket_allowed("b") && !c.bucket_allowed("c"));
+    }
+}

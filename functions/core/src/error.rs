@@ -1,0 +1,128 @@
+//! The crate's error type. A task's failure is *data* (a failed report row), never an `Error`;
+//! an `Error` means a pipeline step could not finish and its message should be retried (when
+//! [`Error::is_retryable`]) or the job failed with a reason.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+
+    #[error("job {0} not found")]
+    JobNotFound(String),
+
+    #[error("job {job_id}: status is {actual}, expected one of {expected}")]
+    StatusConflict {
+        job_id: String,
+        actual: String,
+        expected: String,
+    },
+
+    #[error("manifest: {0}")]
+    Manifest(#[from] crate::manifest::ManifestError),
+
+    #[error("malformed message: {0}")]
+    Message(#[source] serde_json::Error),
+
+    #[error("malformed stored record: {0}")]
+    Record(String),
+
+    #[error("DynamoDB {op}: {source}")]
+    Dynamo {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+        retryable: bool,
+    },
+
+    #[error("SQS {op}: {source}")]
+    Sqs {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("S3 {op} s3://{bucket}/{key}: {source}")]
+    S3 {
+        op: &'static str,
+        bucket: String,
+        key: String,
+        status: Option<u16>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("report: {0}")]
+    Csv(#[from] csv::Error),
+
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+
+    #[error("task join: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    /// Whether retrying the same step later can succeed. Throttling, 5xx and transport errors
+    /// can; a malformed message or a missing job cannot.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Config(_)
+            | Error::JobNotFound(_)
+            | Error::StatusConflict { .. }
+            | Error::Message(_)
+            | Error::Record(_)
+            | Error::Manifest(_) => false,
+            Error::Dynamo { retryable, .. } => *retryable,
+            Error::S3 { status, .. } => {
+                !matches!(status, Some(s) if (400..500).contains(s) && *s != 429 && *s != 408)
+            }
+            Error::Sqs { .. } | Error::Csv(_) | Error::Io(_) | Error::Join(_) => true,
+        }
+    }
+
+    pub(crate) fn dynamo<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let retryable = match &err {
+            SdkError::ServiceError(se) => {
+                let status = se.raw().status().as_u16();
+                let code = se.err().code().unwrap_or_default();
+                status >= 500
+                    || status == 429
+                    || code.contains("Throttl")
+                    || code == "ProvisionedThroughputExceededException"
+                    || code == "RequestLimitExceeded"
+                    || code == "TransactionConflictException"
+            }
+            SdkError::ConstructionFailure(_) => false,
+            _ => true,
+        };
+        Error::Dynamo {
+            op,
+            source: aws_sdk_dynamodb::error::DisplayErrorContext(&err)
+                .to_string()
+                .into(),
+            retryable,
+        }
+    }
+
+    pub(crate) fn sqs<E>(op: &'static str, err: E) -> Self
+    where
+        E: std::error::Error,
+    {
+        Error::Sqs {
+            op,
+            source: aws_sdk_sqs::error::DisplayErrorContext(&err)
+                .to_string()
+                .into(),
+        }
+    }
+}
+
+/// The SDK's raw HTTP response type (the same type in every AWS SDK crate).
+pub(crate) type HttpResponse = aws_sdk_dynamodb::config::http::HttpResponse;

@@ -1,0 +1,138 @@
+//! Jobs: what the user asked for ([`spec`]), where it stands ([`status`]) and the stored record
+//! ([`Job`]) that the API describes and the pipeline counts into.
+
+pub mod spec;
+pub mod status;
+
+pub use spec::CreateJobRequest;
+pub use status::JobStatus;
+
+use serde::{Deserialize, Serialize};
+
+/// One entry of a job's `FailureReasons`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FailureReason {
+    pub failure_code: String,
+    pub failure_reason: String,
+}
+
+/// A job as stored in the jobs table: the request it was created from plus its progress.
+///
+/// Counters are only ever changed by DynamoDB `ADD` inside the worker's per-chunk transaction,
+/// so `succeeded + failed` is exact however often SQS redelivers a chunk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub job_id: String,
+    pub status: JobStatus,
+    pub request: CreateJobRequest,
+    pub creation_time: String,
+    pub termination_date: Option<String>,
+    pub failure_reasons: Vec<FailureReason>,
+    pub status_update_reason: Option<String>,
+    /// Rows read from the manifest so far (final once `planned`).
+    pub total_tasks: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Tasks dropped unrun because the job was cancelled or failed.
+    pub not_run: u64,
+    /// Chunks the planner has queued (final once `planned`).
+    pub chunks_total: u64,
+    /// Chunks counted by workers, each exactly once.
+    pub chunks_done: u64,
+    /// The planner has read the whole manifest.
+    pub planned: bool,
+    /// The manifest ETag the planner read (recorded even when the request gave none).
+    pub manifest_etag: Option<String>,
+    /// `ReportCreationDate`, fixed when the job enters `Completing` so that two finalizers
+    /// write byte-identical reports.
+    pub report_date: Option<String>,
+    /// When the job became `Active`, for `ElapsedTimeInActiveSeconds`.
+    pub active_since: Option<String>,
+}
+
+impl Job {
+    /// A fresh job in status `New`.
+    pub fn new(job_id: String, request: CreateJobRequest, creation_time: String) -> Self {
+        Self {
+            job_id,
+            status: JobStatus::New,
+            request,
+            creation_time,
+            termination_date: None,
+            failure_reasons: Vec::new(),
+            status_update_reason: None,
+            total_tasks: 0,
+            succeeded: 0,
+            failed: 0,
+            not_run: 0,
+            chunks_total: 0,
+            chunks_done: 0,
+            planned: false,
+            manifest_etag: None,
+            report_date: None,
+            active_since: None,
+        }
+    }
+
+    /// Every chunk the planner queued has been counted, and the planner is done.
+    pub fn reconciled(&self) -> bool {
+        self.planned && self.chunks_done >= self.chunks_total
+    }
+
+    /// Seconds spent active so far (until termination for finished jobs).
+    pub fn elapsed_active_seconds(&self) -> i64 {
+        let Some(start) = self.active_since.as_deref().and_then(crate::time::parse) else {
+            return 0;
+        };
+        let end = self
+            .termination_date
+            .as_deref()
+            .and_then(crate::time::parse)
+            .unwrap_or_else(time::OffsetDateTime::now_utc);
+        (end - start).whole_seconds().max(0)
+    }
+
+    /// The DescribeJob `Job` document, with S3 Control's field names.
+    pub fn describe(&self) -> serde_json::Value {
+        let r = &self.request;
+        let mut job = serde_json::json!({
+            "JobId": self.job_id,
+            "Status": self.status.as_str(),
+            "Priority": r.priority,
+            "Operation": r.operation,
+            "Report": r.report,
+            "ConfirmationRequired": r.confirmation_required,
+            "CreationTime": self.creation_time,
+            "ProgressSummary": {
+                "TotalNumberOfTasks": self.total_tasks,
+                "NumberOfTasksSucceeded": self.succeeded,
+                "NumberOfTasksFailed": self.failed,
+                "Timers": { "ElapsedTimeInActiveSeconds": self.elapsed_active_seconds() },
+            },
+        });
+        let obj = job.as_object_mut().expect("json object");
+        if let Some(m) = &r.manifest {
+            obj.insert(
+                "Manifest".into(),
+                serde_json::to_value(m).unwrap_or_default(),
+            );
+        }
+        if let Some(d) = &r.description {
+            obj.insert("Description".into(), d.clone().into());
+        }
+        if let Some(t) = &self.termination_date {
+            obj.insert("TerminationDate".into(), t.clone().into());
+        }
+        if !self.failure_reasons.is_empty() {
+            obj.insert(
+                "FailureReasons".into(),
+                serde_json::to_value(&self.failure_reasons).unwrap_or_default(),
+            );
+        }
+        if let Some(s) = &self.status_update_reason {
+            obj.insert("StatusUpdateReason".into(), s.clone().into());
+        }
+        serde_json::json!({ "Job": job })
+    }
+}

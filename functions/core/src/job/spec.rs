@@ -1,0 +1,427 @@
+//! The CreateJob request, with the field names of the S3 Control API, so that a body written for
+//! `aws s3control create-job --cli-input-json` works here unchanged (less `AccountId` and
+//! `RoleArn`, which batchops accepts and ignores: its functions carry their own IAM roles).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `POST /jobs` body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CreateJobRequest {
+    pub operation: JobOperation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<JobManifest>,
+    pub report: JobReport,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default)]
+    pub confirmation_required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_request_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    /// Accepted for compatibility with S3 Control bodies; unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// Accepted for compatibility with S3 Control bodies; unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+/// The one operation a job runs (S3 Control `JobOperation`: an object with exactly one key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum JobOperation {
+    S3PutObjectCopy(Box<CopyParams>),
+    S3PutObjectTagging(TaggingParams),
+}
+
+impl JobOperation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobOperation::S3PutObjectCopy(_) => "S3PutObjectCopy",
+            JobOperation::S3PutObjectTagging(_) => "S3PutObjectTagging",
+        }
+    }
+}
+
+/// `S3PutObjectCopy` parameters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CopyParams {
+    /// `arn:aws:s3:::bucket` of the destination.
+    pub target_resource: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_key_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// `COPY` (default) or `REPLACE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_directive: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_object_metadata: Option<ObjectMetadata>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_object_tagging: Vec<Tag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canned_access_control_list: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+}
+
+/// `NewObjectMetadata` of a copy (the subset batchops applies).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObjectMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+/// `S3PutObjectTagging` parameters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TaggingParams {
+    #[serde(default)]
+    pub tag_set: Vec<Tag>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// `Manifest`: where the object list is and how it is laid out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JobManifest {
+    pub spec: ManifestSpec,
+    pub location: ManifestLocation,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ManifestSpec {
+    pub format: ManifestFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<ManifestField>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ManifestFormat {
+    #[serde(rename = "S3BatchOperations_CSV_20180820")]
+    BatchOperationsCsv,
+}
+
+/// A column of an `S3BatchOperations_CSV_20180820` manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ManifestField {
+    Ignore,
+    Bucket,
+    Key,
+    VersionId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ManifestLocation {
+    /// `arn:aws:s3:::bucket/key` of the manifest object.
+    pub object_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_version_id: Option<String>,
+    /// Required by AWS; optional here. When given it must match the object's ETag.
+    #[serde(default, rename = "ETag", skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// `Report`: whether and where the completion report is written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JobReport {
+    pub enabled: bool,
+    /// `arn:aws:s3:::bucket`; defaults to the stack bucket when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_scope: Option<ReportScope>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportScope {
+    AllTasks,
+    FailedTasksOnly,
+}
+
+/// A request problem, naming the field (the API answers it with HTTP 400).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Splits `arn:aws:s3:::bucket/key` into bucket and key.
+pub fn parse_object_arn(arn: &str) -> Option<(String, String)> {
+    let rest = strip_s3_arn(arn)?;
+    let (bucket, key) = rest.split_once('/')?;
+    (valid_bucket_name(bucket) && !key.is_empty()).then(|| (bucket.to_string(), key.to_string()))
+}
+
+/// The bucket name of `arn:aws:s3:::bucket` (a bare bucket name is accepted too).
+pub fn parse_bucket_arn(arn: &str) -> Option<String> {
+    let name = strip_s3_arn(arn).unwrap_or(arn);
+    valid_bucket_name(name).then(|| name.to_string())
+}
+
+fn strip_s3_arn(arn: &str) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (_partition, rest) = rest.split_once(':')?;
+    rest.strip_prefix("s3:::")
+}
+
+/// S3's general-purpose bucket naming rules (3–63 chars of a-z, 0-9, `.`, `-`; starts and
+/// ends with a letter or digit).
+pub fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+impl CreateJobRequest {
+    /// Checks what serde's types cannot: ARNs, column sets, ranges. The error names the field.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.priority < 0 || self.priority > i64::from(i32::MAX) {
+            return Err(invalid("Priority", "must be between 0 and 2147483647"));
+        }
+        if let Some(d) = &self.description
+            && d.chars().count() > 256
+        {
+            return Err(invalid("Description", "must be at most 256 characters"));
+        }
+        if let Some(t) = &self.client_request_token
+            && (t.is_empty() || t.len() > 64)
+        {
+            return Err(invalid("ClientRequestToken", "must be 1 to 64 characters"));
+        }
+        let manifest = self
+            .manifest
+            .as_ref()
+            .ok_or_else(|| invalid("Manifest", "is required"))?;
+        if parse_object_arn(&manifest.location.object_arn).is_none() {
+            return Err(invalid(
+                "Manifest.Location.ObjectArn",
+                "must be an S3 object ARN like arn:aws:s3:::bucket/key",
+            ));
+        }
+        manifest_columns(manifest.spec.fields.as_deref())
+            .map_err(|m| invalid("Manifest.Spec.Fields", m))?;
+        match &self.operation {
+            JobOperation::S3PutObjectCopy(p) => {
+                if parse_bucket_arn(&p.target_resource).is_none() {
+                    return Err(invalid(
+                        "Operation.S3PutObjectCopy.TargetResource",
+                        "must be a bucket ARN like arn:aws:s3:::bucket",
+                    ));
+                }
+                if let Some(d) = &p.metadata_directive
+                    && d != "COPY"
+                    && d != "REPLACE"
+                {
+                    return Err(invalid(
+                        "Operation.S3PutObjectCopy.MetadataDirective",
+                        "must be COPY or REPLACE",
+                    ));
+                }
+            }
+            JobOperation::S3PutObjectTagging(p) => {
+                if p.tag_set.len() > 10 {
+                    return Err(invalid(
+                        "Operation.S3PutObjectTagging.TagSet",
+                        "at most 10 tags per object",
+                    ));
+                }
+            }
+        }
+        if let Some(b) = &self.report.bucket
+            && parse_bucket_arn(b).is_none()
+        {
+            return Err(invalid(
+                "Report.Bucket",
+                "must be a bucket ARN like arn:aws:s3:::bucket",
+            ));
+        }
+        if let Some(f) = &self.report.format
+            && f != "Report_CSV_20180820"
+        {
+            return Err(invalid("Report.Format", "must be Report_CSV_20180820"));
+        }
+        Ok(())
+    }
+
+    /// Every bucket the job reads or writes, with the field naming it (for the allow-list).
+    pub fn buckets(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(m) = &self.manifest
+            && let Some((b, _)) = parse_object_arn(&m.location.object_arn)
+        {
+            out.push(("Manifest.Location.ObjectArn", b));
+        }
+        if let Some(b) = self.report.bucket.as_deref().and_then(parse_bucket_arn) {
+            out.push(("Report.Bucket", b));
+        }
+        if let JobOperation::S3PutObjectCopy(p) = &self.operation
+            && let Some(b) = parse_bucket_arn(&p.target_resource)
+        {
+            out.push(("Operation.S3PutObjectCopy.TargetResource", b));
+        }
+        out
+    }
+
+    pub fn report_scope(&self) -> ReportScope {
+        self.report.report_scope.unwrap_or(ReportScope::AllTasks)
+    }
+}
+
+/// Column positions of an `S3BatchOperations_CSV_20180820` manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Columns {
+    pub count: usize,
+    pub bucket: usize,
+    pub key: usize,
+    pub version_id: Option<usize>,
+}
+
+/// Resolves `Spec.Fields` (default `Bucket, Key`): exactly one `Bucket` and one `Key`, at most
+/// one `VersionId`, any number of `Ignore`.
+pub fn manifest_columns(fields: Option<&[ManifestField]>) -> Result<Columns, String> {
+    let fields = fields.unwrap_or(&[ManifestField::Bucket, ManifestField::Key]);
+    let find = |f: ManifestField| -> Result<Option<usize>, String> {
+        let mut at = fields
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| **x == f)
+            .map(|(i, _)| i);
+        let first = at.next();
+        if at.next().is_some() {
+            return Err(format!("{f:?} appears more than once"));
+        }
+        Ok(first)
+    };
+    Ok(Columns {
+        count: fields.len(),
+        bucket: find(ManifestField::Bucket)?.ok_or("must include Bucket")?,
+        key: find(ManifestField::Key)?.ok_or("must include Key")?,
+        version_id: find(ManifestField::VersionId)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> serde_json::Value {
+        serde_json::json!({
+            "Operation": {"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dest-bucket"}},
+            "Manifest": {
+                "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                "Location": {"ObjectArn": "arn:aws:s3:::src-bucket/manifest.csv", "ETag": "abc"}
+            },
+            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::rep-bucket", "Format": "Report_CSV_20180820",
+                       "Prefix": "reports", "ReportScope": "AllTasks"},
+            "Priority": 10,
+            "ConfirmationRequired": false
+        })
+    }
+
+    #[test]
+    fn s3_control_body_parses_and_validates() {
+        let req: CreateJobRequest = serde_json::from_value(body()).unwrap();
+        req.validate().unwrap();
+        let buckets: Vec<_> = req.buckets().into_iter().map(|(_, b)| b).collect();
+        assert_eq!(buckets, ["src-bucket", "rep-bucket", "dest-bucket"]);
+    }
+
+    #[test]
+    fn unknown_operation_is_refused() {
+        let mut b = body();
+        b["Operation"] = serde_json::json!({"S3Teleport": {}});
+        assert!(serde_json::from_value::<CreateJobRequest>(b).is_err());
+    }
+
+    #[test]
+    fn bad_arn_names_the_field() {
+        let mut b = body();
+        b["Manifest"]["Location"]["ObjectArn"] = "s3://src/manifest.csv".into();
+        let req: CreateJobRequest = serde_json::from_value(b).unwrap();
+        assert_eq!(
+            req.validate().unwrap_err().field,
+            "Manifest.Location.ObjectArn"
+        );
+    }
+
+    #[test]
+    fn negative_priority_is_refused() {
+        let mut b = body();
+        b["Priority"] = (-1).into();
+        let req: CreateJobRequest = serde_json::from_value(b).unwrap();
+        assert_eq!(req.validate().unwrap_err().field, "Priority");
+    }
+
+    #[test]
+    fn columns_need_bucket_and_key_once() {
+        use ManifestField::*;
+        assert_eq!(
+            manifest_columns(Some(&[Ignore, Bucket, Key, VersionId])).unwrap(),
+            Columns {
+                count: 4,
+                bucket: 1,
+                key: 2,
+                version_id: Some(3)
+            }
+        );
+        assert!(manifest_columns(Some(&[Bucket])).is_err());
+        assert!(manifest_columns(Some(&[Bucket, Key, Key])).is_err());
+        assert_eq!(manifest_columns(None).unwrap().count, 2);
+    }
+
+    #[test]
+    fn arns_parse() {
+        assert_eq!(
+            parse_object_arn("arn:aws:s3:::b-1/a/b c.txt"),
+            Some(("b-1".into(), "a/b c.txt".into()))
+        );
+        assert_eq!(parse_object_arn("arn:aws:s3:::b-1/"), None);
+        assert_eq!(
+            parse_bucket_arn("arn:aws:s3:::my.bucket"),
+            Some("my.bucket".into())
+        );
+        assert_eq!(parse_bucket_arn("Bad_Bucket"), None);
+    }
+}

@@ -1,0 +1,168 @@
+//! The job status machine, with AWS's status names. Every status change in batchops goes
+//! through [`JobStatus::can_become`] and is then persisted with a conditional write on the
+//! current status, so two actors can never move one job along two paths.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobStatus {
+    New,
+    Preparing,
+    Suspended,
+    Ready,
+    Active,
+    Pausing,
+    Paused,
+    Completing,
+    Complete,
+    Cancelling,
+    Cancelled,
+    Failing,
+    Failed,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 13] = [
+        JobStatus::New,
+        JobStatus::Preparing,
+        JobStatus::Suspended,
+        JobStatus::Ready,
+        JobStatus::Active,
+        JobStatus::Pausing,
+        JobStatus::Paused,
+        JobStatus::Completing,
+        JobStatus::Complete,
+        JobStatus::Cancelling,
+        JobStatus::Cancelled,
+        JobStatus::Failing,
+        JobStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::New => "New",
+            JobStatus::Preparing => "Preparing",
+            JobStatus::Suspended => "Suspended",
+            JobStatus::Ready => "Ready",
+            JobStatus::Active => "Active",
+            JobStatus::Pausing => "Pausing",
+            JobStatus::Paused => "Paused",
+            JobStatus::Completing => "Completing",
+            JobStatus::Complete => "Complete",
+            JobStatus::Cancelling => "Cancelling",
+            JobStatus::Cancelled => "Cancelled",
+            JobStatus::Failing => "Failing",
+            JobStatus::Failed => "Failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// `Complete`, `Cancelled` and `Failed` never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Complete | JobStatus::Cancelled | JobStatus::Failed
+        )
+    }
+
+    /// Workers drop chunks of jobs in these statuses without running them.
+    pub fn drops_work(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Cancelling | JobStatus::Cancelled | JobStatus::Failing | JobStatus::Failed
+        )
+    }
+
+    /// The legal transitions (SPEC §2).
+    pub fn can_become(self, next: JobStatus) -> bool {
+        use JobStatus::*;
+        match (self, next) {
+            (New, Preparing) => true,
+            (Preparing, Suspended | Active | Ready) => true,
+            (Suspended, Ready) => true,
+            (Ready, Active) => true,
+            (Active, Pausing | Completing | Failing) => true,
+            (Pausing, Paused | Active) => true,
+            (Paused, Active) => true,
+            (Completing, Complete) => true,
+            (Failing, Failed) => true,
+            (Cancelling, Cancelled) => true,
+            // Cancel from any status that is not already ending.
+            (from, Cancelling) => !from.is_terminal() && !matches!(from, Cancelling | Completing),
+            // A job fails outright when its manifest cannot be read or is invalid.
+            (New | Preparing | Suspended | Ready, Failed) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobStatus::{self, *};
+
+    #[test]
+    fn names_round_trip() {
+        for s in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(JobStatus::parse("active"), None);
+    }
+
+    #[test]
+    fn happy_path_is_legal() {
+        for (a, b) in [
+            (New, Preparing),
+            (Preparing, Active),
+            (Active, Completing),
+            (Completing, Complete),
+        ] {
+            assert!(a.can_become(b), "{a} -> {b}");
+        }
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused() {
+        for (a, b) in [
+            (New, Active),
+            (New, Complete),
+            (Active, Complete),
+            (Complete, Active),
+            (Complete, Cancelling),
+            (Failed, Active),
+            (Cancelled, Cancelling),
+            (Completing, Cancelling),
+            (Paused, Complete),
+            (Active, Preparing),
+        ] {
+            assert!(!a.can_become(b), "{a} -> {b} must be refused");
+        }
+    }
+
+    #[test]
+    fn terminal_statuses_go_nowhere() {
+        for from in [Complete, Cancelled, Failed] {
+            for to in JobStatus::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn cancel_from_any_running_status() {
+        for from in [
+            New, Preparing, Suspended, Ready, Active, Pausing, Paused, Failing,
+        ] {
+            assert!(from.can_become(Cancelling), "{from}");
+        }
+    }
+}

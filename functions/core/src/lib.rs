@@ -1,0 +1,71 @@
+//! # batchops-core
+//!
+//! The domain of batchops — a self-hosted counterpart of Amazon S3 Batch Operations — and the
+//! narrow seams through which it talks to AWS. The Lambda crates (`planner`, `worker`,
+//! `finalizer`, `api`) only translate events into calls on this crate; the `batchops dev`
+//! runner drives the very same calls, so local runs and Lambda runs share every line of logic.
+//!
+//! ## Layout
+//! - [`config`]: the typed [`Config`] loaded once from the environment.
+//! - [`job`]: the job record ([`job::Job`]), the CreateJob request types with S3 Control field
+//!   names ([`job::spec`]) and the status machine ([`job::status`]).
+//! - [`manifest`]: streaming manifest readers; [`manifest::csv`] parses
+//!   `S3BatchOperations_CSV_20180820` rows.
+//! - [`chunk`]: the chunk message shared by planner and worker, and the size-bounded chunker.
+//! - [`ops`]: one module per operation; [`ops::run_task`] adds retries with backoff.
+//! - [`report`]: result rows and the `Report_CSV_20180820` completion report writer.
+//! - [`adapters`]: every AWS call the domain makes — [`adapters::JobStore`] (DynamoDB),
+//!   [`adapters::Queues`] (SQS), [`adapters::Objects`] (S3) — plus [`adapters::stack`], which
+//!   creates the stack's resources on an emulator.
+//! - [`planner`], [`worker`], [`finalizer`]: the three pipeline stages as plain async functions.
+//! - [`error`]: the crate's error type; each variant knows whether retrying can help.
+
+pub mod adapters;
+pub mod batch;
+pub mod chunk;
+pub mod config;
+pub mod error;
+pub mod finalizer;
+pub mod job;
+pub mod manifest;
+pub mod ops;
+pub mod planner;
+pub mod report;
+pub mod telemetry;
+pub mod time;
+pub mod worker;
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+/// Everything a handler needs, built once per process (per Lambda cold start) and shared.
+#[derive(Clone, Debug)]
+pub struct Deps {
+    pub config: Config,
+    pub store: adapters::JobStore,
+    pub queues: adapters::Queues,
+    pub objects: adapters::Objects,
+}
+
+impl Deps {
+    /// Builds the clients from the default AWS configuration chain (`AWS_ENDPOINT_URL` and the
+    /// per-service `AWS_ENDPOINT_URL_S3` / `_SQS` / `_DYNAMODB` overrides are honoured there).
+    pub async fn from_env() -> Result<Self> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Ok(Self::new(config, &sdk))
+    }
+
+    /// Builds the clients from an explicit SDK configuration (tests and the dev runner).
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        let clients = adapters::Clients::new(sdk, config.s3_force_path_style);
+        Self {
+            store: adapters::JobStore::new(clients.dynamodb.clone(), config.table.clone()),
+            queues: adapters::Queues::new(clients.sqs.clone(), &config),
+            objects: adapters::Objects::new(clients.s3_control.clone(), clients.s3_tasks.clone()),
+            config,
+        }
+    }
+}

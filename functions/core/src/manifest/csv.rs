@@ -1,0 +1,268 @@
+//! `S3BatchOperations_CSV_20180820`: CSV without a header, columns named by `Spec.Fields`
+//! (default `Bucket, Key`), object keys URL-encoded.
+//!
+//! Key decoding follows the URL (form) encoding AWS's own tooling writes: `%XX` is a byte,
+//! `+` is a space, so a literal `+` in a key must be written `%2B`. A malformed escape or
+//! bytes that are not UTF-8 after decoding make the row a failed task, never a panic.
+//! Empty lines are skipped (they name no object); a UTF-8 byte-order mark before the first row
+//! is ignored; `\r\n` line ends are accepted.
+
+use crate::chunk::Task;
+use crate::job::spec::Columns;
+
+/// Strict URL decoding of a manifest key (`+` is a space, `%XX` a byte, result UTF-8).
+pub fn decode_key(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("malformed percent-escape at byte {i} of the key"))?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| "the decoded key is not valid UTF-8".to_string())
+}
+
+/// Parses manifest rows from any reader, one [`Task`] per non-empty row, numbered from
+/// `first_row`. Row-level problems come back as tasks with `invalid` set; an `Err` means the
+/// stream itself failed (I/O).
+pub struct Rows<R: std::io::Read> {
+    reader: ::csv::Reader<R>,
+    record: ::csv::ByteRecord,
+    columns: Columns,
+    next_row: u64,
+    first_record: bool,
+}
+
+impl<R: std::io::Read> Rows<R> {
+    pub fn new(input: R, columns: Columns, first_row: u64) -> Self {
+        let reader = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(input);
+        Self {
+            reader,
+            record: ::csv::ByteRecord::new(),
+            columns,
+            next_row: first_row,
+            first_record: true,
+        }
+    }
+
+    fn to_task(&self, row: u64) -> Task {
+        let rec = &self.record;
+        let text = |i: usize| -> String {
+            let bytes = rec.get(i).unwrap_or_default();
+            let bytes = if i == 0 && self.first_record {
+                bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+            } else {
+                bytes
+            };
+            String::from_utf8_lossy(bytes).into_owned()
+        };
+        let c = self.columns;
+        let bucket = text(c.bucket);
+        let raw_key = text(c.key);
+        let version = c.version_id.map(text).filter(|v| !v.is_empty());
+        let mut task = Task {
+            row,
+            bucket,
+            key: raw_key.clone(),
+            version_id: version,
+            invalid: None,
+        };
+        if rec.len() != c.count {
+            task.invalid = Some(format!(
+                "row {} has {} columns, the manifest's Fields name {}",
+                row + 1,
+                rec.len(),
+                c.count
+            ));
+            return task;
+        }
+        if (0..rec.len()).any(|i| std::str::from_utf8(rec.get(i).unwrap_or_default()).is_err()) {
+            task.invalid = Some(format!("row {} is not valid UTF-8", row + 1));
+            return task;
+        }
+        if task.bucket.is_empty() || !crate::job::spec::valid_bucket_name(&task.bucket) {
+            task.invalid = Some(format!(
+                "row {}: {:?} is not a valid bucket name",
+                row + 1,
+                task.bucket
+            ));
+            return task;
+        }
+        if c.version_id.is_some() && task.version_id.is_none() {
+            task.invalid = Some(format!(
+                "row {}: the manifest lists version ids, so every row must carry one",
+                row + 1
+            ));
+            return task;
+        }
+        match decode_key(&raw_key) {
+            Ok(k) if k.is_empty() => {
+                task.invalid = Some(format!("row {}: the key is empty", row + 1))
+            }
+            Ok(k) => task.key = k,
+            Err(e) => task.invalid = Some(format!("row {}: {e}", row + 1)),
+        }
+        task
+    }
+}
+
+impl<R: std::io::Read> Iterator for Rows<R> {
+    type Item = Result<Task, ::csv::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.reader.read_byte_record(&mut self.record) {
+                Err(e) => return Some(Err(e)),
+                Ok(false) => return None,
+                Ok(true) => {
+                    let blank = self.record.iter().all(|f| {
+                        let f = f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f);
+                        f.iter().all(u8::is_ascii_whitespace)
+                    });
+                    if blank {
+                        self.first_record = false;
+                        continue;
+                    }
+                    let row = self.next_row;
+                    self.next_row += 1;
+                    let task = self.to_task(row);
+                    self.first_record = false;
+                    return Some(Ok(task));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::spec::{ManifestField::*, manifest_columns};
+
+    fn parse(input: &str, fields: &[crate::job::spec::ManifestField]) -> Vec<Task> {
+        let cols = manifest_columns(Some(fields)).unwrap();
+        Rows::new(input.as_bytes(), cols, 0)
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn decodes_url_encoded_keys() {
+        assert_eq!(decode_key("a%20b+c").unwrap(), "a b c");
+        assert_eq!(decode_key("1%2B1%3D2").unwrap(), "1+1=2");
+        assert_eq!(decode_key("100%25").unwrap(), "100%");
+        assert_eq!(decode_key("caf%C3%A9/%E2%9C%93").unwrap(), "café/✓");
+        assert_eq!(decode_key("plain/ünïcode").unwrap(), "plain/ünïcode");
+        assert!(decode_key("bad%zz").is_err());
+        assert!(decode_key("trailing%2").is_err());
+        assert!(decode_key("%FF%FE").is_err());
+    }
+
+    #[test]
+    fn bucket_key_rows() {
+        let tasks = parse("bk1,k1\nbk1,dir/k%202\n", &[Bucket, Key]);
+        assert_eq!(tasks.len(), 2);
+        assert_eq!(
+            (
+                tasks[0].row,
+                tasks[0].bucket.as_str(),
+                tasks[0].key.as_str()
+            ),
+            (0, "bk1", "k1")
+        );
+        assert_eq!(tasks[1].key, "dir/k 2");
+        assert!(
+            tasks
+                .iter()
+                .all(|t| t.invalid.is_none() && t.version_id.is_none())
+        );
+    }
+
+    #[test]
+    fn quoted_fields_with_commas_and_quotes() {
+        let tasks = parse("bk1,\"a,b\"\nbk1,\"say \"\"hi\"\"\"\n", &[Bucket, Key]);
+        assert_eq!(tasks[0].key, "a,b");
+        assert_eq!(tasks[1].key, "say \"hi\"");
+    }
+
+    #[test]
+    fn version_ids_and_ignored_columns() {
+        let tasks = parse(
+            "x,bk1,k1,v1\ny,bk1,k2,v2\n",
+            &[Ignore, Bucket, Key, VersionId],
+        );
+        assert_eq!(tasks[0].version_id.as_deref(), Some("v1"));
+        assert_eq!(tasks[1].key, "k2");
+        assert!(tasks.iter().all(|t| t.invalid.is_none()));
+    }
+
+    #[test]
+    fn missing_version_is_a_failed_task() {
+        let tasks = parse("bk1,k1,v1\nbk1,k2,\n", &[Bucket, Key, VersionId]);
+        assert!(tasks[0].invalid.is_none());
+        assert!(tasks[1].invalid.as_deref().unwrap().contains("version"));
+    }
+
+    #[test]
+    fn blank_lines_bom_and_crlf() {
+        let tasks = parse("\u{feff}bk1,k1\r\n\r\n   \r\nbk1,k2\r\n\n", &[Bucket, Key]);
+        assert_eq!(tasks.len(), 2, "{tasks:?}");
+        assert_eq!(tasks[0].bucket, "bk1");
+        assert_eq!(tasks[1].key, "k2");
+        assert_eq!(tasks[1].row, 1);
+    }
+
+    #[test]
+    fn bad_rows_become_failed_tasks_not_errors() {
+        let tasks = parse(
+            "bk1,k1,extra\nbk1\nbk1,bad%zz\nNot_A_Bucket,k\nbk1,k%FF\n",
+            &[Bucket, Key],
+        );
+        assert_eq!(tasks.len(), 5);
+        assert!(tasks[0].invalid.as_deref().unwrap().contains("3 columns"));
+        assert!(tasks[1].invalid.as_deref().unwrap().contains("1 columns"));
+        assert!(
+            tasks[2]
+                .invalid
+                .as_deref()
+                .unwrap()
+                .contains("percent-escape")
+        );
+        assert!(tasks[3].invalid.as_deref().unwrap().contains("bucket"));
+        assert!(tasks[4].invalid.as_deref().unwrap().contains("UTF-8"));
+    }
+
+    #[test]
+    fn invalid_utf8_row_is_a_failed_task() {
+        let cols = manifest_columns(None).unwrap();
+        let input: &[u8] = b"bk1,ok\nbk1,\xff\xfe\nbk1,ok2\n";
+        let tasks: Vec<_> = Rows::new(input, cols, 0).map(Result::unwrap).collect();
+        assert_eq!(tasks.len(), 3);
+        assert!(tasks[1].invalid.is_some());
+        assert!(tasks[2].invalid.is_none());
+    }
+
+    #[test]
+    fn rows_are_numbered_from_the_offset() {
+        let cols = manifest_columns(None).unwrap();
+        let tasks: Vec<_> = Rows::new(&b"bk1,a\nbk1,b\n"[..], cols, 41)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(tasks.iter().map(|t| t.row).collect::<Vec<_>>(), [41, 42]);
+    }
+}

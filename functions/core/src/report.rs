@@ -1,0 +1,354 @@
+//! Result rows and the completion report, in AWS's `Report_CSV_20180820` layout:
+//!
+//! ```text
+//! <report bucket>/<prefix>/job-<id>/manifest.json
+//! <report bucket>/<prefix>/job-<id>/results/<hex>.csv   (only succeeded, or only failed, rows)
+//! ```
+//!
+//! Rows have no header. `ReportSchema` says `Bucket, Key, VersionId, TaskStatus, ErrorCode,
+//! HTTPStatusCode, ResultMessage`, but AWS's own sample rows carry the HTTP status in the fifth
+//! column and the error code in the sixth (`bucket,key,,failed,200,PermanentFailure,"…"`);
+//! batchops writes what AWS actually writes, and keeps the schema string AWS writes.
+//! Keys are URL-encoded as in a manifest, so a report can be fed back as a manifest.
+//!
+//! Workers write each chunk's rows to the stack bucket in this same row format; the finalizer
+//! streams them chunk by chunk into the report files, rolling over to a new file past a size
+//! limit, so no report is ever held in memory whole.
+
+use crate::adapters::Objects;
+use crate::chunk::Task;
+use crate::ops::Outcome;
+use crate::{Error, Result};
+use md5::{Digest, Md5};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+
+pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
+pub const REPORT_SCHEMA: &str =
+    "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage";
+
+/// Characters kept as they are when a key is URL-encoded for a report row.
+const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// URL-encodes a key the way manifests carry keys (`%20` for space, `%2B` for `+`).
+pub fn encode_key(key: &str) -> String {
+    utf8_percent_encode(key, KEY_SAFE).to_string()
+}
+
+/// Column of `TaskStatus` in a row.
+const STATUS_COLUMN: usize = 3;
+
+/// Appends one task's report row to a CSV writer.
+pub fn write_row<W: std::io::Write>(
+    out: &mut csv::Writer<W>,
+    task: &Task,
+    outcome: &Outcome,
+) -> Result<()> {
+    // A row that could not be parsed is reported with its key as it stood in the manifest.
+    let key = if task.invalid.is_some() {
+        task.key.clone()
+    } else {
+        encode_key(&task.key)
+    };
+    let status = if outcome.succeeded {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    out.write_record([
+        task.bucket.as_str(),
+        key.as_str(),
+        task.version_id.as_deref().unwrap_or(""),
+        status,
+        &outcome.http_status.to_string(),
+        outcome.error_code.as_str(),
+        outcome.message.as_str(),
+    ])?;
+    Ok(())
+}
+
+/// Serialises a chunk's rows (tasks and their outcomes, in order).
+pub fn chunk_rows(tasks: &[Task], outcomes: &[Outcome]) -> Result<Vec<u8>> {
+    let mut w = row_writer();
+    for (t, o) in tasks.iter().zip(outcomes) {
+        write_row(&mut w, t, o)?;
+    }
+    w.into_inner().map_err(|e| Error::Io(e.into_error()))
+}
+
+/// One entry of the report's `manifest.json` `Results`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResultFile {
+    pub task_execution_status: String,
+    pub bucket: String,
+    #[serde(rename = "MD5Checksum")]
+    pub md5_checksum: String,
+    pub key: String,
+}
+
+/// The report's top-level `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReportManifest {
+    pub format: String,
+    pub report_creation_date: String,
+    pub results: Vec<ResultFile>,
+    pub report_schema: String,
+}
+
+/// Where a job's report goes: `<bucket>/<prefix>/job-<id>/`.
+pub fn report_dir(prefix: Option<&str>, job_id: &str) -> String {
+    match prefix.map(|p| p.trim_matches('/')) {
+        None | Some("") => format!("job-{job_id}"),
+        Some(p) => format!("{p}/job-{job_id}"),
+    }
+}
+
+fn row_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new())
+}
+
+struct OpenFile {
+    status: &'static str,
+    index: u32,
+    writer: csv::Writer<Vec<u8>>,
+    rows: u64,
+}
+
+/// Streams result rows into report files split by outcome, each file at most about
+/// `max_bytes`, and writes `manifest.json` last. File names are deterministic (a digest of
+/// job, outcome and file number), so two finalizers of one job write the same objects.
+pub struct ReportWriter<'a> {
+    objects: &'a Objects,
+    bucket: String,
+    dir: String,
+    job_id: String,
+    max_bytes: usize,
+    include_succeeded: bool,
+    files: [OpenFile; 2],
+    results: Vec<ResultFile>,
+    pub rows_written: u64,
+}
+
+impl<'a> ReportWriter<'a> {
+    pub fn new(
+        objects: &'a Objects,
+        bucket: String,
+        dir: String,
+        job_id: String,
+        max_bytes: usize,
+        include_succeeded: bool,
+    ) -> Self {
+        let open = |status| OpenFile {
+            status,
+            index: 0,
+            writer: row_writer(),
+            rows: 0,
+        };
+        Self {
+            objects,
+            bucket,
+            dir,
+            job_id,
+            max_bytes,
+            include_succeeded,
+            files: [open("succeeded"), open("failed")],
+            results: Vec::new(),
+            rows_written: 0,
+        }
+    }
+
+    /// Adds every row of a chunk's result file (as written by [`chunk_rows`]).
+    pub async fn add_chunk_rows(&mut self, data: &[u8]) -> Result<()> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(data);
+        let mut record = csv::ByteRecord::new();
+        while reader.read_byte_record(&mut record)? {
+            let which = match record.get(STATUS_COLUMN) {
+                Some(b"succeeded") => 0,
+                Some(b"failed") => 1,
+                _ => {
+                    return Err(Error::Record(format!(
+                        "result row without a TaskStatus: {record:?}"
+                    )));
+                }
+            };
+            if which == 0 && !self.include_succeeded {
+                continue;
+            }
+            let file = &mut self.files[which];
+            file.writer.write_byte_record(&record)?;
+            file.rows += 1;
+            self.rows_written += 1;
+            if file.writer.get_ref().len() >= self.max_bytes {
+                self.flush(which).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, which: usize) -> Result<()> {
+        let file = &mut self.files[which];
+        file.writer.flush()?;
+        if file.rows == 0 {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut file.writer, row_writer());
+        let body = full.into_inner().map_err(|e| Error::Io(e.into_error()))?;
+        let name = hex::encode(Md5::digest(format!(
+            "{}/{}/{}",
+            self.job_id, file.status, file.index
+        )));
+        let key = format!("{}/results/{name}.csv", self.dir);
+        let status = file.status;
+        file.index += 1;
+        file.rows = 0;
+        let md5 = self
+            .objects
+            .put_bytes(&self.bucket, &key, body, "text/csv")
+            .await?;
+        self.results.push(ResultFile {
+            task_execution_status: status.into(),
+            bucket: self.bucket.clone(),
+            md5_checksum: md5,
+            key,
+        });
+        Ok(())
+    }
+
+    /// Writes the remaining rows and `manifest.json`; returns the manifest.
+    pub async fn finish(mut self, report_date: &str) -> Result<ReportManifest> {
+        self.flush(0).await?;
+        self.flush(1).await?;
+        // Succeeded files first, then failed, each in write order (as AWS lists them).
+        self.results
+            .sort_by_key(|r| r.task_execution_status != "succeeded");
+        let manifest = ReportManifest {
+            format: REPORT_FORMAT.into(),
+            report_creation_date: report_date.into(),
+            results: self.results,
+            report_schema: REPORT_SCHEMA.into(),
+        };
+        let body = serde_json::to_vec(&manifest).map_err(Error::Message)?;
+        let key = format!("{}/manifest.json", self.dir);
+        self.objects
+            .put_bytes(&self.bucket, &key, body, "application/json")
+            .await?;
+        Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(key: &str, version: Option<&str>) -> Task {
+        Task {
+            row: 0,
+            bucket: "bkt".into(),
+            key: key.into(),
+            version_id: version.map(String::from),
+            invalid: None,
+        }
+    }
+
+    #[test]
+    fn rows_match_aws_column_order() {
+        let tasks = [task("photos/a b+c.jpg", None), task("x", Some("v1"))];
+        let outcomes = [
+            Outcome::success("Successful"),
+            Outcome::failure(404, "NoSuchKey", "The specified key does not exist."),
+        ];
+        let text = String::from_utf8(chunk_rows(&tasks, &outcomes).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "bkt,photos/a%20b%2Bc.jpg,,succeeded,200,,Successful\n\
+             bkt,x,v1,failed,404,NoSuchKey,The specified key does not exist.\n"
+        );
+    }
+
+    #[test]
+    fn messages_with_commas_and_quotes_are_quoted() {
+        let text = String::from_utf8(
+            chunk_rows(
+                &[task("k", None)],
+                &[Outcome::failure(200, "PermanentFailure", "a, \"b\"")],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "bkt,k,,failed,200,PermanentFailure,\"a, \"\"b\"\"\"\n"
+        );
+    }
+
+    #[test]
+    fn encoded_keys_decode_back() {
+        for key in ["a b", "1+1=2", "100%", "caf\u{e9}/\u{2713}", "a,b\"c"] {
+            assert_eq!(
+                crate::manifest::csv::decode_key(&encode_key(key)).unwrap(),
+                key
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_rows_keep_their_raw_key() {
+        let mut t = task("bad%zz", None);
+        t.invalid = Some("row 1: malformed".into());
+        let text = String::from_utf8(
+            chunk_rows(
+                &[t],
+                &[Outcome::failure(
+                    400,
+                    "InvalidManifestRow",
+                    "row 1: malformed",
+                )],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "bkt,bad%zz,,failed,400,InvalidManifestRow,row 1: malformed\n"
+        );
+    }
+
+    #[test]
+    fn report_dirs() {
+        assert_eq!(report_dir(None, "j"), "job-j");
+        assert_eq!(report_dir(Some(""), "j"), "job-j");
+        assert_eq!(report_dir(Some("reports/"), "j"), "reports/job-j");
+    }
+
+    #[test]
+    fn manifest_json_uses_aws_names() {
+        let m = ReportManifest {
+            format: REPORT_FORMAT.into(),
+            report_creation_date: "2019-04-05T17:48:39.725Z".into(),
+            results: vec![ResultFile {
+                task_execution_status: "succeeded".into(),
+                bucket: "b".into(),
+                md5_checksum: "00".into(),
+                key: "job-j/results/x.csv".into(),
+            }],
+            report_schema: REPORT_SCHEMA.into(),
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["Format"], "Report_CSV_20180820");
+        assert_eq!(v["Results"][0]["MD5Checksum"], "00");
+        assert_eq!(v["Results"][0]["TaskExecutionStatus"], "succeeded");
+        assert_eq!(v["ReportSchema"], REPORT_SCHEMA);
+    }
+}

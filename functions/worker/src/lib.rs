@@ -1,0 +1,41 @@
+//! # worker Lambda
+//!
+//! Triggered by the work queue (SQS). Each message is one [`Chunk`]; the domain work is
+//! [`batchops_core::worker::process_chunk`], which runs the tasks and counts the chunk exactly
+//! once. A failed message is reported in the partial batch response and redelivered.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use batchops_core::Deps;
+use batchops_core::batch::for_each_message;
+use batchops_core::chunk::Chunk;
+use batchops_planner::{batch_response, message};
+
+/// Chunks of one event handled at once (each runs its own tasks concurrently).
+const CHUNKS_AT_ONCE: usize = 2;
+
+pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let messages = event.records.into_iter().map(message).collect();
+    let failed = for_each_message(messages, CHUNKS_AT_ONCE, |m| async move {
+        let chunk = Chunk::from_body(&m.body)?;
+        batchops_core::worker::process_chunk(deps, &chunk)
+            .await
+            .map(drop)
+    })
+    .await;
+    batch_response(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_event_carries_a_chunk() {
+        let event: SqsEvent =
+            serde_json::from_str(include_str!("../../../infra/events/work.json")).unwrap();
+        let chunk = Chunk::from_body(event.records[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(chunk.chunk, 0);
+        assert_eq!(chunk.tasks.len(), 2);
+        assert_eq!(chunk.tasks[1].key, "photos/a b.jpg");
+    }
+}
