@@ -31,7 +31,7 @@ pub struct DevOptions {
     pub stack: String,
     /// Where the API listens; port 0 picks a free port.
     pub api_addr: SocketAddr,
-    /// Concurrent worker pollers [4].
+    /// Concurrent worker pollers [4]; 0 for none.
     pub workers: usize,
     /// Messages per worker receive [1], like a BatchSize of the event source mapping.
     pub worker_batch: i32,
@@ -109,7 +109,8 @@ impl Dev {
             let d = d.clone();
             async move { batchops_planner::handle(&d, ev).await }
         }));
-        for _ in 0..opts.workers.max(1) {
+        // `workers: 0` runs no worker poller: tests then deliver chunks to the handler by hand.
+        for _ in 0..opts.workers {
             let d = deps.clone();
             tasks.spawn(
                 poller(d.config.work_queue_url.clone(), opts.worker_batch).run(move |ev| {

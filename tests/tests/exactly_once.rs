@@ -1,0 +1,108 @@
+//! Exactly-once accounting: SQS delivers at least once, so a chunk handled twice — one after
+//! the other or at the same moment — must change neither the counters nor the report.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use batchops_tests::{StackOptions, TestStack, copy_job};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn event_of(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut r = SqsMessage::default();
+            r.message_id = m.message_id.clone();
+            r.receipt_handle = m.receipt_handle.clone();
+            r.body = m.body.clone();
+            r.attributes = HashMap::from([("ApproximateReceiveCount".to_string(), "1".to_string())]);
+            r
+        })
+        .collect();
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_delivered_twice_is_counted_once() {
+    // No worker pollers: this test is the event source mapping for the work queue.
+    let stack = TestStack::start_with(StackOptions {
+        workers: 0,
+        tune: |c| c.chunk_size = 10,
+    })
+    .await;
+    let deps = stack.dev.deps.clone();
+    let source = stack.bucket("src").await;
+    let target = stack.bucket("dst").await;
+    let keys: Vec<String> = (0..30).map(|i| format!("dup/{i:02}")).collect();
+    // Two of them missing, so failures are counted too.
+    stack.put_objects(&source, &keys[2..]).await;
+    let rows: Vec<_> = keys.iter().map(|k| (source.clone(), k.clone())).collect();
+    let etag = stack.put_manifest(&source, "m.csv", &rows).await;
+    let job_id = stack
+        .api
+        .create(&copy_job(&source, "m.csv", Some(&etag), &target, &target, "AllTasks"))
+        .await
+        .unwrap();
+
+    // Collect the three chunk messages the planner queued.
+    let mut messages = Vec::new();
+    for _ in 0..100 {
+        let out = stack
+            .sqs
+            .receive_message()
+            .queue_url(&deps.config.work_queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        messages.extend(out.messages.unwrap_or_default());
+        if messages.len() >= 3 {
+            break;
+        }
+    }
+    assert_eq!(messages.len(), 3, "30 rows in chunks of 10");
+    let first = event_of(&messages[..1]);
+    let rest = event_of(&messages[1..]);
+
+    // Chunk 0 delivered twice at the same moment.
+    let (a, b) = tokio::join!(
+        batchops_worker::handle(&deps, first.clone()),
+        batchops_worker::handle(&deps, first.clone())
+    );
+    assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
+    let after_first = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(after_first.chunks_done, 1);
+    assert_eq!(after_first.succeeded + after_first.failed, 10);
+
+    // The rest, then everything again.
+    assert!(batchops_worker::handle(&deps, rest.clone()).await.batch_item_failures.is_empty());
+    let counted = deps.store.require(&job_id).await.unwrap();
+    assert_eq!((counted.succeeded, counted.failed, counted.chunks_done), (28, 2, 3));
+    for event in [first, rest] {
+        assert!(batchops_worker::handle(&deps, event).await.batch_item_failures.is_empty());
+    }
+    let again = deps.store.require(&job_id).await.unwrap();
+    assert_eq!((again.succeeded, again.failed, again.chunks_done), (28, 2, 3), "redelivery changed nothing");
+
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 28);
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 2);
+    let report = stack.report(&target, "reports", &job_id).await;
+    let mut reported: Vec<String> = report.rows.iter().map(|r| r.key.clone()).collect();
+    reported.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(reported, expected, "every manifest row exactly once in the report");
+
+    // A finalizer run again (a duplicate finalize message) changes nothing either.
+    let before = report.manifest.clone();
+    let again = batchops_core::finalizer::finalize_job(&deps, &job_id).await.unwrap();
+    assert_eq!(again, batchops_core::finalizer::Finalized::AlreadyEnded(batchops_core::job::JobStatus::Complete));
+    assert_eq!(stack.report(&target, "reports", &job_id).await.manifest, before);
+    stack.dev.stop().await;
+}
