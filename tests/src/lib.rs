@@ -23,6 +23,7 @@ use tokio::sync::OnceCell;
 static EMULATOR: OnceCell<String> = OnceCell::const_new();
 
 /// The emulator's endpoint, starting moto for this test process on first use.
+#[allow(clippy::zombie_processes)]
 pub async fn emulator() -> &'static str {
     EMULATOR
         .get_or_init(|| async {
@@ -38,7 +39,8 @@ pub async fn emulator() -> &'static str {
                  or set BATCHOPS_MOTO_SERVER or BATCHOPS_TEST_ENDPOINT"
             );
             let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            // A watchdog shell ends moto when this test process ends, however it ends.
+            // A watchdog shell ends moto when this test process ends, however it ends; it is
+            // meant to outlive this process briefly, so it is never waited on.
             let script = format!(
                 "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
                  while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill $m",
@@ -72,7 +74,9 @@ pub async fn sdk() -> SdkConfig {
     let endpoint = emulator().await;
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "static"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
         .endpoint_url(endpoint)
         .load()
         .await
@@ -80,7 +84,10 @@ pub async fn sdk() -> SdkConfig {
 
 /// A short unique lowercase name.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 /// A running batchops stack on the emulator, with clients for tests.
@@ -122,7 +129,9 @@ impl TestStack {
         let dev = Dev::start(&sdk, opts).await.expect("start the dev stack");
         let base_url = format!("http://{}", dev.addr);
         let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
         );
         Self {
             api: ApiClient::new(&base_url),
@@ -154,7 +163,10 @@ impl TestStack {
                     .send()
             })
             .collect();
-        let results: Vec<_> = futures::stream::iter(puts).buffer_unordered(32).collect().await;
+        let results: Vec<_> = futures::stream::iter(puts)
+            .buffer_unordered(32)
+            .collect()
+            .await;
         for r in results {
             r.unwrap();
         }
@@ -183,16 +195,26 @@ impl TestStack {
     }
 
     pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        let out = self.s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+        let out = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
         Some(out.body.collect().await.ok()?.into_bytes().to_vec())
     }
 
     /// Waits (at most `limit`) for the job to end; returns its description.
     pub async fn wait(&self, job_id: &str, limit: Duration) -> Value {
-        tokio::time::timeout(limit, self.api.wait(job_id, Duration::from_millis(200), |_| {}))
-            .await
-            .unwrap_or_else(|_| panic!("job {job_id} did not end within {limit:?}"))
-            .unwrap()
+        tokio::time::timeout(
+            limit,
+            self.api.wait(job_id, Duration::from_millis(200), |_| {}),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("job {job_id} did not end within {limit:?}"))
+        .unwrap()
     }
 
     pub async fn report(&self, bucket: &str, prefix: &str, job_id: &str) -> Report {
@@ -221,8 +243,16 @@ pub fn body_of(key: &str) -> Vec<u8> {
 }
 
 /// A CreateJob body copying the manifest's objects to `target` under `prefix`.
-pub fn copy_job(manifest_bucket: &str, manifest_key: &str, etag: Option<&str>, target: &str, report_bucket: &str, scope: &str) -> Value {
-    let mut location = json!({"ObjectArn": format!("arn:aws:s3:::{manifest_bucket}/{manifest_key}")});
+pub fn copy_job(
+    manifest_bucket: &str,
+    manifest_key: &str,
+    etag: Option<&str>,
+    target: &str,
+    report_bucket: &str,
+    scope: &str,
+) -> Value {
+    let mut location =
+        json!({"ObjectArn": format!("arn:aws:s3:::{manifest_bucket}/{manifest_key}")});
     if let Some(e) = etag {
         location["ETag"] = e.into();
     }

@@ -24,7 +24,14 @@ async fn a_thousand_object_copy_job_completes_and_reports_every_row_once() {
 
     let job_id = stack
         .api
-        .create(&copy_job(&source, "manifest.csv", Some(&etag), &target, &target, "AllTasks"))
+        .create(&copy_job(
+            &source,
+            "manifest.csv",
+            Some(&etag),
+            &target,
+            &target,
+            "AllTasks",
+        ))
         .await
         .unwrap();
     let job = stack.wait(&job_id, Duration::from_secs(300)).await;
@@ -38,20 +45,38 @@ async fn a_thousand_object_copy_job_completes_and_reports_every_row_once() {
 
     for key in &keys {
         let copied = stack.get(&target, &format!("copy/{key}")).await;
-        assert_eq!(copied.as_deref(), Some(&body_of(key)[..]), "target of {key}");
+        assert_eq!(
+            copied.as_deref(),
+            Some(&body_of(key)[..]),
+            "target of {key}"
+        );
     }
 
     let report = stack.report(&target, "reports", &job_id).await;
     assert_eq!(report.manifest.format, "Report_CSV_20180820");
-    assert!(report.manifest.results.iter().all(|r| r.task_execution_status == "succeeded"));
+    assert!(
+        report
+            .manifest
+            .results
+            .iter()
+            .all(|r| r.task_execution_status == "succeeded")
+    );
     assert_eq!(report.rows.len(), 1000);
     let reported: HashSet<String> = report
         .rows
         .iter()
         .map(|r| batchops_core::manifest::csv::decode_key(&r.key).unwrap())
         .collect();
-    assert_eq!(reported, keys.iter().cloned().collect::<HashSet<_>>(), "each manifest row exactly once");
-    assert!(report.rows.iter().all(|r| r.status == "succeeded" && r.http_status == "200" && r.message == "Successful"));
+    assert_eq!(
+        reported,
+        keys.iter().cloned().collect::<HashSet<_>>(),
+        "each manifest row exactly once"
+    );
+    assert!(
+        report.rows.iter().all(|r| r.status == "succeeded"
+            && r.http_status == "200"
+            && r.message == "Successful")
+    );
     stack.dev.stop().await;
 }
 
@@ -63,7 +88,11 @@ async fn missing_objects_are_failed_tasks_with_no_such_key() {
     let keys: Vec<String> = (0..100).map(|i| format!("obj-{i:03}")).collect();
     let missing: HashSet<String> = keys.iter().filter(|k| k.ends_with('7')).cloned().collect();
     assert_eq!(missing.len(), 10);
-    let present: Vec<String> = keys.iter().filter(|k| !missing.contains(*k)).cloned().collect();
+    let present: Vec<String> = keys
+        .iter()
+        .filter(|k| !missing.contains(*k))
+        .cloned()
+        .collect();
     stack.put_objects(&source, &present).await;
     let rows: Vec<_> = keys.iter().map(|k| (source.clone(), k.clone())).collect();
     let etag = stack.put_manifest(&source, "m.csv", &rows).await;
@@ -71,7 +100,14 @@ async fn missing_objects_are_failed_tasks_with_no_such_key() {
     for scope in ["AllTasks", "FailedTasksOnly"] {
         let job_id = stack
             .api
-            .create(&copy_job(&source, "m.csv", Some(&etag), &target, &target, scope))
+            .create(&copy_job(
+                &source,
+                "m.csv",
+                Some(&etag),
+                &target,
+                &target,
+                scope,
+            ))
             .await
             .unwrap();
         let job = stack.wait(&job_id, Duration::from_secs(120)).await;
@@ -80,20 +116,46 @@ async fn missing_objects_are_failed_tasks_with_no_such_key() {
         assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 10);
 
         let report = stack.report(&target, "reports", &job_id).await;
-        let failed: Vec<_> = report.rows.iter().filter(|r| r.status == "failed").collect();
+        let failed: Vec<_> = report
+            .rows
+            .iter()
+            .filter(|r| r.status == "failed")
+            .collect();
         assert_eq!(failed.len(), 10);
-        assert_eq!(failed.iter().map(|r| r.key.clone()).collect::<HashSet<_>>(), missing);
+        assert_eq!(
+            failed.iter().map(|r| r.key.clone()).collect::<HashSet<_>>(),
+            missing
+        );
         for r in &failed {
-            assert_eq!((r.http_status.as_str(), r.error_code.as_str()), ("404", "NoSuchKey"), "{r:?}");
+            assert_eq!(
+                (r.http_status.as_str(), r.error_code.as_str()),
+                ("404", "NoSuchKey"),
+                "{r:?}"
+            );
             assert!(!r.message.is_empty());
         }
-        let failed_files = report.manifest.results.iter().filter(|r| r.task_execution_status == "failed").count();
+        let failed_files = report
+            .manifest
+            .results
+            .iter()
+            .filter(|r| r.task_execution_status == "failed")
+            .count();
         assert_eq!(failed_files, 1);
         match scope {
             "AllTasks" => assert_eq!(report.rows.len(), 100),
             _ => {
-                assert_eq!(report.rows.len(), 10, "FailedTasksOnly has exactly the failed rows");
-                assert!(report.manifest.results.iter().all(|r| r.task_execution_status == "failed"));
+                assert_eq!(
+                    report.rows.len(),
+                    10,
+                    "FailedTasksOnly has exactly the failed rows"
+                );
+                assert!(
+                    report
+                        .manifest
+                        .results
+                        .iter()
+                        .all(|r| r.task_execution_status == "failed")
+                );
             }
         }
     }
@@ -114,18 +176,40 @@ async fn a_wrong_manifest_etag_fails_the_job_before_any_task_runs() {
 
     let job_id = stack
         .api
-        .create(&copy_job(&source, "m.csv", Some(wrong), &target, &target, "AllTasks"))
+        .create(&copy_job(
+            &source,
+            "m.csv",
+            Some(wrong),
+            &target,
+            &target,
+            "AllTasks",
+        ))
         .await
         .unwrap();
     let job = stack.wait(&job_id, Duration::from_secs(60)).await;
     assert_eq!(job["Status"], "Failed", "{job}");
     let reasons = job["FailureReasons"].as_array().expect("FailureReasons");
     assert_eq!(reasons[0]["FailureCode"], "ManifestETagMismatch");
-    assert!(reasons[0]["FailureReason"].as_str().unwrap().contains(wrong));
+    assert!(
+        reasons[0]["FailureReason"]
+            .as_str()
+            .unwrap()
+            .contains(wrong)
+    );
     assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 0);
     assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 0);
-    let listed = stack.s3.list_objects_v2().bucket(&target).send().await.unwrap();
-    assert_eq!(listed.key_count(), Some(0), "no task ran, no report was written");
+    let listed = stack
+        .s3
+        .list_objects_v2()
+        .bucket(&target)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.key_count(),
+        Some(0),
+        "no task ran, no report was written"
+    );
     stack.dev.stop().await;
 }
 
@@ -133,10 +217,19 @@ async fn a_wrong_manifest_etag_fails_the_job_before_any_task_runs() {
 async fn an_empty_manifest_fails_the_job_with_a_reason() {
     let stack = TestStack::start().await;
     let source = stack.bucket("src").await;
-    let etag = stack.put_raw_manifest(&source, "empty.csv", b"\n\n".to_vec()).await;
+    let etag = stack
+        .put_raw_manifest(&source, "empty.csv", b"\n\n".to_vec())
+        .await;
     let job_id = stack
         .api
-        .create(&copy_job(&source, "empty.csv", Some(&etag), &source, &source, "AllTasks"))
+        .create(&copy_job(
+            &source,
+            "empty.csv",
+            Some(&etag),
+            &source,
+            &source,
+            "AllTasks",
+        ))
         .await
         .unwrap();
     let job = stack.wait(&job_id, Duration::from_secs(60)).await;
@@ -150,7 +243,9 @@ async fn bad_manifest_rows_are_failed_tasks_and_the_rest_runs() {
     let stack = TestStack::start().await;
     let source = stack.bucket("src").await;
     let target = stack.bucket("dst").await;
-    stack.put_objects(&source, &["good one".to_string(), "good+two".to_string()]).await;
+    stack
+        .put_objects(&source, &["good one".to_string(), "good+two".to_string()])
+        .await;
     let manifest = format!(
         "{source},good%20one\n{source},bad%zz\n{source},a,extra\n\n{source},good%2Btwo\nNot_A_Bucket,x\n"
     );
@@ -161,7 +256,14 @@ async fn bad_manifest_rows_are_failed_tasks_and_the_rest_runs() {
     let etag = stack.put_raw_manifest(&source, "mixed.csv", body).await;
     let job_id = stack
         .api
-        .create(&copy_job(&source, "mixed.csv", Some(&etag), &target, &target, "AllTasks"))
+        .create(&copy_job(
+            &source,
+            "mixed.csv",
+            Some(&etag),
+            &target,
+            &target,
+            "AllTasks",
+        ))
         .await
         .unwrap();
     let job = stack.wait(&job_id, Duration::from_secs(60)).await;
@@ -170,12 +272,26 @@ async fn bad_manifest_rows_are_failed_tasks_and_the_rest_runs() {
     assert_eq!(p["TotalNumberOfTasks"], 6, "blank lines are not tasks");
     assert_eq!(p["NumberOfTasksSucceeded"], 2);
     assert_eq!(p["NumberOfTasksFailed"], 4);
-    assert_eq!(stack.get(&target, "copy/good one").await, Some(body_of("good one")));
-    assert_eq!(stack.get(&target, "copy/good+two").await, Some(body_of("good+two")));
+    assert_eq!(
+        stack.get(&target, "copy/good one").await,
+        Some(body_of("good one"))
+    );
+    assert_eq!(
+        stack.get(&target, "copy/good+two").await,
+        Some(body_of("good+two"))
+    );
     let report = stack.report(&target, "reports", &job_id).await;
-    let failed: Vec<_> = report.rows.iter().filter(|r| r.status == "failed").collect();
+    let failed: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| r.status == "failed")
+        .collect();
     assert_eq!(failed.len(), 4);
-    assert!(failed.iter().all(|r| r.error_code == "InvalidManifestRow" && r.http_status == "400"));
+    assert!(
+        failed
+            .iter()
+            .all(|r| r.error_code == "InvalidManifestRow" && r.http_status == "400")
+    );
     assert!(failed.iter().any(|r| r.message.contains("percent-escape")));
     assert!(failed.iter().any(|r| r.message.contains("columns")));
     assert!(failed.iter().any(|r| r.message.contains("bucket name")));

@@ -16,7 +16,8 @@ fn event_of(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
             r.message_id = m.message_id.clone();
             r.receipt_handle = m.receipt_handle.clone();
             r.body = m.body.clone();
-            r.attributes = HashMap::from([("ApproximateReceiveCount".to_string(), "1".to_string())]);
+            r.attributes =
+                HashMap::from([("ApproximateReceiveCount".to_string(), "1".to_string())]);
             r
         })
         .collect();
@@ -41,7 +42,14 @@ async fn a_chunk_delivered_twice_is_counted_once() {
     let etag = stack.put_manifest(&source, "m.csv", &rows).await;
     let job_id = stack
         .api
-        .create(&copy_job(&source, "m.csv", Some(&etag), &target, &target, "AllTasks"))
+        .create(&copy_job(
+            &source,
+            "m.csv",
+            Some(&etag),
+            &target,
+            &target,
+            "AllTasks",
+        ))
         .await
         .unwrap();
 
@@ -79,14 +87,31 @@ async fn a_chunk_delivered_twice_is_counted_once() {
     assert_eq!(after_first.succeeded + after_first.failed, 10);
 
     // The rest, then everything again.
-    assert!(batchops_worker::handle(&deps, rest.clone()).await.batch_item_failures.is_empty());
+    assert!(
+        batchops_worker::handle(&deps, rest.clone())
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
     let counted = deps.store.require(&job_id).await.unwrap();
-    assert_eq!((counted.succeeded, counted.failed, counted.chunks_done), (28, 2, 3));
+    assert_eq!(
+        (counted.succeeded, counted.failed, counted.chunks_done),
+        (28, 2, 3)
+    );
     for event in [first, rest] {
-        assert!(batchops_worker::handle(&deps, event).await.batch_item_failures.is_empty());
+        assert!(
+            batchops_worker::handle(&deps, event)
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
     }
     let again = deps.store.require(&job_id).await.unwrap();
-    assert_eq!((again.succeeded, again.failed, again.chunks_done), (28, 2, 3), "redelivery changed nothing");
+    assert_eq!(
+        (again.succeeded, again.failed, again.chunks_done),
+        (28, 2, 3),
+        "redelivery changed nothing"
+    );
 
     let job = stack.wait(&job_id, Duration::from_secs(60)).await;
     assert_eq!(job["Status"], "Complete");
@@ -97,12 +122,23 @@ async fn a_chunk_delivered_twice_is_counted_once() {
     reported.sort();
     let mut expected = keys.clone();
     expected.sort();
-    assert_eq!(reported, expected, "every manifest row exactly once in the report");
+    assert_eq!(
+        reported, expected,
+        "every manifest row exactly once in the report"
+    );
 
     // A finalizer run again (a duplicate finalize message) changes nothing either.
     let before = report.manifest.clone();
-    let again = batchops_core::finalizer::finalize_job(&deps, &job_id).await.unwrap();
-    assert_eq!(again, batchops_core::finalizer::Finalized::AlreadyEnded(batchops_core::job::JobStatus::Complete));
-    assert_eq!(stack.report(&target, "reports", &job_id).await.manifest, before);
+    let again = batchops_core::finalizer::finalize_job(&deps, &job_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        batchops_core::finalizer::Finalized::AlreadyEnded(batchops_core::job::JobStatus::Complete)
+    );
+    assert_eq!(
+        stack.report(&target, "reports", &job_id).await.manifest,
+        before
+    );
     stack.dev.stop().await;
 }
