@@ -144,7 +144,12 @@ async fn create_job(
         .await?;
     info!(
         job_id,
-        operation = job.request.operation.name(),
+        operation = job
+            .request
+            .operation
+            .as_ref()
+            .map(|o| o.name())
+            .unwrap_or_default(),
         "job created"
     );
     Ok(Json(json!({ "JobId": job_id })))

@@ -64,7 +64,9 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         base: deps.config.retry_base,
         cap: deps.config.retry_cap,
     };
-    let op = &job.request.operation;
+    let Some(op) = &job.request.operation else {
+        return Err(Error::Record(format!("job {job_id} has no Operation")));
+    };
     let s3 = deps.objects.tasks();
     // Futures are built up front (not in a stream closure) so the handler future is `Send`.
     let runs: Vec<_> = chunk

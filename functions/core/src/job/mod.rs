@@ -100,7 +100,6 @@ impl Job {
             "JobId": self.job_id,
             "Status": self.status.as_str(),
             "Priority": r.priority,
-            "Operation": r.operation,
             "Report": r.report,
             "ConfirmationRequired": r.confirmation_required,
             "CreationTime": self.creation_time,
@@ -112,6 +111,12 @@ impl Job {
             },
         });
         let obj = job.as_object_mut().expect("json object");
+        if let Some(op) = &r.operation {
+            obj.insert(
+                "Operation".into(),
+                serde_json::to_value(op).unwrap_or_default(),
+            );
+        }
         if let Some(m) = &r.manifest {
             obj.insert(
                 "Manifest".into(),

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CreateJobRequest {
-    pub operation: JobOperation,
+    /// Required by [`CreateJobRequest::validate`]; absent only on the record of an intake
+    /// object so malformed that no operation could be read from it (a `Failed` job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<JobOperation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<JobManifest>,
     pub report: JobReport,
@@ -242,7 +245,11 @@ impl CreateJobRequest {
         }
         manifest_columns(manifest.spec.fields.as_deref())
             .map_err(|m| invalid("Manifest.Spec.Fields", m))?;
-        match &self.operation {
+        let operation = self
+            .operation
+            .as_ref()
+            .ok_or_else(|| invalid("Operation", "is required"))?;
+        match operation {
             JobOperation::S3PutObjectCopy(p) => {
                 if parse_bucket_arn(&p.target_resource).is_none() {
                     return Err(invalid(
@@ -296,7 +303,7 @@ impl CreateJobRequest {
         if let Some(b) = self.report.bucket.as_deref().and_then(parse_bucket_arn) {
             out.push(("Report.Bucket", b));
         }
-        if let JobOperation::S3PutObjectCopy(p) = &self.operation
+        if let Some(JobOperation::S3PutObjectCopy(p)) = &self.operation
             && let Some(b) = parse_bucket_arn(&p.target_resource)
         {
             out.push(("Operation.S3PutObjectCopy.TargetResource", b));
