@@ -2,26 +2,37 @@
 //!
 //! The HTTP API (S3 Control's field names, JSON). One [`router`] serves API Gateway through
 //! `lambda_http` and `batchops dev` through a plain TCP listener, so both run the same code.
+//! The work is done by [`batchops_core::jobs`]; this crate parses requests and maps results
+//! and errors to HTTP.
 //!
 //! | route | answer |
 //! |---|---|
 //! | `POST /jobs` | `{"JobId"}` — CreateJob |
+//! | `GET /jobs` | `{"Jobs": [...], "NextToken"}` — ListJobs (`JobStatuses`, `MaxResults`, `NextToken`) |
 //! | `GET /jobs/{id}` | `{"Job": {...}}` — DescribeJob |
+//! | `POST /jobs/{id}/status` | `{JobId, Status, StatusUpdateReason}` — UpdateJobStatus |
+//! | `POST /jobs/{id}/priority` | `{JobId, Priority}` — UpdateJobPriority |
+//! | `GET/PUT/DELETE /jobs/{id}/tagging` | `{"Tags"}` — Get/Put/DeleteJobTagging |
 //!
-//! Errors are `{"Code", "Message"}` with a 4xx status for anything the caller can fix.
+//! Errors are `{"Code", "Message"}`: 400 (names the field), 403, 404, 409, 413; never a 500
+//! for bad input.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use batchops_core::chunk::PlanMessage;
-use batchops_core::job::{CreateJobRequest, Job};
-use batchops_core::{Deps, Error};
-use serde_json::json;
+use batchops_core::Deps;
+use batchops_core::job::spec::Tag;
+use batchops_core::job::{CreateJobRequest, JobStatus};
+use batchops_core::jobs::{self, ServiceError};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use std::sync::Arc;
-use tracing::{error, info};
+use tracing::error;
 
 /// Largest request body accepted (API Gateway's own limit is 10 MB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -42,6 +53,10 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -54,19 +69,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            Error::JobNotFound(id) => ApiError::new(
+            ServiceError::Invalid(i) => ApiError::bad(i.to_string()),
+            ServiceError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", m),
+            ServiceError::NotFound(id) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "NotFoundException",
                 format!("no job {id}"),
             ),
-            Error::StatusConflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "JobStatusException", e.to_string())
+            ServiceError::Conflict(m) => {
+                ApiError::new(StatusCode::CONFLICT, "ConflictException", m)
             }
-            other => {
-                error!(error = %other, "request failed");
+            ServiceError::Internal(e) => {
+                error!(error = %e, "request failed");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ServiceUnavailable",
@@ -77,18 +94,34 @@ impl From<Error> for ApiError {
     }
 }
 
+impl From<batchops_core::Error> for ApiError {
+    fn from(e: batchops_core::Error) -> Self {
+        ServiceError::Internal(e).into()
+    }
+}
+
 /// The API's routes over shared dependencies.
 pub fn router(deps: Arc<Deps>) -> Router {
     Router::new()
-        .route("/jobs", post(create_job))
+        .route("/jobs", post(create_job).get(list_jobs))
         .route("/jobs/{id}", get(describe_job))
+        .route("/jobs/{id}/status", post(update_status))
+        .route("/jobs/{id}/priority", post(update_priority))
+        .route(
+            "/jobs/{id}/tagging",
+            get(get_tagging).put(put_tagging).delete(delete_tagging),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES + 1))
         .with_state(deps)
 }
 
-/// Parses and checks a CreateJob body; every problem is a 4xx naming what is wrong.
-pub fn parse_create_job(body: &[u8], deps: &Deps) -> Result<CreateJobRequest, ApiError> {
+/// Reads a JSON body: 413 past [`MAX_BODY_BYTES`], 400 naming what is wrong otherwise.
+fn json_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), "InvalidRequest", e.body_text()))?;
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -99,66 +132,180 @@ pub fn parse_create_job(body: &[u8], deps: &Deps) -> Result<CreateJobRequest, Ap
             ),
         ));
     }
-    let request: CreateJobRequest = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequest",
-            format!("invalid CreateJob body: {e}"),
-        )
-    })?;
-    request
-        .validate()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()))?;
-    if request.confirmation_required {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequest",
-            "ConfirmationRequired: true is not supported yet; omit it or set it to false",
-        ));
-    }
-    for (field, bucket) in request.buckets() {
-        if !deps.config.bucket_allowed(&bucket) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "AccessDenied",
-                format!("{field}: bucket {bucket} is not in this stack's allowed buckets"),
-            ));
-        }
-    }
-    Ok(request)
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("invalid {what} body: {e}")))
 }
 
 async fn create_job(
     State(deps): State<Arc<Deps>>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = body.map_err(|e| ApiError::new(e.status(), "InvalidRequest", e.body_text()))?;
-    let request = parse_create_job(&body, &deps)?;
-    let job_id = uuid::Uuid::new_v4().to_string();
-    let job = Job::new(job_id.clone(), request, batchops_core::time::now_iso());
-    deps.store.create(&job).await?;
-    deps.queues
-        .send_plan(&PlanMessage {
-            job_id: job_id.clone(),
-        })
-        .await?;
-    info!(
-        job_id,
-        operation = job
-            .request
-            .operation
-            .as_ref()
-            .map(|o| o.name())
-            .unwrap_or_default(),
-        "job created"
-    );
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let request: CreateJobRequest = json_body(body, "CreateJob")?;
+    let job_id = jobs::create_job(&deps, request).await?;
     Ok(Json(json!({ "JobId": job_id })))
 }
 
 async fn describe_job(
     State(deps): State<Arc<Deps>>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let job = deps.store.require(&id).await?;
-    Ok(Json(job.describe()))
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(jobs::describe_job(&deps, &id).await?.describe()))
+}
+
+/// ListJobs query: `JobStatuses` (repeatable, or comma-separated), `MaxResults`, `NextToken`.
+pub fn parse_list_query(
+    query: Option<&str>,
+) -> Result<(Vec<JobStatus>, i32, Option<String>), ApiError> {
+    let mut statuses = Vec::new();
+    let mut max = 1000;
+    let mut token = None;
+    for (k, v) in form_urlencoded(query.unwrap_or("")) {
+        match k.as_str() {
+            "JobStatuses" | "jobStatuses" => {
+                for s in v.split(',').filter(|s| !s.is_empty()) {
+                    statuses.push(JobStatus::parse(s).ok_or_else(|| {
+                        ApiError::bad(format!("JobStatuses: {s:?} is not a job status"))
+                    })?);
+                }
+            }
+            "MaxResults" | "maxResults" => {
+                max = v.parse().map_err(|_| {
+                    ApiError::bad("MaxResults: must be a number between 1 and 1000")
+                })?;
+            }
+            "NextToken" | "nextToken" => token = Some(v),
+            other => return Err(ApiError::bad(format!("unknown query parameter {other:?}"))),
+        }
+    }
+    Ok((statuses, max, token))
+}
+
+fn form_urlencoded(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| {
+                let s = s.replace('+', " ");
+                percent_decode(&s)
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    batchops_core::manifest::csv::decode_key(&s.replace(' ', "%20"))
+        .unwrap_or_else(|_| s.to_string())
+}
+
+async fn list_jobs(
+    State(deps): State<Arc<Deps>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let (statuses, max, token) = parse_list_query(query.as_deref())?;
+    let (found, next) = jobs::list_jobs(&deps, &statuses, max, token.as_deref()).await?;
+    let mut answer =
+        json!({ "Jobs": found.iter().map(|j| j.list_descriptor()).collect::<Vec<_>>() });
+    if let Some(n) = next {
+        answer["NextToken"] = n.into();
+    }
+    Ok(Json(answer))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct UpdateStatus {
+    requested_job_status: String,
+    #[serde(default)]
+    status_update_reason: Option<String>,
+}
+
+async fn update_status(
+    State(deps): State<Arc<Deps>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req: UpdateStatus = json_body(body, "UpdateJobStatus")?;
+    let job = jobs::update_status(
+        &deps,
+        &id,
+        &req.requested_job_status,
+        req.status_update_reason,
+    )
+    .await?;
+    let mut answer = json!({"JobId": job.job_id, "Status": job.status.as_str()});
+    if let Some(r) = job.status_update_reason {
+        answer["StatusUpdateReason"] = r.into();
+    }
+    Ok(Json(answer))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct UpdatePriority {
+    priority: i64,
+}
+
+async fn update_priority(
+    State(deps): State<Arc<Deps>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req: UpdatePriority = json_body(body, "UpdateJobPriority")?;
+    jobs::update_priority(&deps, &id, req.priority).await?;
+    Ok(Json(json!({"JobId": id, "Priority": req.priority})))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct Tagging {
+    tags: Vec<Tag>,
+}
+
+async fn get_tagging(
+    State(deps): State<Arc<Deps>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = jobs::describe_job(&deps, &id).await?;
+    Ok(Json(json!({ "Tags": job.tags })))
+}
+
+async fn put_tagging(
+    State(deps): State<Arc<Deps>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req: Tagging = json_body(body, "PutJobTagging")?;
+    jobs::put_tags(&deps, &id, &req.tags).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tagging(
+    State(deps): State<Arc<Deps>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    jobs::put_tags(&deps, &id, &[]).await?;
+    Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_queries_parse() {
+        let (s, m, t) = parse_list_query(Some(
+            "JobStatuses=Active&JobStatuses=Failed,Complete&MaxResults=5&NextToken=abc",
+        ))
+        .unwrap();
+        assert_eq!(
+            s,
+            [JobStatus::Active, JobStatus::Failed, JobStatus::Complete]
+        );
+        assert_eq!((m, t.as_deref()), (5, Some("abc")));
+        assert!(parse_list_query(Some("JobStatuses=Running")).is_err());
+        assert!(parse_list_query(Some("MaxResults=lots")).is_err());
+        assert!(parse_list_query(Some("Bogus=1")).is_err());
+        assert_eq!(parse_list_query(None).unwrap().1, 1000);
+    }
 }

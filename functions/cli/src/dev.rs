@@ -73,6 +73,7 @@ impl Dev {
     pub async fn start(sdk: &aws_config::SdkConfig, opts: DevOptions) -> anyhow::Result<Dev> {
         let clients = Clients::new(sdk, true);
         let names = ensure_stack(&clients, &opts.stack, opts.visibility_timeout as u32).await?;
+        let intake_queue_url = names.intake_queue_url.clone();
         let mut config = Config::for_stack(names);
         (opts.tune)(&mut config);
         let deps = Arc::new(Deps::new(config, sdk));
@@ -110,6 +111,11 @@ impl Dev {
             async move { batchops_planner::handle(&d, ev).await }
         }));
         // `workers: 0` runs no worker poller: tests then deliver chunks to the handler by hand.
+        let d = deps.clone();
+        tasks.spawn(poller(intake_queue_url, 10).run(move |ev| {
+            let d = d.clone();
+            async move { batchops_planner::handle(&d, ev).await }
+        }));
         for _ in 0..opts.workers {
             let d = deps.clone();
             tasks.spawn(

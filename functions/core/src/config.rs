@@ -33,6 +33,11 @@ pub struct Config {
     /// `BATCHOPS_ALLOWED_BUCKETS` [empty = none]: comma-separated bucket names jobs may touch,
     /// `*` for any (development only).
     pub allowed_buckets: Vec<String>,
+    /// `BATCHOPS_PAUSE_RECHECK_SECS` [60]: delay of a paused job's chunk before it is looked
+    /// at again (at most 900, SQS's longest delay).
+    pub pause_recheck_secs: i32,
+    /// `BATCHOPS_STATUS_CHECK_MS` [5000]: how often a running chunk re-reads its job's status.
+    pub status_check_interval: Duration,
     /// `BATCHOPS_S3_PATH_STYLE` [false]: path-style S3 addressing, needed by emulators.
     pub s3_force_path_style: bool,
 }
@@ -72,6 +77,8 @@ impl Config {
             retry_cap: Duration::from_millis(number("BATCHOPS_RETRY_CAP_MS", 5000)?),
             report_file_max_bytes: number("BATCHOPS_REPORT_FILE_MAX_BYTES", 64 * 1024 * 1024)?
                 as usize,
+            pause_recheck_secs: number("BATCHOPS_PAUSE_RECHECK_SECS", 60)?.min(900) as i32,
+            status_check_interval: Duration::from_millis(number("BATCHOPS_STATUS_CHECK_MS", 5000)?),
             allowed_buckets: lookup("BATCHOPS_ALLOWED_BUCKETS")
                 .unwrap_or_default()
                 .split(',')
@@ -100,6 +107,8 @@ impl Config {
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_millis(5000),
             report_file_max_bytes: 64 * 1024 * 1024,
+            pause_recheck_secs: 60,
+            status_check_interval: Duration::from_millis(5000),
             allowed_buckets: vec!["*".into()],
             s3_force_path_style: true,
         }
@@ -119,6 +128,8 @@ pub struct StackNames {
     pub plan_queue_url: String,
     pub work_queue_url: String,
     pub finalize_queue_url: String,
+    /// The queue S3 notifies of objects created under `intake/` (consumed by the planner).
+    pub intake_queue_url: String,
 }
 
 #[cfg(test)]

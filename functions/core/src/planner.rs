@@ -30,22 +30,38 @@ pub async fn plan_job(deps: &Deps, job_id: &str) -> Result<PlanSummary> {
     let job = deps.store.require(job_id).await?;
     match job.status {
         JobStatus::New => {
-            deps.store
+            let started = deps
+                .store
                 .transition(
                     job_id,
                     &[JobStatus::New],
                     JobStatus::Preparing,
                     StatusChange::default(),
                 )
-                .await?;
+                .await;
+            match started {
+                Ok(_) => {}
+                Err(Error::StatusConflict { actual, .. }) => {
+                    info!(%actual, "job left New before planning started");
+                    return Ok(PlanSummary::default());
+                }
+                Err(e) => return Err(e),
+            }
         }
         // A planner that died part-way: plan again from the start (chunks are deterministic).
         JobStatus::Preparing => {}
+        // Confirmed by the user: plan for real.
+        JobStatus::Ready => {}
         JobStatus::Active if !job.planned => {}
         other => {
             info!(status = %other, "nothing to plan");
             return Ok(PlanSummary::default());
         }
+    }
+    if job.request.confirmation_required
+        && matches!(job.status, JobStatus::New | JobStatus::Preparing)
+    {
+        return count_for_confirmation(deps, &job).await;
     }
     let Some(manifest) = job.request.manifest.clone() else {
         fail_job(deps, job_id, "ManifestInvalid", "the job has no Manifest").await?;
@@ -144,13 +160,59 @@ pub async fn plan_job(deps: &Deps, job_id: &str) -> Result<PlanSummary> {
     Ok(PlanSummary { tasks, chunks })
 }
 
+/// `ConfirmationRequired`: read the whole manifest to count its tasks, queue nothing, and wait
+/// in `Suspended` for UpdateJobStatus `Ready` (which plans again, for real) or `Cancelled`.
+async fn count_for_confirmation(deps: &Deps, job: &Job) -> Result<PlanSummary> {
+    let job_id = job.job_id.as_str();
+    let Some(manifest) = &job.request.manifest else {
+        fail_job(deps, job_id, "ManifestInvalid", "the job has no Manifest").await?;
+        return Ok(PlanSummary::default());
+    };
+    let mut stream = match open_manifest(&deps.objects, manifest, 0).await {
+        Ok(s) => s,
+        Err(e) => {
+            fail_job(deps, job_id, e.failure_code(), &e.to_string()).await?;
+            return Ok(PlanSummary::default());
+        }
+    };
+    let mut tasks = 0u64;
+    while let Some(row) = stream.rows.recv().await {
+        if let Err(e) = row {
+            fail_job(deps, job_id, e.failure_code(), &e.to_string()).await?;
+            return Ok(PlanSummary::default());
+        }
+        tasks += 1;
+    }
+    if tasks == 0 {
+        let e = ManifestError::Empty;
+        fail_job(deps, job_id, e.failure_code(), &e.to_string()).await?;
+        return Ok(PlanSummary::default());
+    }
+    deps.store.set_total(job_id, tasks, &stream.etag).await?;
+    let suspended = deps
+        .store
+        .transition(
+            job_id,
+            &[JobStatus::Preparing],
+            JobStatus::Suspended,
+            StatusChange::default(),
+        )
+        .await;
+    match suspended {
+        Ok(_) | Err(Error::StatusConflict { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    info!(tasks, "counted; awaiting confirmation");
+    Ok(PlanSummary { tasks, chunks: 0 })
+}
+
 async fn activate(deps: &Deps, job: &Job) -> Result<()> {
     let change = StatusChange::default().set("active_since", crate::time::now_iso());
     match deps
         .store
         .transition(
             &job.job_id,
-            &[JobStatus::Preparing],
+            &[JobStatus::Preparing, JobStatus::Ready],
             JobStatus::Active,
             change,
         )

@@ -2,13 +2,16 @@
 //! the job exactly once.
 
 use crate::adapters::ChunkCounts;
-use crate::chunk::Chunk;
+use crate::adapters::dynamo::StatusChange;
+use crate::chunk::{Chunk, Task};
 use crate::job::JobStatus;
 use crate::ops::{Outcome, RetryPolicy, run_task};
 use crate::planner::maybe_finalize;
 use crate::report::chunk_rows;
 use crate::{Deps, Error, Result};
 use futures::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{info, instrument, warn};
 
 /// What handling a chunk message came to.
@@ -20,6 +23,8 @@ pub enum ChunkResult {
     Duplicate,
     /// The job is cancelled or failed: the tasks were counted as not run.
     Dropped,
+    /// The job is paused: the chunk was queued again, delayed, to run after resume.
+    Deferred,
 }
 
 /// The stack-bucket key of one attempt's result rows. Each attempt writes its own object; the
@@ -51,7 +56,34 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         info!(status = %job.status, "job is ending; chunk dropped unrun");
         return Ok(ChunkResult::Dropped);
     }
-    if !matches!(job.status, JobStatus::Preparing | JobStatus::Active) {
+    if matches!(job.status, JobStatus::Pausing | JobStatus::Paused) {
+        // Not run, not lost: a delayed copy waits on the queue (SQS keeps it up to 14 days),
+        // and this delivery is acknowledged, so it never reaches the DLQ.
+        deps.queues
+            .defer_chunk(chunk, deps.config.pause_recheck_secs)
+            .await?;
+        if job.status == JobStatus::Pausing {
+            match deps
+                .store
+                .transition(
+                    job_id,
+                    &[JobStatus::Pausing],
+                    JobStatus::Paused,
+                    Default::default(),
+                )
+                .await
+            {
+                Ok(_) | Err(Error::StatusConflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        info!("job is paused; chunk deferred");
+        return Ok(ChunkResult::Deferred);
+    }
+    if !matches!(
+        job.status,
+        JobStatus::Preparing | JobStatus::Ready | JobStatus::Active
+    ) {
         return Err(Error::StatusConflict {
             job_id: job_id.into(),
             actual: job.status.to_string(),
@@ -68,24 +100,44 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         return Err(Error::Record(format!("job {job_id} has no Operation")));
     };
     let s3 = deps.objects.tasks();
+    // While the chunk runs, watch the job: once it is cancelled or failing, no further task
+    // starts (those are counted as not run).
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_status(deps.clone(), job_id.to_string(), stop.clone()));
     // Futures are built up front (not in a stream closure) so the handler future is `Send`.
     let runs: Vec<_> = chunk
         .tasks
         .iter()
-        .map(|task| run_task(s3, op, task, policy))
+        .map(|task| {
+            let stop = stop.clone();
+            async move {
+                if stop.load(Ordering::Relaxed) {
+                    None
+                } else {
+                    Some(run_task(s3, op, task, policy).await)
+                }
+            }
+        })
         .collect();
-    let outcomes: Vec<Outcome> = futures::stream::iter(runs)
+    let outcomes: Vec<Option<Outcome>> = futures::stream::iter(runs)
         .buffered(deps.config.task_concurrency.max(1))
         .collect()
         .await;
+    watcher.abort();
 
+    let (ran_tasks, ran_outcomes): (Vec<Task>, Vec<Outcome>) = chunk
+        .tasks
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(t, o)| o.map(|o| (t.clone(), o)))
+        .unzip();
     let counts = ChunkCounts {
-        succeeded: outcomes.iter().filter(|o| o.succeeded).count() as u64,
-        failed: outcomes.iter().filter(|o| !o.succeeded).count() as u64,
-        not_run: 0,
+        succeeded: ran_outcomes.iter().filter(|o| o.succeeded).count() as u64,
+        failed: ran_outcomes.iter().filter(|o| !o.succeeded).count() as u64,
+        not_run: (chunk.tasks.len() - ran_tasks.len()) as u64,
     };
     let key = result_key(job_id, chunk.chunk);
-    let rows = chunk_rows(&chunk.tasks, &outcomes)?;
+    let rows = chunk_rows(&ran_tasks, &ran_outcomes)?;
     deps.objects
         .put_bytes(&deps.config.bucket, &key, rows, "text/csv")
         .await?;
@@ -104,8 +156,53 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
     info!(
         succeeded = counts.succeeded,
         failed = counts.failed,
+        not_run = counts.not_run,
         "chunk counted"
     );
+    check_failure_threshold(deps, job_id).await?;
     maybe_finalize(deps, job_id).await?;
     Ok(ChunkResult::Counted(counts))
+}
+
+/// Polls the job's status every `status_check_interval` and raises `stop` once it ends.
+async fn watch_status(deps: Deps, job_id: String, stop: Arc<AtomicBool>) {
+    loop {
+        tokio::time::sleep(deps.config.status_check_interval).await;
+        match deps.store.get(&job_id).await {
+            Ok(Some(job)) if job.status.drops_work() => {
+                info!(status = %job.status, "job is ending; starting no further task");
+                stop.store(true, Ordering::Relaxed);
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not read the job's status"),
+        }
+    }
+}
+
+/// Fails the job (`Active` → `Failing`) once its failure threshold is crossed.
+async fn check_failure_threshold(deps: &Deps, job_id: &str) -> Result<()> {
+    let job = deps.store.require(job_id).await?;
+    let threshold = job.request.failure_threshold();
+    let run = job.succeeded + job.failed;
+    if job.status != JobStatus::Active || !threshold.exceeded(run, job.failed) {
+        return Ok(());
+    }
+    let reason = format!(
+        "{} of {run} tasks failed, more than the failure threshold of {}% (checked once {} tasks have run)",
+        job.failed, threshold.percent, threshold.min_tasks
+    );
+    let change = StatusChange::default().failure("TaskFailureThresholdExceeded", reason);
+    match deps
+        .store
+        .transition(job_id, &[JobStatus::Active], JobStatus::Failing, change)
+        .await
+    {
+        Ok(_) => {
+            warn!("failure threshold exceeded; job failing");
+            Ok(())
+        }
+        Err(Error::StatusConflict { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }

@@ -1,8 +1,10 @@
 //! # planner Lambda
 //!
-//! Triggered by the plan queue (SQS). Each message names a job to plan; the domain work is
-//! [`batchops_core::planner::plan_job`]. This crate only translates the SQS event into those
-//! calls and failures into a partial batch response.
+//! Triggered by two queues (SQS): the plan queue, whose messages name a job to plan
+//! ([`batchops_core::planner::plan_job`]), and the intake queue, whose messages are S3 event
+//! notifications for objects created under `intake/` in the stack bucket
+//! ([`batchops_core::intake::start_from_object`]). This crate only translates the SQS event into
+//! those calls and failures into a partial batch response.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use batchops_core::batch::{Message, for_each_message};
@@ -13,13 +15,64 @@ use batchops_core::{Deps, Error};
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let messages = event.records.into_iter().map(message).collect();
     let failed = for_each_message(messages, 1, |m| async move {
-        let msg: PlanMessage = serde_json::from_str(&m.body).map_err(Error::Message)?;
-        batchops_core::planner::plan_job(deps, &msg.job_id)
-            .await
-            .map(drop)
+        match parse_body(&m.body)? {
+            Body::Plan(msg) => batchops_core::planner::plan_job(deps, &msg.job_id)
+                .await
+                .map(drop),
+            Body::Intake(objects) => {
+                for (bucket, key) in objects {
+                    let outcome =
+                        batchops_core::intake::start_from_object(deps, &bucket, &key).await?;
+                    tracing::info!(?outcome, bucket, key, "intake object handled");
+                }
+                Ok(())
+            }
+            Body::TestEvent => {
+                tracing::info!("S3 test event ignored");
+                Ok(())
+            }
+        }
     })
     .await;
     batch_response(failed)
+}
+
+/// What a planner message carries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Plan (or continue planning) a job.
+    Plan(PlanMessage),
+    /// Objects created under the intake prefix: (bucket, decoded key).
+    Intake(Vec<(String, String)>),
+    /// The `s3:TestEvent` S3 sends when a notification is configured.
+    TestEvent,
+}
+
+/// Tells a plan message from an S3 event notification.
+pub fn parse_body(body: &str) -> Result<Body, Error> {
+    if let Ok(plan) = serde_json::from_str::<PlanMessage>(body) {
+        return Ok(Body::Plan(plan));
+    }
+    let value: serde_json::Value = serde_json::from_str(body).map_err(Error::Message)?;
+    if value["Event"] == "s3:TestEvent" {
+        return Ok(Body::TestEvent);
+    }
+    let event: aws_lambda_events::event::s3::S3Event =
+        serde_json::from_value(value).map_err(Error::Message)?;
+    if event.records.is_empty() {
+        return Err(Error::Record(format!(
+            "neither a plan message nor an S3 event: {body:.200}"
+        )));
+    }
+    let mut objects = Vec::new();
+    for record in event.records {
+        let bucket = record.s3.bucket.name.unwrap_or_default();
+        let raw = record.s3.object.key.unwrap_or_default();
+        let key = batchops_core::intake::decode_event_key(&raw)
+            .ok_or_else(|| Error::Record(format!("undecodable key in S3 event: {raw:?}")))?;
+        objects.push((bucket, key));
+    }
+    Ok(Body::Intake(objects))
 }
 
 /// Reads the fields batchops needs from an SQS record.
@@ -56,6 +109,24 @@ mod tests {
         assert_eq!(m.receive_count, 1);
         let plan: PlanMessage = serde_json::from_str(&m.body).unwrap();
         assert_eq!(plan.job_id, "3b5e6f1e-6b39-4c39-9d57-2f1f6d1f6a01");
+    }
+
+    #[test]
+    fn intake_events_are_recognised() {
+        let event: SqsEvent =
+            serde_json::from_str(include_str!("../../../infra/events/intake.json")).unwrap();
+        let body = parse_body(event.records[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            Body::Intake(vec![(
+                "batchops-dev-bucket".into(),
+                "intake/daily copy+1.csv".into()
+            )])
+        );
+        let test = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-27T00:00:00.000Z","Bucket":"b"}"#;
+        assert_eq!(parse_body(test).unwrap(), Body::TestEvent);
+        assert!(parse_body("{not json").is_err());
+        assert!(parse_body(r#"{"unexpected": 1}"#).is_err());
     }
 
     #[test]

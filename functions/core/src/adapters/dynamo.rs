@@ -80,6 +80,25 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// Whether a cancelled transaction failed on its first item's condition (DynamoDB names a
+/// reason per item).
+fn first_condition_failed(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        crate::error::HttpResponse,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+            .cancellation_reasons()
+            .first()
+            .and_then(|r| r.code())
+            .is_some_and(|c| c == "ConditionalCheckFailed"),
+        _ => false,
+    }
+}
+
 impl Job {
     fn to_item(&self) -> Result<Item> {
         let request = serde_json::to_string(&self.request).map_err(Error::Message)?;
@@ -91,7 +110,11 @@ impl Job {
             ("request".into(), s(request)),
             (
                 "priority".into(),
-                AttributeValue::N(self.request.priority.to_string()),
+                AttributeValue::N(self.priority.to_string()),
+            ),
+            (
+                "tags".into(),
+                s(serde_json::to_string(&self.tags).map_err(Error::Message)?),
             ),
             ("creation_time".into(), s(&self.creation_time)),
             ("total_tasks".into(), n(self.total_tasks)),
@@ -141,8 +164,20 @@ impl Job {
                 .map_err(|e| Error::Record(format!("job {job_id}: bad failure_reasons: {e}")))?,
             None => Vec::new(),
         };
+        let tags = match get_s(item, "tags") {
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| Error::Record(format!("job {job_id}: bad tags: {e}")))?,
+            None => request.tags.clone(),
+        };
+        let priority = item
+            .get("priority")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(request.priority);
         Ok(Job {
             status,
+            priority,
+            tags,
             request,
             creation_time: get_s(item, "creation_time").unwrap_or_default(),
             termination_date: get_s(item, "termination_date"),
@@ -209,6 +244,103 @@ impl JobStore {
             .await
             .map_err(|e| Error::dynamo("PutItem", e))?;
         Ok(())
+    }
+
+    /// Stores a new job together with its `ClientRequestToken` record, atomically. When the
+    /// token is already taken, returns the job id and request digest stored with it instead.
+    pub async fn create_with_token(
+        &self,
+        job: &Job,
+        token: &str,
+        digest: &str,
+    ) -> Result<Option<(String, String)>> {
+        let token_item = Item::from([
+            ("pk".into(), s(format!("TOKEN#{token}"))),
+            ("sk".into(), s("TOKEN")),
+            ("job_id".into(), s(&job.job_id)),
+            ("digest".into(), s(digest)),
+        ]);
+        let put_token = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(token_item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::Record(e.to_string()))?;
+        let put_job = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(job.to_item()?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::Record(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_token).build())
+            .transact_items(TransactWriteItem::builder().put(put_job).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) if first_condition_failed(&e) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("TOKEN#{token}")))
+                    .key("sk", s("TOKEN"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| Error::dynamo("GetItem", e))?;
+                let item = out
+                    .item()
+                    .ok_or_else(|| Error::Record(format!("token {token} vanished")))?;
+                Ok(Some((
+                    get_s(item, "job_id").unwrap_or_default(),
+                    get_s(item, "digest").unwrap_or_default(),
+                )))
+            }
+            Err(e) => Err(Error::dynamo("TransactWriteItems", e)),
+        }
+    }
+
+    /// Sets a job's priority; `false` if there is no such job.
+    pub async fn set_priority(&self, job_id: &str, priority: i64) -> Result<bool> {
+        self.set_attribute(job_id, "priority", AttributeValue::N(priority.to_string()))
+            .await
+    }
+
+    /// Replaces a job's tags; `false` if there is no such job.
+    pub async fn set_tags(&self, job_id: &str, tags: &[crate::job::spec::Tag]) -> Result<bool> {
+        let json = serde_json::to_string(tags).map_err(Error::Message)?;
+        self.set_attribute(job_id, "tags", s(json)).await
+    }
+
+    /// Records the manifest's row count (a job awaiting confirmation shows its total).
+    pub async fn set_total(&self, job_id: &str, total_tasks: u64, etag: &str) -> Result<bool> {
+        self.set_attribute(job_id, "total_tasks", n(total_tasks))
+            .await?;
+        self.set_attribute(job_id, "manifest_etag", s(etag)).await
+    }
+
+    async fn set_attribute(&self, job_id: &str, name: &str, value: AttributeValue) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .update_expression("SET #a = :v")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#a", name)
+            .expression_attribute_values(":v", value)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(Error::dynamo("UpdateItem", e)),
+        }
     }
 
     /// Reads a job with a strongly consistent read.
@@ -417,24 +549,9 @@ impl JobStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) => {
-                // A cancelled transaction names a reason per item: the first item's
-                // ConditionalCheckFailed means the chunk record exists, i.e. a duplicate.
-                let duplicate = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(tc) => {
-                            tc.cancellation_reasons().first().and_then(|r| r.code()).map(|c| c == "ConditionalCheckFailed")
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or(false);
-                if duplicate {
-                    Ok(false)
-                } else {
-                    Err(Error::dynamo("TransactWriteItems", e))
-                }
-            }
+            // The first item's condition failing means the chunk record exists: a duplicate.
+            Err(e) if first_condition_failed(&e) => Ok(false),
+            Err(e) => Err(Error::dynamo("TransactWriteItems", e)),
         }
     }
 

@@ -13,6 +13,16 @@ pub struct Objects {
     tasks: Client,
 }
 
+/// What HeadObject tells about an object.
+#[derive(Clone, Debug, Default)]
+pub struct Head {
+    pub etag: String,
+    pub size: i64,
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*`), keys without the prefix, lowercase.
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
 /// An object being read.
 pub struct GotObject {
     pub etag: String,
@@ -68,6 +78,34 @@ impl Objects {
         Ok(GotObject {
             etag: out.e_tag().unwrap_or_default().to_string(),
             body: out.body,
+        })
+    }
+
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<Head> {
+        let out = self
+            .control
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| s3_error("HeadObject", bucket, key, e))?;
+        Ok(Head {
+            etag: out
+                .e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
+            size: out.content_length().unwrap_or(0),
+            content_type: out.content_type().map(String::from),
+            metadata: out
+                .metadata()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

@@ -52,6 +52,20 @@ impl Queues {
         self.send(&self.finalize, message).await
     }
 
+    /// Queues a chunk again, invisible for `delay_secs` (a paused job's chunk waiting).
+    pub async fn defer_chunk(&self, chunk: &Chunk, delay_secs: i32) -> Result<()> {
+        let body = serde_json::to_string(chunk).map_err(Error::Message)?;
+        self.client
+            .send_message()
+            .queue_url(&self.work)
+            .message_body(body)
+            .delay_seconds(delay_secs.clamp(0, 900))
+            .send()
+            .await
+            .map_err(|e| Error::sqs("SendMessage", e))?;
+        Ok(())
+    }
+
     /// Sends chunks with as few `SendMessageBatch` calls as the limits allow (10 entries and
     /// 256 KiB per call). Entries SQS reports as failed are retried; the call fails only if
     /// some chunk could not be sent. Sending a chunk twice is harmless: workers count each

@@ -25,25 +25,94 @@ pub async fn ensure_stack(
     let bucket = format!("{stack}-bucket");
     ensure_bucket(&clients.s3_control, &bucket).await?;
     let mut urls = Vec::new();
-    for name in ["plan", "work", "finalize"] {
-        urls.push(
-            ensure_queue(
-                &clients.sqs,
-                &format!("{stack}-{name}"),
-                visibility_timeout_secs,
-            )
-            .await?,
-        );
+    for name in ["plan", "work", "finalize", "intake"] {
+        let queue = format!("{stack}-{name}");
+        urls.push(ensure_queue(&clients.sqs, &queue, visibility_timeout_secs).await?);
     }
-    let [plan_queue_url, work_queue_url, finalize_queue_url] =
-        <[String; 3]>::try_from(urls).expect("three queues");
+    let [
+        plan_queue_url,
+        work_queue_url,
+        finalize_queue_url,
+        intake_queue_url,
+    ] = <[String; 4]>::try_from(urls).expect("four queues");
+    ensure_intake_notification(clients, &bucket, &intake_queue_url).await?;
     Ok(StackNames {
         table,
         bucket,
         plan_queue_url,
         work_queue_url,
         finalize_queue_url,
+        intake_queue_url,
     })
+}
+
+/// S3 → intake queue for objects created under `intake/` (what the template's bucket
+/// notification does in AWS).
+async fn ensure_intake_notification(
+    clients: &Clients,
+    bucket: &str,
+    queue_url: &str,
+) -> Result<()> {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, NotificationConfiguration,
+        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    };
+    let arn = queue_arn(&clients.sqs, queue_url).await?;
+    let filter = NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(
+                    FilterRule::builder()
+                        .name(FilterRuleName::Prefix)
+                        .value(crate::intake::INTAKE_PREFIX)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let queue = QueueConfiguration::builder()
+        .id("batchops-intake")
+        .queue_arn(arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .filter(filter)
+        .build()
+        .map_err(|e| Error::Record(e.to_string()))?;
+    clients
+        .s3_control
+        .put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(queue)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| Error::S3 {
+            op: "PutBucketNotificationConfiguration",
+            bucket: bucket.into(),
+            key: String::new(),
+            status: e.raw_response().map(|r| r.status().as_u16()),
+            source: aws_sdk_s3::error::DisplayErrorContext(&e)
+                .to_string()
+                .into(),
+        })?;
+    Ok(())
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| Error::sqs("GetQueueAttributes", e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| Error::Sqs {
+            op: "GetQueueAttributes",
+            source: "no QueueArn".into(),
+        })
 }
 
 async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
@@ -142,19 +211,7 @@ async fn ensure_queue(
         .queue_url()
         .unwrap_or_default()
         .to_string();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| Error::sqs("GetQueueAttributes", e))?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| Error::Sqs {
-            op: "GetQueueAttributes",
-            source: "no QueueArn".into(),
-        })?;
+    let dlq_arn = queue_arn(sqs, &dlq_url).await?;
     let redrive =
         serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES})
             .to_string();

@@ -26,6 +26,10 @@ pub struct Job {
     pub job_id: String,
     pub status: JobStatus,
     pub request: CreateJobRequest,
+    /// Current priority (UpdateJobPriority changes it; starts as the request's).
+    pub priority: i64,
+    /// Current tags (Put/DeleteJobTagging change them; start as the request's).
+    pub tags: Vec<spec::Tag>,
     pub creation_time: String,
     pub termination_date: Option<String>,
     pub failure_reasons: Vec<FailureReason>,
@@ -57,6 +61,8 @@ impl Job {
         Self {
             job_id,
             status: JobStatus::New,
+            priority: request.priority,
+            tags: request.tags.clone(),
             request,
             creation_time,
             termination_date: None,
@@ -93,13 +99,39 @@ impl Job {
         (end - start).whole_seconds().max(0)
     }
 
+    /// A `JobListDescriptor` for ListJobs.
+    pub fn list_descriptor(&self) -> serde_json::Value {
+        let mut d = serde_json::json!({
+            "JobId": self.job_id,
+            "Status": self.status.as_str(),
+            "Priority": self.priority,
+            "CreationTime": self.creation_time,
+            "ProgressSummary": {
+                "TotalNumberOfTasks": self.total_tasks,
+                "NumberOfTasksSucceeded": self.succeeded,
+                "NumberOfTasksFailed": self.failed,
+            },
+        });
+        let obj = d.as_object_mut().expect("json object");
+        if let Some(op) = &self.request.operation {
+            obj.insert("Operation".into(), op.name().into());
+        }
+        if let Some(desc) = &self.request.description {
+            obj.insert("Description".into(), desc.clone().into());
+        }
+        if let Some(t) = &self.termination_date {
+            obj.insert("TerminationDate".into(), t.clone().into());
+        }
+        d
+    }
+
     /// The DescribeJob `Job` document, with S3 Control's field names.
     pub fn describe(&self) -> serde_json::Value {
         let r = &self.request;
         let mut job = serde_json::json!({
             "JobId": self.job_id,
             "Status": self.status.as_str(),
-            "Priority": r.priority,
+            "Priority": self.priority,
             "Report": r.report,
             "ConfirmationRequired": r.confirmation_required,
             "CreationTime": self.creation_time,

@@ -26,12 +26,40 @@ pub struct CreateJobRequest {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+    /// Beyond AWS: when the job fails (default: 1,000 tasks run and over 50% failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<FailureThreshold>,
     /// Accepted for compatibility with S3 Control bodies; unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
     /// Accepted for compatibility with S3 Control bodies; unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+}
+
+/// Once at least `MinTasks` tasks have run and more than `Percent` % of them failed, the job
+/// fails (`Failing` → `Failed`) and its remaining chunks are dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct FailureThreshold {
+    pub min_tasks: u64,
+    pub percent: u8,
+}
+
+impl Default for FailureThreshold {
+    fn default() -> Self {
+        Self {
+            min_tasks: 1000,
+            percent: 50,
+        }
+    }
+}
+
+impl FailureThreshold {
+    /// Whether `failed` of `run` tasks crosses the threshold.
+    pub fn exceeded(&self, run: u64, failed: u64) -> bool {
+        run >= self.min_tasks.max(1) && failed * 100 > u64::from(self.percent) * run
+    }
 }
 
 /// The one operation a job runs (S3 Control `JobOperation`: an object with exactly one key).
@@ -180,7 +208,7 @@ pub struct Invalid {
     pub message: String,
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> Invalid {
+pub fn invalid(field: &str, message: impl Into<String>) -> Invalid {
     Invalid {
         field: field.into(),
         message: message.into(),
@@ -233,6 +261,15 @@ impl CreateJobRequest {
         {
             return Err(invalid("ClientRequestToken", "must be 1 to 64 characters"));
         }
+        if let Some(t) = &self.failure_threshold
+            && t.percent > 100
+        {
+            return Err(invalid(
+                "FailureThreshold.Percent",
+                "must be between 0 and 100",
+            ));
+        }
+        validate_tags("Tags", &self.tags, 50)?;
         let manifest = self
             .manifest
             .as_ref()
@@ -311,9 +348,34 @@ impl CreateJobRequest {
         out
     }
 
+    pub fn failure_threshold(&self) -> FailureThreshold {
+        self.failure_threshold.unwrap_or_default()
+    }
+
     pub fn report_scope(&self) -> ReportScope {
         self.report.report_scope.unwrap_or(ReportScope::AllTasks)
     }
+}
+
+/// S3's tag rules: keys 1–128 characters, values at most 256, keys unique, at most `max`.
+pub fn validate_tags(field: &str, tags: &[Tag], max: usize) -> Result<(), Invalid> {
+    if tags.len() > max {
+        return Err(invalid(field, format!("at most {max} tags")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in tags {
+        let n = t.key.chars().count();
+        if n == 0 || n > 128 {
+            return Err(invalid(field, "tag keys must be 1 to 128 characters"));
+        }
+        if t.value.chars().count() > 256 {
+            return Err(invalid(field, "tag values must be at most 256 characters"));
+        }
+        if !seen.insert(t.key.as_str()) {
+            return Err(invalid(field, format!("duplicate tag key {:?}", t.key)));
+        }
+    }
+    Ok(())
 }
 
 /// Column positions of an `S3BatchOperations_CSV_20180820` manifest.
@@ -399,6 +461,36 @@ mod tests {
         b["Priority"] = (-1).into();
         let req: CreateJobRequest = serde_json::from_value(b).unwrap();
         assert_eq!(req.validate().unwrap_err().field, "Priority");
+    }
+
+    #[test]
+    fn failure_threshold_semantics() {
+        let t = FailureThreshold::default();
+        assert!(!t.exceeded(999, 999), "not before MinTasks have run");
+        assert!(!t.exceeded(1000, 500), "exactly 50% is not more than 50%");
+        assert!(t.exceeded(1000, 501));
+        let strict = FailureThreshold {
+            min_tasks: 10,
+            percent: 0,
+        };
+        assert!(strict.exceeded(10, 1) && !strict.exceeded(10, 0));
+    }
+
+    #[test]
+    fn tags_are_checked() {
+        let tag = |k: &str| Tag {
+            key: k.into(),
+            value: "v".into(),
+        };
+        assert!(validate_tags("Tags", &[tag("a"), tag("b")], 50).is_ok());
+        assert_eq!(
+            validate_tags("Tags", &[tag("a"), tag("a")], 50)
+                .unwrap_err()
+                .field,
+            "Tags"
+        );
+        assert!(validate_tags("Tags", &[tag("")], 50).is_err());
+        assert!(validate_tags("Tags", &[tag("a"), tag("b")], 1).is_err());
     }
 
     #[test]

@@ -1,0 +1,386 @@
+//! The job service: what the API (and the S3 intake) can do to jobs — create, describe, list,
+//! change status, priority and tags. Every status change is checked against the status machine
+//! and written conditionally, so a request racing the pipeline either wins cleanly or gets a
+//! conflict.
+
+use crate::adapters::dynamo::StatusChange;
+use crate::chunk::{FinalizeMessage, PlanMessage};
+use crate::job::spec::{Invalid, Tag, validate_tags};
+use crate::job::{CreateJobRequest, Job, JobStatus};
+use crate::{Deps, Error};
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine as _;
+use md5::{Digest, Md5};
+use std::collections::HashMap;
+use tracing::info;
+
+/// Why a request on jobs was refused. The API maps each to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// 400: the request is malformed; names the field.
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    /// 403: a bucket outside the stack's allow-list.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("no job {0}")]
+    NotFound(String),
+    /// 409: the same ClientRequestToken with a different body, or an illegal transition.
+    #[error("{0}")]
+    Conflict(String),
+    /// 5xx: the store or a queue failed; retrying may help.
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+impl ServiceError {
+    fn from_store(e: Error) -> Self {
+        match e {
+            Error::JobNotFound(id) => ServiceError::NotFound(id),
+            Error::StatusConflict { job_id, actual, .. } => ServiceError::Conflict(format!(
+                "job {job_id} is {actual}; the change no longer applies"
+            )),
+            other => ServiceError::Internal(other),
+        }
+    }
+}
+
+/// A digest of the request, to tell a retried CreateJob from a different one with the same token.
+fn request_digest(request: &CreateJobRequest) -> String {
+    let json = serde_json::to_vec(request).unwrap_or_default();
+    hex::encode(Md5::digest(json))
+}
+
+/// Validates and creates a job, then queues it for planning. With a `ClientRequestToken`, the
+/// same request returns the same JobId and a different request is a conflict.
+pub async fn create_job(deps: &Deps, request: CreateJobRequest) -> Result<String, ServiceError> {
+    request.validate()?;
+    for (field, bucket) in request.buckets() {
+        if !deps.config.bucket_allowed(&bucket) {
+            return Err(ServiceError::Forbidden(format!(
+                "{field}: bucket {bucket} is not in this stack's allowed buckets"
+            )));
+        }
+    }
+    let job_id = uuid::Uuid::new_v4().to_string();
+    let job = Job::new(job_id.clone(), request, crate::time::now_iso());
+    match job.request.client_request_token.clone() {
+        Some(token) => {
+            let digest = request_digest(&job.request);
+            if let Some((existing, stored)) =
+                deps.store.create_with_token(&job, &token, &digest).await?
+            {
+                if stored == digest {
+                    info!(
+                        job_id = existing,
+                        "ClientRequestToken seen before; same job"
+                    );
+                    return Ok(existing);
+                }
+                return Err(ServiceError::Conflict(format!(
+                    "ClientRequestToken {token} was used for a different request (job {existing})"
+                )));
+            }
+        }
+        None => deps.store.create(&job).await?,
+    }
+    deps.queues
+        .send_plan(&PlanMessage {
+            job_id: job_id.clone(),
+        })
+        .await?;
+    info!(job_id, "job created");
+    Ok(job_id)
+}
+
+/// Records a job that failed before it could be created properly (a bad intake object).
+pub async fn create_failed_job(
+    deps: &Deps,
+    request: CreateJobRequest,
+    code: &str,
+    reason: &str,
+) -> crate::Result<String> {
+    let job_id = uuid::Uuid::new_v4().to_string();
+    let now = crate::time::now_iso();
+    let mut job = Job::new(job_id.clone(), request, now.clone());
+    job.status = JobStatus::Failed;
+    job.termination_date = Some(now);
+    job.failure_reasons.push(crate::job::FailureReason {
+        failure_code: code.into(),
+        failure_reason: reason.into(),
+    });
+    deps.store.create(&job).await?;
+    info!(job_id, code, reason, "recorded a failed job");
+    Ok(job_id)
+}
+
+pub async fn describe_job(deps: &Deps, job_id: &str) -> Result<Job, ServiceError> {
+    deps.store
+        .require(job_id)
+        .await
+        .map_err(ServiceError::from_store)
+}
+
+/// UpdateJobStatus: `Ready` confirms a `Suspended` job; `Cancelled` cancels any job that has
+/// not ended; beyond AWS, `Paused` pauses an active job and `Active` resumes it.
+pub async fn update_status(
+    deps: &Deps,
+    job_id: &str,
+    requested: &str,
+    reason: Option<String>,
+) -> Result<Job, ServiceError> {
+    let requested = JobStatus::parse(requested)
+        .filter(|s| {
+            matches!(
+                s,
+                JobStatus::Ready | JobStatus::Cancelled | JobStatus::Paused | JobStatus::Active
+            )
+        })
+        .ok_or_else(|| Invalid {
+            field: "RequestedJobStatus".into(),
+            message: "must be Ready, Cancelled, Paused or Active".into(),
+        })?;
+    if let Some(r) = &reason
+        && r.chars().count() > 256
+    {
+        return Err(Invalid {
+            field: "StatusUpdateReason".into(),
+            message: "must be at most 256 characters".into(),
+        }
+        .into());
+    }
+    let change = || {
+        let c = StatusChange::default();
+        match &reason {
+            Some(r) => c.set("status_update_reason", r.clone()),
+            None => c,
+        }
+    };
+    // A few tries: the pipeline may move the job between our read and our write.
+    for _ in 0..3 {
+        let job = deps
+            .store
+            .require(job_id)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let from = job.status;
+        let result = match requested {
+            JobStatus::Ready => {
+                if from != JobStatus::Suspended {
+                    return Err(illegal(
+                        &job,
+                        "Ready (only a Suspended job can be confirmed)",
+                    ));
+                }
+                let out = deps
+                    .store
+                    .transition(job_id, &[from], JobStatus::Ready, change())
+                    .await;
+                if out.is_ok() {
+                    deps.queues
+                        .send_plan(&PlanMessage {
+                            job_id: job_id.into(),
+                        })
+                        .await?;
+                }
+                out
+            }
+            JobStatus::Cancelled => {
+                if !from.can_become(JobStatus::Cancelling) {
+                    return Err(illegal(&job, "Cancelled (it has ended or is ending)"));
+                }
+                cancel(deps, &job, change()).await
+            }
+            JobStatus::Paused => {
+                if from != JobStatus::Active {
+                    return Err(illegal(&job, "Paused (only an Active job can be paused)"));
+                }
+                deps.store
+                    .transition(job_id, &[from], JobStatus::Pausing, change())
+                    .await
+            }
+            _ => {
+                if !matches!(from, JobStatus::Paused | JobStatus::Pausing) {
+                    return Err(illegal(&job, "Active (only a paused job can be resumed)"));
+                }
+                let out = deps
+                    .store
+                    .transition(job_id, &[from], JobStatus::Active, change())
+                    .await;
+                if let Ok(j) = &out
+                    && j.reconciled()
+                {
+                    // Every chunk finished while paused: nothing else will end the job.
+                    deps.queues
+                        .send_finalize(&FinalizeMessage {
+                            job_id: job_id.into(),
+                        })
+                        .await?;
+                }
+                out
+            }
+        };
+        match result {
+            Ok(job) => return Ok(job),
+            Err(Error::StatusConflict { .. }) => continue,
+            Err(e) => return Err(ServiceError::from_store(e)),
+        }
+    }
+    Err(ServiceError::Conflict(format!(
+        "job {job_id} kept changing status; try again"
+    )))
+}
+
+fn illegal(job: &Job, wanted: &str) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "job {} is {}; it cannot become {wanted}",
+        job.job_id, job.status
+    ))
+}
+
+/// Cancels a job. One that has queued no chunk ends at once; otherwise it goes `Cancelling`,
+/// workers drop its remaining chunks unrun, and the finalizer ends it with a report of what ran.
+async fn cancel(deps: &Deps, job: &Job, change: StatusChange) -> crate::Result<Job> {
+    let cancelling = deps
+        .store
+        .transition(&job.job_id, &[job.status], JobStatus::Cancelling, change)
+        .await?;
+    let nothing_queued = matches!(
+        job.status,
+        JobStatus::New | JobStatus::Suspended | JobStatus::Ready
+    );
+    if nothing_queued {
+        let end = StatusChange::default().set("termination_date", crate::time::now_iso());
+        return deps
+            .store
+            .transition(
+                &job.job_id,
+                &[JobStatus::Cancelling],
+                JobStatus::Cancelled,
+                end,
+            )
+            .await;
+    }
+    if cancelling.reconciled() {
+        deps.queues
+            .send_finalize(&FinalizeMessage {
+                job_id: job.job_id.clone(),
+            })
+            .await?;
+    }
+    Ok(cancelling)
+}
+
+pub async fn update_priority(deps: &Deps, job_id: &str, priority: i64) -> Result<(), ServiceError> {
+    if !(0..=i64::from(i32::MAX)).contains(&priority) {
+        return Err(Invalid {
+            field: "Priority".into(),
+            message: "must be between 0 and 2147483647".into(),
+        }
+        .into());
+    }
+    if !deps.store.set_priority(job_id, priority).await? {
+        return Err(ServiceError::NotFound(job_id.into()));
+    }
+    Ok(())
+}
+
+pub async fn put_tags(deps: &Deps, job_id: &str, tags: &[Tag]) -> Result<(), ServiceError> {
+    validate_tags("Tags", tags, 50)?;
+    if !deps.store.set_tags(job_id, tags).await? {
+        return Err(ServiceError::NotFound(job_id.into()));
+    }
+    Ok(())
+}
+
+/// ListJobs: newest first, optionally filtered by status, paged by an opaque `NextToken`.
+pub async fn list_jobs(
+    deps: &Deps,
+    statuses: &[JobStatus],
+    max_results: i32,
+    next_token: Option<&str>,
+) -> Result<(Vec<Job>, Option<String>), ServiceError> {
+    if !(1..=1000).contains(&max_results) {
+        return Err(Invalid {
+            field: "MaxResults".into(),
+            message: "must be between 1 and 1000".into(),
+        }
+        .into());
+    }
+    let cursor = next_token.map(decode_token).transpose()?;
+    let mut jobs = Vec::new();
+    let mut cursor = cursor;
+    // A status filter applies after DynamoDB's page limit: read on until the page is full.
+    loop {
+        let want = max_results - jobs.len() as i32;
+        let (page, next) = deps.store.list_page(Some(statuses), want, cursor).await?;
+        jobs.extend(page);
+        cursor = next;
+        if cursor.is_none() || jobs.len() as i32 >= max_results {
+            break;
+        }
+    }
+    Ok((jobs, cursor.map(|c| encode_token(&c))))
+}
+
+fn encode_token(key: &HashMap<String, AttributeValue>) -> String {
+    let strings: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str())))
+        .collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&strings).unwrap_or_default())
+}
+
+fn decode_token(token: &str) -> Result<HashMap<String, AttributeValue>, ServiceError> {
+    let bad = || Invalid {
+        field: "NextToken".into(),
+        message: "is not a token this API returned".into(),
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let strings: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let expected = ["pk", "sk", "gsi1pk", "gsi1sk"];
+    if strings.len() != expected.len() || !expected.iter().all(|k| strings.contains_key(*k)) {
+        return Err(bad().into());
+    }
+    Ok(strings
+        .into_iter()
+        .map(|(k, v)| (k, AttributeValue::S(v)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_tokens_round_trip_and_reject_junk() {
+        let key: HashMap<String, AttributeValue> = ["pk", "sk", "gsi1pk", "gsi1sk"]
+            .iter()
+            .map(|k| (k.to_string(), AttributeValue::S(format!("v-{k}"))))
+            .collect();
+        assert_eq!(decode_token(&encode_token(&key)).unwrap(), key);
+        assert!(decode_token("not base64 !").is_err());
+        assert!(
+            decode_token(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"{\"pk\":\"x\"}")
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn digests_differ_with_the_body() {
+        let a: CreateJobRequest = serde_json::from_value(serde_json::json!({
+            "Operation": {"S3PutObjectTagging": {"TagSet": []}}, "Report": {"Enabled": false}
+        }))
+        .unwrap();
+        let mut b = a.clone();
+        b.priority = 3;
+        assert_eq!(request_digest(&a), request_digest(&a.clone()));
+        assert_ne!(request_digest(&a), request_digest(&b));
+    }
+}
