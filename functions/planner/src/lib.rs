@@ -48,6 +48,34 @@ pub enum Body {
     TestEvent,
 }
 
+/// The parts of an S3 event notification the intake reads.
+#[derive(Debug, serde::Deserialize)]
+struct S3Notification {
+    #[serde(rename = "Records", default)]
+    records: Vec<S3Record>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct S3Record {
+    s3: S3Entity,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct S3Entity {
+    bucket: Named,
+    object: Keyed,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Named {
+    name: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Keyed {
+    key: String,
+}
+
 /// Tells a plan message from an S3 event notification.
 pub fn parse_body(body: &str) -> Result<Body, Error> {
     if let Ok(plan) = serde_json::from_str::<PlanMessage>(body) {
@@ -57,8 +85,9 @@ pub fn parse_body(body: &str) -> Result<Body, Error> {
     if value["Event"] == "s3:TestEvent" {
         return Ok(Body::TestEvent);
     }
-    let event: aws_lambda_events::event::s3::S3Event =
-        serde_json::from_value(value).map_err(Error::Message)?;
+    // Only the fields batchops needs: real S3 sends more (userIdentity, requestParameters …)
+    // than moto does, and both must parse.
+    let event: S3Notification = serde_json::from_value(value).map_err(Error::Message)?;
     if event.records.is_empty() {
         return Err(Error::Record(format!(
             "neither a plan message nor an S3 event: {body:.200}"
@@ -66,11 +95,10 @@ pub fn parse_body(body: &str) -> Result<Body, Error> {
     }
     let mut objects = Vec::new();
     for record in event.records {
-        let bucket = record.s3.bucket.name.unwrap_or_default();
-        let raw = record.s3.object.key.unwrap_or_default();
+        let raw = record.s3.object.key;
         let key = batchops_core::intake::decode_event_key(&raw)
             .ok_or_else(|| Error::Record(format!("undecodable key in S3 event: {raw:?}")))?;
-        objects.push((bucket, key));
+        objects.push((record.s3.bucket.name, key));
     }
     Ok(Body::Intake(objects))
 }
@@ -134,5 +162,21 @@ mod tests {
         let r = batch_response(vec!["a".into(), "b".into()]);
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["batchItemFailures"][1]["itemIdentifier"], "b");
+    }
+}
+
+#[cfg(test)]
+mod moto_event {
+    use super::*;
+
+    /// The body moto 5.2.5 sends for an object created under `intake/` (no userIdentity,
+    /// requestParameters or responseElements; `/` encoded as `%2F`).
+    #[test]
+    fn motos_notification_parses() {
+        let body = r#"{"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": "2026-11-27T00:46:29.141Z", "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0", "configurationId": "x", "bucket": {"name": "ntest-bkt", "arn": "arn:aws:s3:::ntest-bkt"}, "object": {"key": "intake%2Fa+b.csv", "size": 1, "eTag": "9dd4e461268c8034f5c8564e155c67a6"}}}]}"#;
+        assert_eq!(
+            parse_body(body).unwrap(),
+            Body::Intake(vec![("ntest-bkt".into(), "intake/a b.csv".into())])
+        );
     }
 }
