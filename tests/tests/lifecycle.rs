@@ -494,3 +494,53 @@ async fn priority_and_tagging_can_be_changed() {
     stack.wait(&job_id, Duration::from_secs(60)).await;
     stack.dev.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_limited_workers_a_high_priority_job_finishes_first() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 1,
+        tune: |c| {
+            c.chunk_size = 10;
+            c.task_concurrency = 2;
+        },
+    })
+    .await;
+    let (source, target, etag) = seed(&stack, 300).await;
+    let mut low = copy_job(&source, "m.csv", Some(&etag), &target, &target, "AllTasks");
+    low["Priority"] = 5.into();
+    let low_id = stack.api.create(&low).await.unwrap();
+    until(&stack, &low_id, 60, |j| {
+        j["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64() > Some(0)
+    })
+    .await;
+
+    let urgent_rows: Vec<_> = (0..20)
+        .map(|i| (source.clone(), format!("o/{i:05}")))
+        .collect();
+    let urgent_etag = stack
+        .put_manifest(&source, "urgent.csv", &urgent_rows)
+        .await;
+    let mut high = copy_job(
+        &source,
+        "urgent.csv",
+        Some(&urgent_etag),
+        &target,
+        &target,
+        "AllTasks",
+    );
+    high["Priority"] = 500.into();
+    high["Operation"]["S3PutObjectCopy"]["TargetKeyPrefix"] = "urgent".into();
+    let high_id = stack.api.create(&high).await.unwrap();
+
+    let high_job = stack.wait(&high_id, Duration::from_secs(120)).await;
+    assert_eq!(high_job["Status"], "Complete");
+    let low_now = stack.api.describe(&low_id).await.unwrap();
+    assert_ne!(
+        low_now["Status"], "Complete",
+        "the high-priority job overtook the earlier low-priority one"
+    );
+    let low_job = stack.wait(&low_id, Duration::from_secs(180)).await;
+    assert_eq!(low_job["Status"], "Complete");
+    assert!(high_job["TerminationDate"].as_str() < low_job["TerminationDate"].as_str());
+    stack.dev.stop().await;
+}

@@ -99,7 +99,7 @@ impl Dev {
         let sqs = deps.queues.client().clone();
         let poller = |queue: String, batch: i32| Poller {
             sqs: sqs.clone(),
-            queue,
+            queues: vec![queue],
             batch,
             visibility: opts.visibility_timeout,
             retry_delay: opts.retry_delay,
@@ -110,20 +110,23 @@ impl Dev {
             let d = d.clone();
             async move { batchops_planner::handle(&d, ev).await }
         }));
-        // `workers: 0` runs no worker poller: tests then deliver chunks to the handler by hand.
         let d = deps.clone();
         tasks.spawn(poller(intake_queue_url, 10).run(move |ev| {
             let d = d.clone();
             async move { batchops_planner::handle(&d, ev).await }
         }));
+        // `workers: 0` runs no worker poller: tests then deliver chunks to the handler by hand.
+        // Each worker drains the high-priority band before the normal one.
         for _ in 0..opts.workers {
             let d = deps.clone();
-            tasks.spawn(
-                poller(d.config.work_queue_url.clone(), opts.worker_batch).run(move |ev| {
-                    let d = d.clone();
-                    async move { batchops_worker::handle(&d, ev).await }
-                }),
-            );
+            let mut worker = poller(d.config.work_high_queue_url.clone(), opts.worker_batch);
+            if d.config.work_queue_url != d.config.work_high_queue_url {
+                worker.queues.push(d.config.work_queue_url.clone());
+            }
+            tasks.spawn(worker.run(move |ev| {
+                let d = d.clone();
+                async move { batchops_worker::handle(&d, ev).await }
+            }));
         }
         let d = deps.clone();
         tasks.spawn(
@@ -186,10 +189,11 @@ impl Dev {
     }
 }
 
-/// One SQS poller feeding one handler.
+/// One SQS poller feeding one handler from one or more queues, in priority order: it takes
+/// from a later queue only when the earlier ones are empty.
 struct Poller {
     sqs: aws_sdk_sqs::Client,
-    queue: String,
+    queues: Vec<String>,
     batch: i32,
     visibility: i32,
     retry_delay: i32,
@@ -197,7 +201,38 @@ struct Poller {
 }
 
 impl Poller {
-    async fn run<H, Fut>(mut self, handler: H)
+    /// Receives from the first queue that has messages; long-polls only the last one.
+    async fn receive(&self) -> Option<(String, Vec<aws_sdk_sqs::types::Message>)> {
+        for (i, queue) in self.queues.iter().enumerate() {
+            let last = i + 1 == self.queues.len();
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(self.batch)
+                .visibility_timeout(self.visibility)
+                .wait_time_seconds(if last { 1 } else { 0 })
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await;
+            match out {
+                Ok(o) => {
+                    let messages = o.messages.unwrap_or_default();
+                    if !messages.is_empty() {
+                        return Some((queue.clone(), messages));
+                    }
+                }
+                Err(e) => {
+                    warn!(queue, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    async fn run<H, Fut>(self, handler: H)
     where
         H: Fn(SqsEvent) -> Fut,
         Fut: Future<Output = SqsBatchResponse>,
@@ -206,30 +241,13 @@ impl Poller {
             if *self.shutdown.borrow() {
                 break;
             }
-            let receive = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue)
-                .max_number_of_messages(self.batch)
-                .visibility_timeout(self.visibility)
-                .wait_time_seconds(1)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send();
-            let out = tokio::select! {
-                r = receive => r,
-                _ = self.shutdown.wait_for(|s| *s) => break,
-            };
-            let messages = match out {
-                Ok(o) => o.messages.unwrap_or_default(),
-                Err(e) => {
-                    warn!(queue = %self.queue, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if messages.is_empty() {
+            let mut stop = self.shutdown.clone();
+            let Some((queue, messages)) = (tokio::select! {
+                r = self.receive() => r,
+                _ = stop.wait_for(|s| *s) => break,
+            }) else {
                 continue;
-            }
+            };
             let mut handles = HashMap::new();
             let mut records = Vec::with_capacity(messages.len());
             for m in messages {
@@ -264,7 +282,7 @@ impl Poller {
                     let _ = self
                         .sqs
                         .change_message_visibility()
-                        .queue_url(&self.queue)
+                        .queue_url(&queue)
                         .receipt_handle(handle)
                         .visibility_timeout(self.retry_delay)
                         .send()
@@ -283,7 +301,7 @@ impl Poller {
                 && let Err(e) = self
                     .sqs
                     .delete_message_batch()
-                    .queue_url(&self.queue)
+                    .queue_url(&queue)
                     .set_entries(Some(deletes))
                     .send()
                     .await

@@ -16,6 +16,11 @@ pub struct Config {
     pub plan_queue_url: String,
     /// `BATCHOPS_WORK_QUEUE_URL`: chunk messages.
     pub work_queue_url: String,
+    /// `BATCHOPS_WORK_HIGH_QUEUE_URL` [the work queue]: chunks of jobs whose priority is at
+    /// least `high_priority`; workers drain it before the work queue.
+    pub work_high_queue_url: String,
+    /// `BATCHOPS_HIGH_PRIORITY` [100]: the priority from which a job's chunks go to the high band.
+    pub high_priority: i64,
     /// `BATCHOPS_FINALIZE_QUEUE_URL`: jobs whose chunks are all counted.
     pub finalize_queue_url: String,
     /// `BATCHOPS_CHUNK_SIZE` [1000]: most tasks in one chunk message.
@@ -69,6 +74,10 @@ impl Config {
             bucket: required("BATCHOPS_BUCKET")?,
             plan_queue_url: required("BATCHOPS_PLAN_QUEUE_URL")?,
             work_queue_url: required("BATCHOPS_WORK_QUEUE_URL")?,
+            work_high_queue_url: lookup("BATCHOPS_WORK_HIGH_QUEUE_URL")
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| required("BATCHOPS_WORK_QUEUE_URL"), Ok)?,
+            high_priority: number("BATCHOPS_HIGH_PRIORITY", 100)? as i64,
             finalize_queue_url: required("BATCHOPS_FINALIZE_QUEUE_URL")?,
             chunk_size,
             task_concurrency: number("BATCHOPS_TASK_CONCURRENCY", 32)? as usize,
@@ -100,6 +109,8 @@ impl Config {
             bucket: names.bucket,
             plan_queue_url: names.plan_queue_url,
             work_queue_url: names.work_queue_url,
+            work_high_queue_url: names.work_high_queue_url,
+            high_priority: 100,
             finalize_queue_url: names.finalize_queue_url,
             chunk_size: 1000,
             task_concurrency: 32,
@@ -127,6 +138,7 @@ pub struct StackNames {
     pub bucket: String,
     pub plan_queue_url: String,
     pub work_queue_url: String,
+    pub work_high_queue_url: String,
     pub finalize_queue_url: String,
     /// The queue S3 notifies of objects created under `intake/` (consumed by the planner).
     pub intake_queue_url: String,

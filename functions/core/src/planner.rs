@@ -103,7 +103,7 @@ pub async fn plan_job(deps: &Deps, job_id: &str) -> Result<PlanSummary> {
             let batch = std::mem::take(&mut round);
             if !activated {
                 // Send the first round inline: the job is Active once a chunk is queued.
-                deps.queues.send_chunks(&batch).await?;
+                deps.queues.send_chunks(&batch, job.priority).await?;
                 activate(deps, &job).await?;
                 activated = true;
             } else {
@@ -111,7 +111,8 @@ pub async fn plan_job(deps: &Deps, job_id: &str) -> Result<PlanSummary> {
                     in_flight.join_next().await.expect("non-empty")??;
                 }
                 let queues = deps.queues.clone();
-                in_flight.spawn(async move { queues.send_chunks(&batch).await });
+                let priority = job.priority;
+                in_flight.spawn(async move { queues.send_chunks(&batch, priority).await });
             }
         }
         if done {

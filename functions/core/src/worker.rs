@@ -60,7 +60,7 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         // Not run, not lost: a delayed copy waits on the queue (SQS keeps it up to 14 days),
         // and this delivery is acknowledged, so it never reaches the DLQ.
         deps.queues
-            .defer_chunk(chunk, deps.config.pause_recheck_secs)
+            .defer_chunk(chunk, job.priority, deps.config.pause_recheck_secs)
             .await?;
         if job.status == JobStatus::Pausing {
             match deps

@@ -12,6 +12,8 @@ pub struct Queues {
     client: Client,
     plan: String,
     work: String,
+    work_high: String,
+    high_priority: i64,
     finalize: String,
 }
 
@@ -24,6 +26,8 @@ impl Queues {
             client,
             plan: config.plan_queue_url.clone(),
             work: config.work_queue_url.clone(),
+            work_high: config.work_high_queue_url.clone(),
+            high_priority: config.high_priority,
             finalize: config.finalize_queue_url.clone(),
         }
     }
@@ -52,12 +56,21 @@ impl Queues {
         self.send(&self.finalize, message).await
     }
 
+    /// The work queue (priority band) for a job of this priority.
+    pub fn work_queue_for(&self, priority: i64) -> &str {
+        if priority >= self.high_priority {
+            &self.work_high
+        } else {
+            &self.work
+        }
+    }
+
     /// Queues a chunk again, invisible for `delay_secs` (a paused job's chunk waiting).
-    pub async fn defer_chunk(&self, chunk: &Chunk, delay_secs: i32) -> Result<()> {
+    pub async fn defer_chunk(&self, chunk: &Chunk, priority: i64, delay_secs: i32) -> Result<()> {
         let body = serde_json::to_string(chunk).map_err(Error::Message)?;
         self.client
             .send_message()
-            .queue_url(&self.work)
+            .queue_url(self.work_queue_for(priority))
             .message_body(body)
             .delay_seconds(delay_secs.clamp(0, 900))
             .send()
@@ -70,7 +83,8 @@ impl Queues {
     /// 256 KiB per call). Entries SQS reports as failed are retried; the call fails only if
     /// some chunk could not be sent. Sending a chunk twice is harmless: workers count each
     /// chunk number once.
-    pub async fn send_chunks(&self, chunks: &[Chunk]) -> Result<()> {
+    pub async fn send_chunks(&self, chunks: &[Chunk], priority: i64) -> Result<()> {
+        let queue = self.work_queue_for(priority);
         let bodies = chunks
             .iter()
             .map(|c| serde_json::to_string(c).map_err(Error::Message))
@@ -97,7 +111,7 @@ impl Queues {
                 let out = self
                     .client
                     .send_message_batch()
-                    .queue_url(&self.work)
+                    .queue_url(queue)
                     .set_entries(Some(entries))
                     .send()
                     .await

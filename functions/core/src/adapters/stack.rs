@@ -25,7 +25,7 @@ pub async fn ensure_stack(
     let bucket = format!("{stack}-bucket");
     ensure_bucket(&clients.s3_control, &bucket).await?;
     let mut urls = Vec::new();
-    for name in ["plan", "work", "finalize", "intake"] {
+    for name in ["plan", "work", "finalize", "intake", "work-high"] {
         let queue = format!("{stack}-{name}");
         urls.push(ensure_queue(&clients.sqs, &queue, visibility_timeout_secs).await?);
     }
@@ -34,13 +34,15 @@ pub async fn ensure_stack(
         work_queue_url,
         finalize_queue_url,
         intake_queue_url,
-    ] = <[String; 4]>::try_from(urls).expect("four queues");
+        work_high_queue_url,
+    ] = <[String; 5]>::try_from(urls).expect("five queues");
     ensure_intake_notification(clients, &bucket, &intake_queue_url).await?;
     Ok(StackNames {
         table,
         bucket,
         plan_queue_url,
         work_queue_url,
+        work_high_queue_url,
         finalize_queue_url,
         intake_queue_url,
     })
