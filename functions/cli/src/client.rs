@@ -6,11 +6,80 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Calls the API at `base` (e.g. `http://127.0.0.1:9000`).
+/// Calls the API at `base` (e.g. `http://127.0.0.1:9000`), signing requests with SigV4 when
+/// given credentials (a deployed API behind API Gateway's IAM auth).
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    signer: Option<Signer>,
+}
+
+/// SigV4 signing for API Gateway (`execute-api`) with the default credential chain.
+#[derive(Clone, Debug)]
+pub struct Signer {
+    pub credentials: aws_credential_types::provider::SharedCredentialsProvider,
+    pub region: String,
+}
+
+/// An answer that is not a 2xx: the API's `Code` and `Message`.
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP {status}: {code} — {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl Signer {
+    /// From the default AWS configuration chain (environment, profile, SSO, IMDS …).
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Ok(Self {
+            credentials: sdk
+                .credentials_provider()
+                .context("no AWS credentials found for SigV4 signing")?,
+            region: sdk
+                .region()
+                .map(|r| r.to_string())
+                .context("no AWS region set")?,
+        })
+    }
+
+    async fn sign(&self, request: &mut http::Request<Vec<u8>>) -> anyhow::Result<()> {
+        use aws_credential_types::provider::ProvideCredentials;
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let identity = self.credentials.provide_credentials().await?.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("execute-api")
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()?
+            .into();
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            request.uri().to_string(),
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(request.body()),
+        )?;
+        let (instructions, _) = sign(signable, &params)?.into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
+    }
 }
 
 impl ApiClient {
@@ -18,35 +87,61 @@ impl ApiClient {
         Self {
             base: base.into().trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
+            signer: None,
         }
     }
 
-    async fn answer(resp: reqwest::Response) -> anyhow::Result<Value> {
+    pub fn with_signer(mut self, signer: Signer) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// One API call; a non-2xx answer is an [`ApiError`].
+    pub async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(b)?,
+            None => Vec::new(),
+        };
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(bytes)?;
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut request).await?;
+        }
+        let resp = self
+            .http
+            .execute(reqwest::Request::try_from(request)?)
+            .await?;
         let status = resp.status();
-        let body: Value = resp
-            .json()
-            .await
-            .context("the API answered with a body that is not JSON")?;
+        let text = resp.text().await?;
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).with_context(|| {
+                format!("the API answered HTTP {status} with a body that is not JSON: {text:.200}")
+            })?
+        };
         if !status.is_success() {
-            bail!(
-                "HTTP {}: {} — {}",
-                status.as_u16(),
-                body["Code"].as_str().unwrap_or("?"),
-                body["Message"].as_str().unwrap_or("?")
-            );
+            return Err(ApiError {
+                status: status.as_u16(),
+                code: body["Code"].as_str().unwrap_or("Unknown").to_string(),
+                message: body["Message"].as_str().unwrap_or(&text).to_string(),
+            }
+            .into());
         }
         Ok(body)
     }
 
     /// CreateJob; returns the JobId.
     pub async fn create(&self, body: &Value) -> anyhow::Result<String> {
-        let resp = self
-            .http
-            .post(format!("{}/jobs", self.base))
-            .json(body)
-            .send()
-            .await?;
-        let v = Self::answer(resp).await?;
+        let v = self.call(http::Method::POST, "/jobs", Some(body)).await?;
         v["JobId"]
             .as_str()
             .map(String::from)
@@ -55,12 +150,65 @@ impl ApiClient {
 
     /// DescribeJob; returns the `Job` document.
     pub async fn describe(&self, job_id: &str) -> anyhow::Result<Value> {
-        let resp = self
-            .http
-            .get(format!("{}/jobs/{job_id}", self.base))
-            .send()
-            .await?;
-        Ok(Self::answer(resp).await?["Job"].clone())
+        Ok(self
+            .call(http::Method::GET, &format!("/jobs/{job_id}"), None)
+            .await?["Job"]
+            .clone())
+    }
+
+    /// ListJobs: one page.
+    pub async fn list(
+        &self,
+        statuses: &[String],
+        max: Option<u32>,
+        token: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let mut query: Vec<String> = statuses
+            .iter()
+            .map(|s| format!("JobStatuses={s}"))
+            .collect();
+        if let Some(m) = max {
+            query.push(format!("MaxResults={m}"));
+        }
+        if let Some(t) = token {
+            query.push(format!("NextToken={t}"));
+        }
+        let path = if query.is_empty() {
+            "/jobs".to_string()
+        } else {
+            format!("/jobs?{}", query.join("&"))
+        };
+        self.call(http::Method::GET, &path, None).await
+    }
+
+    /// UpdateJobStatus.
+    pub async fn set_status(
+        &self,
+        job_id: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let mut body = serde_json::json!({ "RequestedJobStatus": status });
+        if let Some(r) = reason {
+            body["StatusUpdateReason"] = r.into();
+        }
+        self.call(
+            http::Method::POST,
+            &format!("/jobs/{job_id}/status"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// UpdateJobPriority.
+    pub async fn set_priority(&self, job_id: &str, priority: i64) -> anyhow::Result<Value> {
+        let body = serde_json::json!({ "Priority": priority });
+        self.call(
+            http::Method::POST,
+            &format!("/jobs/{job_id}/priority"),
+            Some(&body),
+        )
+        .await
     }
 
     /// Polls until the job ends, calling `progress` on each description; returns the last.
@@ -167,4 +315,36 @@ pub async fn download_report(
         }
     }
     Ok(Report { manifest, rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sigv4_signs_for_execute_api() {
+        let signer = Signer {
+            credentials: aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"),
+            ),
+            region: "eu-west-1".into(),
+        };
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri("https://abc123.execute-api.eu-west-1.amazonaws.com/jobs")
+            .header("content-type", "application/json")
+            .body(b"{}".to_vec())
+            .unwrap();
+        signer.sign(&mut request).await.unwrap();
+        let auth = request.headers()["authorization"].to_str().unwrap();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{auth}"
+        );
+        assert!(
+            auth.contains("/eu-west-1/execute-api/aws4_request"),
+            "{auth}"
+        );
+        assert!(request.headers().contains_key("x-amz-date"));
+    }
 }

@@ -1,16 +1,19 @@
 //! `batchops`: the local dev runner and a client of the batchops API.
 
-use anyhow::Context;
-use batchops_cli::client::{ApiClient, download_report};
+use anyhow::{Context, bail};
+use batchops_cli::client::{ApiClient, Signer, download_report};
 use batchops_cli::dev::{Dev, DevOptions};
+use batchops_cli::request::{CreateFlags, create_body};
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "batchops", version, about = "S3 Batch Operations, self-hosted")]
 struct Cli {
-    /// Base URL of the batchops API.
+    /// Base URL of the batchops API (`batchops dev` by default, or the deployed API's URL).
     #[arg(
         long,
         global = true,
@@ -18,6 +21,12 @@ struct Cli {
         default_value = "http://127.0.0.1:9000"
     )]
     api_url: String,
+    /// Sign requests with SigV4 (default credential chain): `auto` signs https URLs.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    sign: Sign,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
     /// Path-style S3 addressing (needed by local emulators).
     #[arg(
         long,
@@ -28,6 +37,13 @@ struct Cli {
     path_style: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Sign {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand)]
@@ -42,14 +58,59 @@ enum Command {
         #[arg(long, env = "BATCHOPS_DEV_WORKERS", default_value_t = 4)]
         workers: usize,
     },
-    /// Create a job from a CreateJob JSON file.
-    Create { file: std::path::PathBuf },
+    /// Create a job from a CreateJob JSON file, or from flags.
+    Create(Box<CreateFlags>),
     /// Describe a job.
     Describe { job_id: String },
-    /// Wait for a job to end, showing its progress; exits non-zero unless it is Complete.
-    Watch { job_id: String },
+    /// List jobs, newest first.
+    List {
+        /// Only jobs in these statuses (repeatable).
+        #[arg(long = "status")]
+        statuses: Vec<String>,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 100)]
+        max: u32,
+    },
+    /// Confirm a job that awaits confirmation (Suspended → Ready).
+    Confirm {
+        job_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Cancel a job.
+    Cancel {
+        job_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Pause an active job.
+    Pause {
+        job_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a paused job.
+    Resume {
+        job_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Change a job's priority.
+    Priority { job_id: String, priority: i64 },
+    /// Follow a job's progress until it ends; exits 0 only if it is Complete.
+    Watch {
+        job_id: String,
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 1.0)]
+        every: f64,
+    },
     /// Download a job's completion report and summarise it.
-    Report { job_id: String },
+    Report {
+        job_id: String,
+        /// Failures to show.
+        #[arg(long, default_value_t = 10)]
+        first: usize,
+    },
     /// Seed sample objects, run a copy job through the API and print its report.
     Demo {
         /// Numbered objects to add to the tricky-key samples.
@@ -69,11 +130,43 @@ async fn s3_client(path_style: bool) -> aws_sdk_s3::Client {
     )
 }
 
+fn print(json_out: bool, value: &Value, human: impl FnOnce() -> String) {
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        println!("{}", human());
+    }
+}
+
+fn progress_line(job: &Value) -> String {
+    let p = &job["ProgressSummary"];
+    format!(
+        "{} {}: {} of {} tasks succeeded, {} failed",
+        job["JobId"].as_str().unwrap_or("?"),
+        job["Status"].as_str().unwrap_or("?"),
+        p["NumberOfTasksSucceeded"],
+        p["TotalNumberOfTasks"],
+        p["NumberOfTasksFailed"]
+    )
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     batchops_core::telemetry::init();
     let cli = Cli::parse();
-    let api = ApiClient::new(&cli.api_url);
+    let mut api = ApiClient::new(&cli.api_url);
+    let sign = match cli.sign {
+        Sign::Always => true,
+        Sign::Never => false,
+        Sign::Auto => cli.api_url.starts_with("https://"),
+    };
+    if sign && !matches!(cli.command, Command::Dev { .. }) {
+        api = api.with_signer(Signer::from_env().await?);
+    }
+    let j = cli.json;
     match cli.command {
         Command::Dev {
             api_addr,
@@ -89,55 +182,167 @@ async fn main() -> anyhow::Result<()> {
             println!("batchops dev: API on http://{}", dev.addr);
             dev.run_until_signal().await;
         }
-        Command::Create { file } => {
-            let body: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)
-                .with_context(|| format!("{} is not JSON", file.display()))?;
-            println!("{}", api.create(&body).await?);
+        Command::Create(flags) => {
+            let body = create_body(&flags)?;
+            let id = api.create(&body).await?;
+            print(j, &json!({ "JobId": id }), || format!("Created job {id}"));
         }
         Command::Describe { job_id } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&api.describe(&job_id).await?)?
-            );
+            let job = api.describe(&job_id).await?;
+            print(j, &job, || {
+                let mut out = progress_line(&job);
+                for k in [
+                    "Description",
+                    "Priority",
+                    "CreationTime",
+                    "TerminationDate",
+                    "StatusUpdateReason",
+                ] {
+                    if !job[k].is_null() {
+                        out.push_str(&format!(
+                            "\n  {k}: {}",
+                            job[k]
+                                .as_str()
+                                .map(String::from)
+                                .unwrap_or(job[k].to_string())
+                        ));
+                    }
+                }
+                for r in job["FailureReasons"].as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "\n  failure: {} — {}",
+                        r["FailureCode"].as_str().unwrap_or(""),
+                        r["FailureReason"].as_str().unwrap_or("")
+                    ));
+                }
+                out
+            });
         }
-        Command::Watch { job_id } => {
-            let job = api
-                .wait(&job_id, Duration::from_secs(1), |j| {
-                    let p = &j["ProgressSummary"];
-                    eprintln!(
-                        "{} {}/{} succeeded, {} failed",
-                        j["Status"].as_str().unwrap_or("?"),
-                        p["NumberOfTasksSucceeded"],
+        Command::List { statuses, max } => {
+            let mut jobs = Vec::new();
+            let mut token: Option<String> = None;
+            while jobs.len() < max as usize {
+                let want = (max as usize - jobs.len()).min(1000) as u32;
+                let page = api.list(&statuses, Some(want), token.as_deref()).await?;
+                jobs.extend(page["Jobs"].as_array().cloned().unwrap_or_default());
+                match page["NextToken"].as_str() {
+                    Some(t) => token = Some(t.to_string()),
+                    None => break,
+                }
+            }
+            let value = json!({ "Jobs": jobs });
+            print(j, &value, || {
+                let mut out = format!(
+                    "{:<36}  {:<10}  {:>8}  {:<18}  {:>9}  {:>9}  {:>9}",
+                    "JobId", "Status", "Priority", "Operation", "Total", "Succeeded", "Failed"
+                );
+                for job in &jobs {
+                    let p = &job["ProgressSummary"];
+                    out.push_str(&format!(
+                        "\n{:<36}  {:<10}  {:>8}  {:<18}  {:>9}  {:>9}  {:>9}",
+                        job["JobId"].as_str().unwrap_or(""),
+                        job["Status"].as_str().unwrap_or(""),
+                        job["Priority"],
+                        job["Operation"].as_str().unwrap_or(""),
                         p["TotalNumberOfTasks"],
+                        p["NumberOfTasksSucceeded"],
                         p["NumberOfTasksFailed"]
+                    ));
+                }
+                out
+            });
+        }
+        Command::Confirm { job_id, reason } => status(&api, j, &job_id, "Ready", reason).await?,
+        Command::Cancel { job_id, reason } => status(&api, j, &job_id, "Cancelled", reason).await?,
+        Command::Pause { job_id, reason } => status(&api, j, &job_id, "Paused", reason).await?,
+        Command::Resume { job_id, reason } => status(&api, j, &job_id, "Active", reason).await?,
+        Command::Priority { job_id, priority } => {
+            let answer = api.set_priority(&job_id, priority).await?;
+            print(j, &answer, || format!("{job_id}: priority {priority}"));
+        }
+        Command::Watch { job_id, every } => {
+            let bar = ProgressBar::new(0);
+            if !j {
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{msg:10} [{bar:40}] {pos}/{len} tasks  {per_sec}  ETA {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+            } else {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let job = api
+                .wait(&job_id, Duration::from_secs_f64(every.max(0.1)), |job| {
+                    let p = &job["ProgressSummary"];
+                    bar.set_length(p["TotalNumberOfTasks"].as_u64().unwrap_or(0));
+                    bar.set_position(
+                        p["NumberOfTasksSucceeded"].as_u64().unwrap_or(0)
+                            + p["NumberOfTasksFailed"].as_u64().unwrap_or(0),
                     );
+                    bar.set_message(job["Status"].as_str().unwrap_or("?").to_string());
                 })
                 .await?;
+            bar.finish_and_clear();
+            print(j, &job, || progress_line(&job));
             if job["Status"] != "Complete" {
                 std::process::exit(1);
             }
         }
-        Command::Report { job_id } => {
+        Command::Report { job_id, first } => {
             let job = api.describe(&job_id).await?;
             let report = &job["Report"];
+            if report["Enabled"] != true {
+                bail!("job {job_id} has no completion report (Report.Enabled is false)");
+            }
             let bucket = report["Bucket"]
                 .as_str()
                 .and_then(batchops_core::job::spec::parse_bucket_arn)
-                .context("the job's report has no bucket")?;
+                .context("the job's report names no bucket; it is in the stack bucket")?;
             let dir = batchops_core::report::report_dir(report["Prefix"].as_str(), &job_id);
             let s3 = s3_client(cli.path_style).await;
-            let r = download_report(&s3, &bucket, &dir).await?;
+            let r = download_report(&s3, &bucket, &dir)
+                .await
+                .with_context(|| format!("reading the report at s3://{bucket}/{dir}/"))?;
             let (by_status, by_code) = r.summary();
-            println!(
-                "{} rows; by status {by_status:?}; errors by code {by_code:?}",
-                r.rows.len()
-            );
-            for row in r.rows.iter().filter(|r| r.status == "failed").take(10) {
-                println!(
-                    "  failed: {} {} {} {}",
-                    row.key, row.http_status, row.error_code, row.message
+            let failures: Vec<Value> = r
+                .rows
+                .iter()
+                .filter(|row| row.status == "failed")
+                .take(first)
+                .map(|row| json!({"Bucket": row.bucket, "Key": row.key, "VersionId": row.version_id, "HTTPStatusCode": row.http_status, "ErrorCode": row.error_code, "ResultMessage": row.message}))
+                .collect();
+            let value = json!({
+                "Location": format!("s3://{bucket}/{dir}/manifest.json"),
+                "Rows": r.rows.len(),
+                "ByStatus": by_status,
+                "ByErrorCode": by_code,
+                "FirstFailures": failures,
+            });
+            print(j, &value, || {
+                let mut out = format!(
+                    "Report s3://{bucket}/{dir}/manifest.json: {} rows",
+                    r.rows.len()
                 );
-            }
+                for (s, n) in &by_status {
+                    out.push_str(&format!("\n  {s}: {n}"));
+                }
+                for (c, n) in &by_code {
+                    out.push_str(&format!("\n  error {c}: {n}"));
+                }
+                for f in &failures {
+                    out.push_str(&format!(
+                        "\n  failed {}/{} {} {}: {}",
+                        f["Bucket"].as_str().unwrap_or(""),
+                        f["Key"].as_str().unwrap_or(""),
+                        f["HTTPStatusCode"].as_str().unwrap_or(""),
+                        f["ErrorCode"].as_str().unwrap_or(""),
+                        f["ResultMessage"].as_str().unwrap_or("")
+                    ));
+                }
+                out
+            });
         }
         Command::Demo { objects } => {
             let s3 = s3_client(cli.path_style).await;
@@ -146,5 +351,19 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn status(
+    api: &ApiClient,
+    json_out: bool,
+    job_id: &str,
+    status: &str,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let answer = api.set_status(job_id, status, reason.as_deref()).await?;
+    print(json_out, &answer, || {
+        format!("{job_id}: {}", answer["Status"].as_str().unwrap_or("?"))
+    });
     Ok(())
 }
