@@ -19,92 +19,168 @@ async fn bad_requests_get_clear_4xx_answers() {
         "AllTasks",
     );
 
-    let cases: Vec<(serde_json::Value, u16, &str)> = vec![
-        (json!("not an object"), 400, "invalid CreateJob body"),
-        (json!({}), 400, "missing field"),
+    let with = |path: &[&str], value: serde_json::Value| {
+        let mut b = good.clone();
+        let mut at = &mut b;
+        for p in &path[..path.len() - 1] {
+            at = &mut at[*p];
+        }
+        at[path[path.len() - 1]] = value;
+        b
+    };
+    let without = |field: &str| {
+        let mut b = good.clone();
+        b.as_object_mut().unwrap().remove(field);
+        b
+    };
+    // (body, HTTP status, Code, what the message must name)
+    let cases: Vec<(serde_json::Value, u16, &str, &str)> = vec![
         (
-            {
-                let mut b = good.clone();
-                b["Operation"] = json!({"S3Teleport": {}});
-                b
-            },
+            json!("not an object"),
             400,
+            "InvalidRequest",
+            "invalid CreateJob body",
+        ),
+        (json!({}), 400, "InvalidRequest", "missing field `Report`"),
+        (without("Manifest"), 400, "InvalidRequest", "Manifest"),
+        (without("Operation"), 400, "InvalidRequest", "Operation"),
+        (
+            with(&["Operation"], json!({"S3Teleport": {}})),
+            400,
+            "InvalidRequest",
             "S3Teleport",
         ),
         (
-            {
-                let mut b = good.clone();
-                b["Manifest"]["Location"]["ObjectArn"] = "s3://x/y".into();
-                b
-            },
+            with(&["Manifest", "Location", "ObjectArn"], "s3://x/y".into()),
             400,
+            "InvalidRequest",
             "Manifest.Location.ObjectArn",
         ),
         (
-            {
-                let mut b = good.clone();
-                b["Manifest"]["Spec"]["Fields"] = json!(["Bucket"]);
-                b
-            },
+            with(&["Manifest", "Spec", "Fields"], json!(["Bucket"])),
             400,
+            "InvalidRequest",
             "Manifest.Spec.Fields",
         ),
         (
-            {
-                let mut b = good.clone();
-                b["Manifest"]["Spec"]["Format"] = "CSV".into();
-                b
-            },
+            with(
+                &["Manifest", "Spec", "Fields"],
+                json!(["Bucket", "Key", "Key"]),
+            ),
             400,
-            "unknown variant",
+            "InvalidRequest",
+            "Manifest.Spec.Fields",
         ),
         (
-            {
-                let mut b = good.clone();
-                b["Priority"] = json!(-5);
-                b
-            },
+            with(&["Manifest", "Spec", "Format"], "CSV".into()),
             400,
+            "InvalidRequest",
+            "unknown variant `CSV`",
+        ),
+        (
+            with(&["Priority"], json!(-5)),
+            400,
+            "InvalidRequest",
             "Priority",
         ),
         (
-            {
-                let mut b = good.clone();
-                b["Report"]["Bucket"] = "arn:aws:s3:::Bad_Name".into();
-                b
-            },
+            with(&["Priority"], json!("high")),
             400,
+            "InvalidRequest",
+            "invalid type",
+        ),
+        (
+            with(&["Report", "Bucket"], "arn:aws:s3:::Bad_Name".into()),
+            400,
+            "InvalidRequest",
             "Report.Bucket",
         ),
         (
-            {
-                let mut b = good.clone();
-                b["Bogus"] = json!(1);
-                b
-            },
+            with(&["Report", "Format"], "Report_JSON".into()),
             400,
-            "unknown field",
+            "InvalidRequest",
+            "Report.Format",
         ),
         (
-            {
-                let mut b = good.clone();
-                b["Operation"]["S3PutObjectCopy"]["TargetResource"] =
-                    "arn:aws:s3:::other-bucket".into();
-                b
-            },
+            with(&["Report", "ReportScope"], "SomeTasks".into()),
+            400,
+            "InvalidRequest",
+            "unknown variant `SomeTasks`",
+        ),
+        (
+            with(&["Bogus"], json!(1)),
+            400,
+            "InvalidRequest",
+            "unknown field `Bogus`",
+        ),
+        (
+            with(&["Description"], "d".repeat(300).into()),
+            400,
+            "InvalidRequest",
+            "Description",
+        ),
+        (
+            with(&["ClientRequestToken"], "t".repeat(65).into()),
+            400,
+            "InvalidRequest",
+            "ClientRequestToken",
+        ),
+        (
+            with(
+                &["FailureThreshold"],
+                json!({"MinTasks": 10, "Percent": 150}),
+            ),
+            400,
+            "InvalidRequest",
+            "FailureThreshold.Percent",
+        ),
+        (
+            with(
+                &["Tags"],
+                json!([{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]),
+            ),
+            400,
+            "InvalidRequest",
+            "Tags",
+        ),
+        (
+            with(
+                &["Operation", "S3PutObjectCopy", "MetadataDirective"],
+                "MERGE".into(),
+            ),
+            400,
+            "InvalidRequest",
+            "MetadataDirective",
+        ),
+        (
+            with(
+                &["Operation", "S3PutObjectCopy", "TargetResource"],
+                "arn:aws:s3:::other-bucket".into(),
+            ),
             403,
+            "AccessDenied",
             "other-bucket",
         ),
+        (
+            with(
+                &["Manifest", "Location", "ObjectArn"],
+                "arn:aws:s3:::elsewhere/m.csv".into(),
+            ),
+            403,
+            "AccessDenied",
+            "Manifest.Location.ObjectArn",
+        ),
     ];
-    for (body, status, needle) in cases {
+    assert!(cases.len() >= 15);
+    for (body, status, code, needle) in cases {
         let (got, answer) = stack.post_jobs_raw(body.to_string()).await;
         assert_eq!(got, status, "{body} -> {answer}");
+        assert_eq!(answer["Code"], code, "{body} -> {answer}");
         let message = answer["Message"].as_str().unwrap_or_default();
         assert!(
             message.contains(needle),
             "{message:?} should mention {needle:?}"
         );
-        assert!(answer["Code"].is_string());
     }
 
     let (got, answer) = stack.post_jobs_raw("{\"Operation\": ").await;
