@@ -121,11 +121,17 @@ impl TestStack {
     }
 
     pub async fn start_with(options: StackOptions) -> Self {
+        Self::start_with_dev(options, |_| {}).await
+    }
+
+    /// Like [`TestStack::start_with`], with a last say on the dev runner's options.
+    pub async fn start_with_dev(options: StackOptions, dev: fn(&mut DevOptions)) -> Self {
         let sdk = sdk().await;
         let mut opts = DevOptions::new(unique("t"), "127.0.0.1:0".parse().unwrap());
         opts.workers = options.workers;
         opts.tune = options.tune;
         opts.sweep_interval = Duration::from_secs(2);
+        dev(&mut opts);
         let dev = Dev::start(&sdk, opts).await.expect("start the dev stack");
         let base_url = format!("http://{}", dev.addr);
         let s3 = aws_sdk_s3::Client::from_conf(

@@ -39,10 +39,12 @@ pub struct DevOptions {
     pub visibility_timeout: i32,
     /// Delay before a failed message is visible again, seconds [1].
     pub retry_delay: i32,
-    /// Interval of the finalizer's sweep [60 s].
+    /// Interval of the finalizer's sweep [60 s]; zero runs no sweep.
     pub sweep_interval: Duration,
     /// Adjusts the configuration after the stack is created (chunk size, limits …).
     pub tune: fn(&mut Config),
+    /// Run the finalize-queue poller [true] (tests turn it off to lose finalize messages).
+    pub finalizer: bool,
 }
 
 impl DevOptions {
@@ -56,6 +58,7 @@ impl DevOptions {
             retry_delay: 1,
             sweep_interval: Duration::from_secs(60),
             tune: |_| {},
+            finalizer: true,
         }
     }
 }
@@ -74,7 +77,7 @@ impl Dev {
         let clients = Clients::new(sdk, true);
         let names = ensure_stack(&clients, &opts.stack, opts.visibility_timeout as u32).await?;
         let intake_queue_url = names.intake_queue_url.clone();
-        let mut config = Config::for_stack(names);
+        let mut config = Config::for_stack_with(names, |k| std::env::var(k).ok())?;
         (opts.tune)(&mut config);
         let deps = Arc::new(Deps::new(config, sdk));
         let (shutdown, rx) = watch::channel(false);
@@ -129,24 +132,30 @@ impl Dev {
             }));
         }
         let d = deps.clone();
-        tasks.spawn(
-            poller(d.config.finalize_queue_url.clone(), 10).run(move |ev| {
-                let d = d.clone();
-                async move { batchops_finalizer::handle_sqs(&d, ev).await }
-            }),
-        );
+        if opts.finalizer {
+            tasks.spawn(
+                poller(d.config.finalize_queue_url.clone(), 10).run(move |ev| {
+                    let d = d.clone();
+                    async move { batchops_finalizer::handle_sqs(&d, ev).await }
+                }),
+            );
+        }
         let d = deps.clone();
         let mut sweep_rx = rx.clone();
+        let sweeping = !opts.sweep_interval.is_zero();
         let every = opts.sweep_interval;
         tasks.spawn(async move {
+            if !sweeping {
+                return;
+            }
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = sweep_rx.wait_for(|s| *s) => break,
                 }
                 match batchops_core::finalizer::sweep(&d).await {
-                    Ok(0) => {}
-                    Ok(n) => info!(finalized = n, "sweep finalized jobs"),
+                    // The sweep logs what it repaired.
+                    Ok(_) => {}
                     Err(e) => warn!(error = %e, "sweep failed"),
                 }
             }

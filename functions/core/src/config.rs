@@ -43,6 +43,15 @@ pub struct Config {
     pub pause_recheck_secs: i32,
     /// `BATCHOPS_STATUS_CHECK_MS` [5000]: how often a running chunk re-reads its job's status.
     pub status_check_interval: Duration,
+    /// `BATCHOPS_MAX_RECEIVES` [5]: the work queues' redrive `maxReceiveCount`; on the last
+    /// receive a chunk that still fails is accounted as failed tasks instead of dead-lettered.
+    pub max_receives: u32,
+    /// `BATCHOPS_PREPARING_TIMEOUT_SECS` [7200]: the sweep fails a job stuck in `Preparing`
+    /// this long; a job still `New` after a tenth of it gets its plan message again.
+    pub preparing_timeout: Duration,
+    /// `BATCHOPS_WORK_DLQ_URLS` [none]: the work queues' dead-letter queues, drained by the
+    /// sweep, which accounts each dead chunk's tasks as failed.
+    pub work_dlq_urls: Vec<String>,
     /// `BATCHOPS_S3_PATH_STYLE` [false]: path-style S3 addressing, needed by emulators.
     pub s3_force_path_style: bool,
 }
@@ -69,6 +78,15 @@ impl Config {
             }
         };
         let chunk_size = number("BATCHOPS_CHUNK_SIZE", 1000)? as usize;
+        let list = |name: &str| -> Vec<String> {
+            lookup(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
         Ok(Self {
             table: required("BATCHOPS_TABLE")?,
             bucket: required("BATCHOPS_BUCKET")?,
@@ -87,18 +105,42 @@ impl Config {
             report_file_max_bytes: number("BATCHOPS_REPORT_FILE_MAX_BYTES", 64 * 1024 * 1024)?
                 as usize,
             pause_recheck_secs: number("BATCHOPS_PAUSE_RECHECK_SECS", 60)?.min(900) as i32,
+            max_receives: number("BATCHOPS_MAX_RECEIVES", 5)? as u32,
+            preparing_timeout: Duration::from_secs(number(
+                "BATCHOPS_PREPARING_TIMEOUT_SECS",
+                7200,
+            )?),
+            work_dlq_urls: list("BATCHOPS_WORK_DLQ_URLS"),
             status_check_interval: Duration::from_millis(number("BATCHOPS_STATUS_CHECK_MS", 5000)?),
-            allowed_buckets: lookup("BATCHOPS_ALLOWED_BUCKETS")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            allowed_buckets: list("BATCHOPS_ALLOWED_BUCKETS"),
             s3_force_path_style: matches!(
                 lookup("BATCHOPS_S3_PATH_STYLE").as_deref(),
                 Some("1" | "true" | "TRUE" | "yes")
             ),
+        })
+    }
+
+    /// A configuration for the named resources, the other settings read through `lookup`
+    /// (the dev runner passes the environment, so every `BATCHOPS_*` tunable works locally).
+    /// With no `BATCHOPS_ALLOWED_BUCKETS`, any bucket is allowed.
+    pub fn for_stack_with(
+        names: StackNames,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let fixed: [(&str, String); 7] = [
+            ("BATCHOPS_WORK_DLQ_URLS", names.work_dlq_urls.join(",")),
+            ("BATCHOPS_TABLE", names.table),
+            ("BATCHOPS_BUCKET", names.bucket),
+            ("BATCHOPS_PLAN_QUEUE_URL", names.plan_queue_url),
+            ("BATCHOPS_WORK_QUEUE_URL", names.work_queue_url),
+            ("BATCHOPS_WORK_HIGH_QUEUE_URL", names.work_high_queue_url),
+            ("BATCHOPS_FINALIZE_QUEUE_URL", names.finalize_queue_url),
+        ];
+        Self::from_lookup(|k| match fixed.iter().find(|(name, _)| *name == k) {
+            Some((_, v)) => Some(v.clone()),
+            None if k == "BATCHOPS_ALLOWED_BUCKETS" => lookup(k).or_else(|| Some("*".into())),
+            None if k == "BATCHOPS_S3_PATH_STYLE" => Some("true".into()),
+            None => lookup(k),
         })
     }
 
@@ -119,6 +161,9 @@ impl Config {
             retry_cap: Duration::from_millis(5000),
             report_file_max_bytes: 64 * 1024 * 1024,
             pause_recheck_secs: 60,
+            max_receives: 5,
+            preparing_timeout: Duration::from_secs(7200),
+            work_dlq_urls: names.work_dlq_urls,
             status_check_interval: Duration::from_millis(5000),
             allowed_buckets: vec!["*".into()],
             s3_force_path_style: true,
@@ -142,6 +187,8 @@ pub struct StackNames {
     pub finalize_queue_url: String,
     /// The queue S3 notifies of objects created under `intake/` (consumed by the planner).
     pub intake_queue_url: String,
+    /// The dead-letter queues of the work queues.
+    pub work_dlq_urls: Vec<String>,
 }
 
 #[cfg(test)]

@@ -118,11 +118,37 @@ async fn write_report(deps: &Deps, job: &Job, report_date: &str) -> Result<Optio
     Ok(Some(manifest))
 }
 
-/// The scheduled sweep: finalizes every job whose chunks are all counted but which has not
-/// ended (its finalize message was lost, or its finalizer died). Returns how many it ended.
+/// What one sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SweepSummary {
+    /// Jobs whose chunks were all counted but which had not ended: finalized now.
+    pub finalized: u64,
+    /// Jobs stuck in `Preparing` past the timeout: failed with a reason.
+    pub failed_stuck: u64,
+    /// Jobs still `New` long after creation (their plan message was lost): planned again.
+    pub replanned: u64,
+    /// Dead-lettered chunks accounted as failed tasks.
+    pub dead_chunks: u64,
+}
+
+/// The scheduled sweep. It repairs what lost messages and dead processes leave behind:
+/// finalizes jobs whose chunks are all counted but which have not ended (their finalize message
+/// was lost, or their finalizer died), re-queues the plan message of jobs stuck in `New`, fails
+/// jobs stuck in `Preparing` past `preparing_timeout`, and accounts dead-lettered chunks.
 #[instrument(skip(deps))]
-pub async fn sweep(deps: &Deps) -> Result<u64> {
-    let mut ended = 0;
+pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
+    let mut summary = SweepSummary {
+        dead_chunks: drain_dead_letters(deps).await?,
+        ..Default::default()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let age = |t: &str| {
+        crate::time::parse(t)
+            .map(|t| now - t)
+            .unwrap_or(time::Duration::ZERO)
+    };
+    let timeout =
+        time::Duration::try_from(deps.config.preparing_timeout).unwrap_or(time::Duration::MAX);
     let mut cursor = None;
     loop {
         let (jobs, next) = deps.store.list_page(None, 100, cursor).await?;
@@ -134,11 +160,24 @@ pub async fn sweep(deps: &Deps) -> Result<u64> {
                     | JobStatus::Failing
                     | JobStatus::Cancelling
             );
-            if ending
-                && job.reconciled()
-                && matches!(finalize_job(deps, &job.job_id).await?, Finalized::Ended(..))
-            {
-                ended += 1;
+            if ending && job.reconciled() {
+                if matches!(finalize_job(deps, &job.job_id).await?, Finalized::Ended(..)) {
+                    summary.finalized += 1;
+                }
+            } else if job.status == JobStatus::Preparing && age(&job.status_time) > timeout {
+                let reason = format!(
+                    "the job was still Preparing after {} s: its planner stopped (see the planner's logs and DLQ)",
+                    deps.config.preparing_timeout.as_secs()
+                );
+                crate::planner::fail_job(deps, &job.job_id, "PreparingTimeout", &reason).await?;
+                summary.failed_stuck += 1;
+            } else if job.status == JobStatus::New && age(&job.status_time) > timeout / 10 {
+                deps.queues
+                    .send_plan(&crate::chunk::PlanMessage {
+                        job_id: job.job_id.clone(),
+                    })
+                    .await?;
+                summary.replanned += 1;
             }
         }
         match next {
@@ -146,5 +185,40 @@ pub async fn sweep(deps: &Deps) -> Result<u64> {
             None => break,
         }
     }
-    Ok(ended)
+    if summary != SweepSummary::default() {
+        info!(?summary, "sweep repaired jobs");
+    }
+    Ok(summary)
+}
+
+/// Accounts every chunk waiting in the work queues' dead-letter queues as failed tasks, then
+/// deletes it. A message that is not a chunk stays (the DLQ alarm tells an operator).
+async fn drain_dead_letters(deps: &Deps) -> Result<u64> {
+    let mut accounted = 0;
+    for dlq in &deps.config.work_dlq_urls {
+        // Bounded: a sweep handles at most 100 batches per queue; the next sweep goes on.
+        for _ in 0..100 {
+            let messages = deps.queues.receive_dead_letters(dlq).await?;
+            if messages.is_empty() {
+                break;
+            }
+            for (body, receipt) in messages {
+                match crate::chunk::Chunk::from_body(&body) {
+                    Ok(chunk) => {
+                        let cause = format!(
+                            "the chunk's message was dead-lettered after {} deliveries",
+                            deps.config.max_receives
+                        );
+                        crate::worker::account_failed_chunk(deps, &chunk, &cause).await?;
+                        deps.queues.delete(dlq, &receipt).await?;
+                        accounted += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, dlq, "a dead letter that is not a chunk stays for an operator");
+                    }
+                }
+            }
+        }
+    }
+    Ok(accounted)
 }

@@ -206,3 +206,42 @@ async fn check_failure_threshold(deps: &Deps, job_id: &str) -> Result<()> {
         Err(e) => Err(e),
     }
 }
+
+/// Accounts a chunk that cannot be run — it failed on every delivery, or it was dead-lettered
+/// — so that no work is lost silently: each task becomes a failed report row carrying `cause`,
+/// and the chunk is counted (once, like any other) so the job still reconciles and completes.
+#[instrument(skip(deps, chunk), fields(job_id = %chunk.job_id, chunk = chunk.chunk))]
+pub async fn account_failed_chunk(deps: &Deps, chunk: &Chunk, cause: &str) -> Result<ChunkResult> {
+    let job_id = chunk.job_id.as_str();
+    if deps.store.chunk_counted(job_id, chunk.chunk).await? {
+        return Ok(ChunkResult::Duplicate);
+    }
+    let outcome = Outcome::failure(500, "InternalError", cause);
+    let outcomes = vec![outcome; chunk.tasks.len()];
+    let counts = ChunkCounts {
+        succeeded: 0,
+        failed: chunk.tasks.len() as u64,
+        not_run: 0,
+    };
+    let key = result_key(job_id, chunk.chunk);
+    let rows = chunk_rows(&chunk.tasks, &outcomes)?;
+    deps.objects
+        .put_bytes(&deps.config.bucket, &key, rows, "text/csv")
+        .await?;
+    if !deps
+        .store
+        .count_chunk(job_id, chunk.chunk, counts, Some(&key))
+        .await?
+    {
+        let _ = deps.objects.delete(&deps.config.bucket, &key).await;
+        return Ok(ChunkResult::Duplicate);
+    }
+    warn!(
+        cause,
+        tasks = chunk.tasks.len(),
+        "chunk accounted as failed tasks"
+    );
+    check_failure_threshold(deps, job_id).await?;
+    maybe_finalize(deps, job_id).await?;
+    Ok(ChunkResult::Counted(counts))
+}

@@ -24,15 +24,15 @@ pub enum FinalizerEvent {
 #[serde(untagged)]
 pub enum FinalizerResponse {
     Sqs(SqsBatchResponse),
-    Sweep { finalized: u64 },
+    Sweep(batchops_core::finalizer::SweepSummary),
 }
 
 pub async fn handle(deps: &Deps, event: FinalizerEvent) -> Result<FinalizerResponse, Error> {
     match event {
         FinalizerEvent::Sqs(event) => Ok(FinalizerResponse::Sqs(handle_sqs(deps, event).await)),
-        FinalizerEvent::Sweep { .. } => Ok(FinalizerResponse::Sweep {
-            finalized: batchops_core::finalizer::sweep(deps).await?,
-        }),
+        FinalizerEvent::Sweep { .. } => Ok(FinalizerResponse::Sweep(
+            batchops_core::finalizer::sweep(deps).await?,
+        )),
     }
 }
 

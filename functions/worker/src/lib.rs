@@ -17,9 +17,21 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let messages = event.records.into_iter().map(message).collect();
     let failed = for_each_message(messages, CHUNKS_AT_ONCE, |m| async move {
         let chunk = Chunk::from_body(&m.body)?;
-        batchops_core::worker::process_chunk(deps, &chunk)
-            .await
-            .map(drop)
+        match batchops_core::worker::process_chunk(deps, &chunk).await {
+            Ok(_) => Ok(()),
+            // The last delivery before the DLQ: account the tasks as failed with the cause
+            // rather than let the chunk vanish into the dead-letter queue.
+            Err(e) if m.receive_count >= deps.config.max_receives => {
+                let cause = format!(
+                    "the chunk failed on all {} deliveries; last error: {e}",
+                    m.receive_count
+                );
+                batchops_core::worker::account_failed_chunk(deps, &chunk, &cause)
+                    .await
+                    .map(drop)
+            }
+            Err(e) => Err(e),
+        }
     })
     .await;
     batch_response(failed)

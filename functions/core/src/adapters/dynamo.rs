@@ -136,6 +136,7 @@ impl Job {
             ("manifest_etag", &self.manifest_etag),
             ("report_date", &self.report_date),
             ("active_since", &self.active_since),
+            ("status_time", &Some(self.status_time.clone())),
         ] {
             if let Some(v) = value {
                 item.insert(name.into(), s(v));
@@ -197,6 +198,7 @@ impl Job {
             manifest_etag: get_s(item, "manifest_etag"),
             report_date: get_s(item, "report_date"),
             active_since: get_s(item, "active_since"),
+            status_time: get_s(item, "status_time").unwrap_or_default(),
             job_id,
         })
     }
@@ -387,7 +389,11 @@ impl JobStore {
             })
             .collect();
         values.insert(":to".into(), s(to.as_str()));
-        let mut sets = vec!["#status = :to".to_string()];
+        values.insert(":status_time".into(), s(crate::time::now_iso()));
+        let mut sets = vec![
+            "#status = :to".to_string(),
+            "status_time = :status_time".to_string(),
+        ];
         for (i, (name, value)) in change.set.into_iter().enumerate() {
             names.insert(format!("#a{i}"), name.into());
             values.insert(format!(":a{i}"), value);

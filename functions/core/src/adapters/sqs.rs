@@ -79,6 +79,37 @@ impl Queues {
         Ok(())
     }
 
+    /// Up to 10 messages of a dead-letter queue: (body, receipt handle). They stay invisible
+    /// for 5 minutes unless deleted.
+    pub async fn receive_dead_letters(&self, queue: &str) -> Result<Vec<(String, String)>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|e| Error::sqs("ReceiveMessage", e))?;
+        Ok(out
+            .messages()
+            .iter()
+            .filter_map(|m| Some((m.body()?.to_string(), m.receipt_handle()?.to_string())))
+            .collect())
+    }
+
+    pub async fn delete(&self, queue: &str, receipt: &str) -> Result<()> {
+        self.client
+            .delete_message()
+            .queue_url(queue)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(|e| Error::sqs("DeleteMessage", e))?;
+        Ok(())
+    }
+
     /// Sends chunks with as few `SendMessageBatch` calls as the limits allow (10 entries and
     /// 256 KiB per call). Entries SQS reports as failed are retried; the call fails only if
     /// some chunk could not be sent. Sending a chunk twice is harmless: workers count each

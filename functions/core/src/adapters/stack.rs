@@ -25,9 +25,14 @@ pub async fn ensure_stack(
     let bucket = format!("{stack}-bucket");
     ensure_bucket(&clients.s3_control, &bucket).await?;
     let mut urls = Vec::new();
+    let mut work_dlq_urls = Vec::new();
     for name in ["plan", "work", "finalize", "intake", "work-high"] {
         let queue = format!("{stack}-{name}");
-        urls.push(ensure_queue(&clients.sqs, &queue, visibility_timeout_secs).await?);
+        let (url, dlq) = ensure_queue(&clients.sqs, &queue, visibility_timeout_secs).await?;
+        if name.starts_with("work") {
+            work_dlq_urls.push(dlq);
+        }
+        urls.push(url);
     }
     let [
         plan_queue_url,
@@ -45,6 +50,7 @@ pub async fn ensure_stack(
         work_high_queue_url,
         finalize_queue_url,
         intake_queue_url,
+        work_dlq_urls,
     })
 }
 
@@ -197,12 +203,12 @@ async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
     }
 }
 
-/// Creates `<name>-dlq` and `<name>` with a redrive policy to it; returns the queue URL.
+/// Creates `<name>-dlq` and `<name>` with a redrive policy to it; returns both URLs.
 async fn ensure_queue(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
     visibility_timeout_secs: u32,
-) -> Result<String> {
+) -> Result<(String, String)> {
     let dlq_url = sqs
         .create_queue()
         .queue_name(format!("{name}-dlq"))
@@ -231,5 +237,5 @@ async fn ensure_queue(
         .queue_url()
         .unwrap_or_default()
         .to_string();
-    Ok(url)
+    Ok((url, dlq_url))
 }

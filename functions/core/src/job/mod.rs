@@ -53,6 +53,8 @@ pub struct Job {
     pub report_date: Option<String>,
     /// When the job became `Active`, for `ElapsedTimeInActiveSeconds`.
     pub active_since: Option<String>,
+    /// When the status last changed (the sweep fails jobs stuck in `Preparing`).
+    pub status_time: String,
 }
 
 impl Job {
@@ -64,7 +66,7 @@ impl Job {
             priority: request.priority,
             tags: request.tags.clone(),
             request,
-            creation_time,
+            creation_time: creation_time.clone(),
             termination_date: None,
             failure_reasons: Vec::new(),
             status_update_reason: None,
@@ -78,6 +80,7 @@ impl Job {
             manifest_etag: None,
             report_date: None,
             active_since: None,
+            status_time: creation_time.clone(),
         }
     }
 
