@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export BATCHOPS_S3_PATH_STYLE ?= true
 
-.PHONY: setup emulator emulator-stop build dev demo test unit lint fmt clean
+.PHONY: setup emulator emulator-stop build dev demo test unit lint fmt clean chaos fuzz
 
 setup: $(VENV)/.installed ## Virtualenv with pinned moto[server] and cfn-lint (idempotent)
 
@@ -44,6 +44,10 @@ demo: setup build ## Run a real copy job end to end on the emulator and print th
 
 test: setup ## The whole suite: unit tests and integration tests against moto
 	BATCHOPS_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) test --workspace --all-targets
+
+chaos: setup ## The full chaos run: 10,000 tasks under injected faults, duplicates, SIGKILL
+	BATCHOPS_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server BATCHOPS_CHAOS_TASKS=$${BATCHOPS_CHAOS_TASKS:-10000} \
+		$(CARGO) test -p batchops-cli --test chaos -- --nocapture
 
 unit: ## Unit tests only (no emulator)
 	$(CARGO) test --workspace --lib --bins

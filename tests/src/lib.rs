@@ -8,6 +8,8 @@
 //! - `src/lib.rs`: the harness (emulator, stacks, buckets, manifests, API client).
 //! - `tests/*.rs`: the integration tests, one file per theme.
 
+pub mod faults;
+
 use aws_config::SdkConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use batchops_cli::client::{ApiClient, Report, download_report};

@@ -57,6 +57,12 @@ enum Command {
         /// Concurrent worker pollers.
         #[arg(long, env = "BATCHOPS_DEV_WORKERS", default_value_t = 4)]
         workers: usize,
+        /// Visibility timeout of received messages, seconds (as the queue's in AWS).
+        #[arg(long, env = "BATCHOPS_DEV_VISIBILITY_TIMEOUT", default_value_t = 60)]
+        visibility_timeout: i32,
+        /// Seconds between the finalizer's sweeps (0: none).
+        #[arg(long, env = "BATCHOPS_DEV_SWEEP_SECS", default_value_t = 60)]
+        sweep_secs: u64,
     },
     /// Create a job from a CreateJob JSON file, or from flags.
     Create(Box<CreateFlags>),
@@ -172,12 +178,16 @@ async fn main() -> anyhow::Result<()> {
             api_addr,
             stack,
             workers,
+            visibility_timeout,
+            sweep_secs,
         } => {
             let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .load()
                 .await;
             let mut opts = DevOptions::new(stack, api_addr);
             opts.workers = workers;
+            opts.visibility_timeout = visibility_timeout;
+            opts.sweep_interval = Duration::from_secs(sweep_secs);
             let dev = Dev::start(&sdk, opts).await?;
             println!("batchops dev: API on http://{}", dev.addr);
             dev.run_until_signal().await;

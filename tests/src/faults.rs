@@ -1,0 +1,242 @@
+//! A fault-injecting HTTP proxy for tests: it sits between the SDK clients and the emulator
+//! and, per service (read from the SigV4 credential scope), answers a share of requests with
+//! the errors AWS returns under load (S3 `503 SlowDown`, DynamoDB
+//! `ProvisionedThroughputExceededException`, SQS `500`), drops a share of connections without
+//! answering, and adds latency. It counts what it did, so a test can print it.
+//!
+//! It is test tooling only: nothing in the product knows it exists.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Faults for one service.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Share of requests answered with an injected error, 0.0–1.0.
+    pub error_rate: f64,
+    /// Share of requests whose connection is dropped without an answer.
+    pub drop_rate: f64,
+    /// Added to every request.
+    pub latency: Duration,
+    /// Share of SQS `SendMessage`/`SendMessageBatch` requests forwarded twice, so the messages
+    /// they carry are delivered twice (SQS's at-least-once delivery, made frequent).
+    pub duplicate_rate: f64,
+}
+
+/// What the proxy did to one service's requests.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub drops: AtomicU64,
+    pub duplicated: AtomicU64,
+}
+
+struct Shared {
+    upstream: String,
+    http: reqwest::Client,
+    faults: Mutex<BTreeMap<String, Faults>>,
+    counts: Mutex<BTreeMap<String, Arc<Counts>>>,
+}
+
+/// A running proxy.
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free loopback port in front of `upstream`.
+    pub async fn start(upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+            faults: Mutex::new(BTreeMap::new()),
+            counts: Mutex::new(BTreeMap::new()),
+        });
+        let s = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(s.clone(), req));
+                    // An Err from the service closes the connection: that is how drops happen.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, shared }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sets the faults of one service (`s3`, `sqs`, `dynamodb`).
+    pub fn set(&self, service: &str, faults: Faults) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap()
+            .insert(service.into(), faults);
+    }
+
+    /// (service, requests, errors, drops, duplicated sends) so far.
+    pub fn counts(&self) -> Vec<(String, [u64; 4])> {
+        self.shared
+            .counts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, c)| {
+                let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                (
+                    k.clone(),
+                    [n(&c.requests), n(&c.errors), n(&c.drops), n(&c.duplicated)],
+                )
+            })
+            .collect()
+    }
+}
+
+/// The service a SigV4-signed request is for: `Credential=AKID/date/region/SERVICE/aws4_request`.
+pub fn service_of(authorization: &str) -> String {
+    authorization
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+fn injected(service: &str) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match service {
+        "s3" => (
+            503,
+            "application/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate. (injected)</Message></Error>".to_string(),
+        ),
+        "dynamodb" => (
+            400,
+            "application/x-amz-json-1.0",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected throttling"}"#.to_string(),
+        ),
+        _ => (
+            500,
+            "application/x-amz-json-1.0",
+            r#"{"__type":"com.amazonaws.sqs#InternalError","message":"injected"}"#.to_string(),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+async fn handle(
+    s: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let service = service_of(&auth);
+    let faults = s
+        .faults
+        .lock()
+        .unwrap()
+        .get(&service)
+        .copied()
+        .unwrap_or_default();
+    let counts = s
+        .counts
+        .lock()
+        .unwrap()
+        .entry(service.clone())
+        .or_default()
+        .clone();
+    counts.requests.fetch_add(1, Ordering::Relaxed);
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    let roll: f64 = rand::rng().random();
+    if roll < faults.drop_rate {
+        counts.drops.fetch_add(1, Ordering::Relaxed);
+        return Err("connection dropped (injected)".into());
+    }
+    if roll < faults.drop_rate + faults.error_rate {
+        counts.errors.fetch_add(1, Ordering::Relaxed);
+        return Ok(injected(&service));
+    }
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let forward = || {
+        let mut upstream = s
+            .http
+            .request(parts.method.clone(), format!("{}{path}", s.upstream));
+        for (name, value) in parts.headers.iter() {
+            if name != "host" && name != "content-length" {
+                upstream = upstream.header(name, value);
+            }
+        }
+        upstream.body(body.clone()).send()
+    };
+    let sends = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("SendMessage"));
+    if sends && rand::rng().random::<f64>() < faults.duplicate_rate {
+        counts.duplicated.fetch_add(1, Ordering::Relaxed);
+        forward().await?;
+    }
+    let resp = forward().await?;
+    let mut out = Response::builder().status(resp.status().as_u16());
+    for (name, value) in resp.headers() {
+        if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+            out = out.header(name, value);
+        }
+    }
+    let bytes = resp.bytes().await?;
+    Ok(out.body(Full::new(bytes))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_come_from_the_credential_scope() {
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20261127/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x";
+        assert_eq!(service_of(auth), "dynamodb");
+        assert_eq!(service_of(""), "unknown");
+    }
+}
