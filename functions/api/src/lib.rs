@@ -116,21 +116,31 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .with_state(deps)
 }
 
+fn too_large(len: Option<usize>) -> ApiError {
+    let size = len
+        .map(|n| format!("{n} bytes"))
+        .unwrap_or_else(|| "too large".into());
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "EntityTooLarge",
+        format!("the body is {size}; at most {MAX_BODY_BYTES} bytes are accepted"),
+    )
+}
+
 /// Reads a JSON body: 413 past [`MAX_BODY_BYTES`], 400 naming what is wrong otherwise.
 fn json_body<T: DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     what: &str,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|e| ApiError::new(e.status(), "InvalidRequest", e.body_text()))?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(None)
+        } else {
+            ApiError::new(e.status(), "InvalidRequest", e.body_text())
+        }
+    })?;
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "EntityTooLarge",
-            format!(
-                "the body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
-                body.len()
-            ),
-        ));
+        return Err(too_large(Some(body.len())));
     }
     serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("invalid {what} body: {e}")))
 }

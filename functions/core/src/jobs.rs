@@ -110,7 +110,15 @@ pub async fn create_failed_job(
         failure_code: code.into(),
         failure_reason: reason.into(),
     });
-    deps.store.create(&job).await?;
+    // A redelivered S3 event must not record the same refusal twice.
+    if let Some(token) = job.request.client_request_token.clone() {
+        let digest = request_digest(&job.request);
+        if let Some((existing, _)) = deps.store.create_with_token(&job, &token, &digest).await? {
+            return Ok(existing);
+        }
+    } else {
+        deps.store.create(&job).await?;
+    }
     info!(job_id, code, reason, "recorded a failed job");
     Ok(job_id)
 }

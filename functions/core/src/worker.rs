@@ -110,9 +110,21 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         .iter()
         .map(|task| {
             let stop = stop.clone();
+            // A manifest row naming a bucket outside the stack's allow-list is refused here,
+            // whatever the IAM policy would say.
+            let allowed = task.invalid.is_some() || deps.config.bucket_allowed(&task.bucket);
             async move {
                 if stop.load(Ordering::Relaxed) {
                     None
+                } else if !allowed {
+                    Some(Outcome::failure(
+                        403,
+                        "AccessDenied",
+                        format!(
+                            "bucket {} is not in this stack's allowed buckets",
+                            task.bucket
+                        ),
+                    ))
                 } else {
                     Some(run_task(s3, op, task, policy).await)
                 }

@@ -10,6 +10,9 @@
 use crate::chunk::Task;
 use crate::job::spec::Columns;
 
+/// S3's longest object key, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 /// Strict URL decoding of a manifest key (`+` is a space, `%XX` a byte, result UTF-8).
 pub fn decode_key(raw: &str) -> Result<String, String> {
     let bytes = raw.as_bytes();
@@ -111,6 +114,13 @@ impl<R: std::io::Read> Rows<R> {
             return task;
         }
         match decode_key(&raw_key) {
+            Ok(k) if k.len() > MAX_KEY_BYTES => {
+                task.invalid = Some(format!(
+                    "row {}: the key is {} bytes; S3 keys are at most {MAX_KEY_BYTES}",
+                    row + 1,
+                    k.len()
+                ))
+            }
             Ok(k) if k.is_empty() => {
                 task.invalid = Some(format!("row {}: the key is empty", row + 1))
             }
@@ -255,6 +265,23 @@ mod tests {
         assert_eq!(tasks.len(), 3);
         assert!(tasks[1].invalid.is_some());
         assert!(tasks[2].invalid.is_none());
+    }
+
+    #[test]
+    fn overlong_keys_are_failed_tasks() {
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
+        let tasks = parse(
+            &format!("bk1,{long}\nbk1,{}\n", "k".repeat(MAX_KEY_BYTES)),
+            &[Bucket, Key],
+        );
+        assert!(
+            tasks[0]
+                .invalid
+                .as_deref()
+                .unwrap()
+                .contains("at most 1024")
+        );
+        assert!(tasks[1].invalid.is_none());
     }
 
     #[test]
