@@ -263,7 +263,17 @@ async fn every_bad_input_gets_its_answer() {
                 let batchops_core::intake::Intake::Failed(job_id) = outcome else {
                     panic!("{name}: {outcome:?}");
                 };
-                let job = stack.api.describe(&job_id).await.unwrap();
+                // The intake poller handles the same S3 event concurrently; both find one job.
+                // moto applies a transaction's items one by one, so the job item can trail
+                // the token item by a moment (DynamoDB's transactions are atomic).
+                let mut job = Value::Null;
+                for _ in 0..50 {
+                    if let Ok(j) = stack.api.describe(&job_id).await {
+                        job = j;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 assert_eq!(job["Status"], "Failed", "{name}");
                 assert_eq!(job["FailureReasons"][0]["FailureCode"], "IntakeInvalid");
                 let reason = job["FailureReasons"][0]["FailureReason"].as_str().unwrap();
