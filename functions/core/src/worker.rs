@@ -4,7 +4,7 @@
 use crate::adapters::ChunkCounts;
 use crate::chunk::Chunk;
 use crate::job::JobStatus;
-use crate::ops::{Outcome, RetryPolicy, run_task};
+use crate::ops::{Mode, MultipartSettings, OpContext, Outcome, RetryPolicy, run_task};
 use crate::planner::maybe_finalize;
 use crate::report::chunk_rows;
 use crate::{Deps, Error, Result};
@@ -67,12 +67,25 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
     let Some(op) = &job.request.operation else {
         return Err(Error::Record(format!("job {job_id} has no Operation")));
     };
-    let s3 = deps.objects.tasks();
+    let ctx = OpContext {
+        s3: deps.objects.tasks(),
+        lambda: &deps.lambda,
+        job_id,
+        multipart: MultipartSettings {
+            threshold: deps.config.multipart_threshold,
+            part_size: deps.config.multipart_part_size,
+        },
+    };
+    let mode = if job.request.dry_run {
+        Mode::DryRun(op)
+    } else {
+        Mode::Run(op)
+    };
     // Futures are built up front (not in a stream closure) so the handler future is `Send`.
     let runs: Vec<_> = chunk
         .tasks
         .iter()
-        .map(|task| run_task(s3, op, task, policy))
+        .map(|task| run_task(&ctx, mode, task, policy))
         .collect();
     let outcomes: Vec<Outcome> = futures::stream::iter(runs)
         .buffered(deps.config.task_concurrency.max(1))
