@@ -1,11 +1,16 @@
 //! `S3PutObjectAcl`: sets each object's access control list — a canned ACL, or an explicit
-//! list of grants with its owner — honouring the manifest's version id. The grant types are
-//! also used by `S3PutObjectCopy`'s `AccessControlGrants`.
+//! list of grants — honouring the manifest's version id. The grant types are also used by
+//! `S3PutObjectCopy`'s `AccessControlGrants`.
+//!
+//! An explicit list is sent as PutObjectAcl's `x-amz-grant-*` headers, which replace the ACL
+//! with exactly those grants just as an `AccessControlPolicy` body does; the object's owner is
+//! kept (an ACL cannot change it), so `Owner` — required by S3 Control's schema — is checked
+//! but not sent. Headers also work on the moto emulator, which ignores ACL bodies.
 
 use super::{OpContext, OpError, Operation, invalid, one_of};
 use crate::chunk::Task;
 use crate::job::spec::Invalid;
-use aws_sdk_s3::types::{ObjectCannedAcl, Permission, Type};
+use aws_sdk_s3::types::ObjectCannedAcl;
 use serde::{Deserialize, Serialize};
 
 /// `S3PutObjectAcl` parameters (S3 Control `S3SetObjectAclOperation`).
@@ -142,12 +147,14 @@ pub fn validate_grants(field: &str, grants: &[Grant], write_allowed: bool) -> Re
     Ok(())
 }
 
-/// The `x-amz-grant-*` header values of a copy: `id="…", uri="…"` per permission.
+/// The `x-amz-grant-*` header values: `id="…", uri="…"` per permission.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GrantHeaders {
     pub full_control: Option<String>,
     pub read: Option<String>,
     pub read_acp: Option<String>,
+    /// PutObjectAcl only (a copy's grants have no `WRITE`).
+    pub write: Option<String>,
     pub write_acp: Option<String>,
 }
 
@@ -163,6 +170,7 @@ impl GrantHeaders {
                 "FULL_CONTROL" => &mut out.full_control,
                 "READ" => &mut out.read,
                 "READ_ACP" => &mut out.read_acp,
+                "WRITE" => &mut out.write,
                 "WRITE_ACP" => &mut out.write_acp,
                 _ => continue,
             };
@@ -181,23 +189,6 @@ impl GrantHeaders {
         }
         out
     }
-}
-
-/// The SDK's grant for a validated [`Grant`].
-fn sdk_grant(g: &Grant) -> Result<aws_sdk_s3::types::Grant, OpError> {
-    let bad = |m: String| OpError::permanent(400, "InvalidArgument", m);
-    let grantee = g.grantee.clone().unwrap_or_default();
-    let id = grantee.identifier.unwrap_or_default();
-    let mut b = aws_sdk_s3::types::Grantee::builder().set_display_name(grantee.display_name);
-    b = match grantee.type_identifier.as_deref() {
-        Some("emailAddress") => b.r#type(Type::AmazonCustomerByEmail).email_address(id),
-        Some("uri") => b.r#type(Type::Group).uri(id),
-        _ => b.r#type(Type::CanonicalUser).id(id),
-    };
-    Ok(aws_sdk_s3::types::Grant::builder()
-        .grantee(b.build().map_err(|e| bad(e.to_string()))?)
-        .permission(Permission::from(g.permission.as_deref().unwrap_or("READ")))
-        .build())
 }
 
 impl Operation for AclParams {
@@ -262,22 +253,17 @@ fn request(
         })?;
         return Ok(req.acl(acl));
     }
-    let list = policy.access_control_list.clone().unwrap_or_default();
-    let owner = aws_sdk_s3::types::Owner::builder()
-        .set_id(list.owner.id)
-        .set_display_name(list.owner.display_name)
-        .build();
-    let grants = list
-        .grants
-        .iter()
-        .map(sdk_grant)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(req.access_control_policy(
-        aws_sdk_s3::types::AccessControlPolicy::builder()
-            .owner(owner)
-            .set_grants(Some(grants))
-            .build(),
-    ))
+    let grants = policy
+        .access_control_list
+        .as_ref()
+        .map(|l| GrantHeaders::new(&l.grants))
+        .unwrap_or_default();
+    Ok(req
+        .set_grant_full_control(grants.full_control)
+        .set_grant_read(grants.read)
+        .set_grant_read_acp(grants.read_acp)
+        .set_grant_write(grants.write)
+        .set_grant_write_acp(grants.write_acp))
 }
 
 #[cfg(test)]
@@ -350,35 +336,49 @@ mod tests {
     }
 
     #[test]
-    fn explicit_policy_becomes_the_request_body() {
+    fn explicit_grants_become_grant_headers() {
         let p = params(
             serde_json::json!({"AccessControlPolicy": {"AccessControlList": {
             "Owner": {"ID": "owner-id", "DisplayName": "me"},
             "Grants": [
                 {"Grantee": {"TypeIdentifier": "id", "Identifier": "owner-id"}, "Permission": "FULL_CONTROL"},
                 {"Grantee": {"TypeIdentifier": "uri", "Identifier": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"},
-                {"Grantee": {"TypeIdentifier": "emailAddress", "Identifier": "a@example.com"}, "Permission": "READ_ACP"}]}}}),
+                {"Grantee": {"TypeIdentifier": "emailAddress", "Identifier": "a@example.com"}, "Permission": "READ_ACP"},
+                {"Grantee": {"TypeIdentifier": "id", "Identifier": "writer"}, "Permission": "WRITE"}]}}}),
         );
         p.validate().unwrap();
         let s3 = super::super::test_support::s3();
         let req = request(&s3, &p, &task()).unwrap();
         let input = req.as_input();
         assert_eq!(input.get_version_id().as_deref(), Some("v1"));
-        let policy = input.get_access_control_policy().clone().unwrap();
-        assert_eq!(policy.owner().unwrap().id(), Some("owner-id"));
-        let grants = policy.grants();
-        assert_eq!(grants.len(), 3);
-        assert_eq!(grants[0].grantee().unwrap().r#type(), &Type::CanonicalUser);
-        assert_eq!(grants[1].grantee().unwrap().r#type(), &Type::Group);
         assert_eq!(
-            grants[1].grantee().unwrap().uri(),
-            Some("http://acs.amazonaws.com/groups/global/AllUsers")
+            input.get_grant_full_control().as_deref(),
+            Some("id=\"owner-id\"")
         );
         assert_eq!(
-            grants[2].grantee().unwrap().email_address(),
-            Some("a@example.com")
+            input.get_grant_read().as_deref(),
+            Some("uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"")
         );
-        assert_eq!(grants[2].permission(), Some(&Permission::ReadAcp));
+        assert_eq!(
+            input.get_grant_read_acp().as_deref(),
+            Some("emailAddress=\"a@example.com\"")
+        );
+        assert_eq!(input.get_grant_write().as_deref(), Some("id=\"writer\""));
+        assert_eq!(input.get_acl(), &None);
+        assert!(input.get_access_control_policy().is_none());
+    }
+
+    #[test]
+    fn canned_acl_becomes_the_acl_header() {
+        let p = params(
+            serde_json::json!({"AccessControlPolicy": {"CannedAccessControlList": "bucket-owner-read"}}),
+        );
+        let s3 = super::super::test_support::s3();
+        let req = request(&s3, &p, &task()).unwrap();
+        assert_eq!(
+            req.as_input().get_acl(),
+            &Some(ObjectCannedAcl::BucketOwnerRead)
+        );
     }
 
     #[test]
