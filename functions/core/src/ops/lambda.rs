@@ -452,4 +452,77 @@ mod tests {
             .validate()
             .unwrap();
     }
+
+    /// Serves one HTTP exchange on a loopback port: reads a request, answers `response`.
+    async fn one_answer(response: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = sock.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            sock.write_all(response.as_bytes()).await.unwrap();
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn lambdas_function_error_header_fails_the_task_with_the_error() {
+        let body = r#"{"errorMessage":"boom","errorType":"Error"}"#;
+        let url = one_answer(format!(
+            "HTTP/1.1 200 OK\r\nX-Amz-Function-Error: Unhandled\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::Config::builder()
+                .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+                .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                    "k", "s", None, None, "test",
+                ))
+                .endpoint_url(url)
+                .build(),
+        );
+        let s3 = super::super::test_support::s3();
+        let ctx = OpContext {
+            s3: &s3,
+            lambda: &lambda,
+            job_id: "j",
+            multipart: super::super::MultipartSettings {
+                threshold: u64::MAX,
+                part_size: 5 << 20,
+            },
+        };
+        let p = LambdaInvokeParams {
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+            ..Default::default()
+        };
+        let e = p.run(&ctx, &task(None)).await.unwrap_err();
+        assert_eq!(
+            (e.http_status, e.code.as_str(), e.retryable),
+            (200, "PermanentFailure", false)
+        );
+        assert_eq!(e.message, format!("Lambda returned function error: {body}"));
+    }
 }
