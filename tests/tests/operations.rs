@@ -941,3 +941,68 @@ async fn compute_checksum_reports_each_objects_checksum() {
     );
     stack.dev.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_job_refuses_bad_operation_parameters_naming_the_field() {
+    let stack = TestStack::start().await;
+    let base = |operation: Value| {
+        json!({
+            "Operation": operation,
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820"},
+                         "Location": {"ObjectArn": "arn:aws:s3:::some-bucket/m.csv"}},
+            "Report": {"Enabled": false}
+        })
+    };
+    let cases = [
+        (
+            json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst-bucket", "StorageClass": "COLD"}}),
+            "Operation.S3PutObjectCopy.StorageClass",
+        ),
+        (
+            json!({"S3PutObjectTagging": {"TagSet": [{"Key": "", "Value": "v"}]}}),
+            "Operation.S3PutObjectTagging.TagSet[0].Key",
+        ),
+        (
+            json!({"S3PutObjectAcl": {"AccessControlPolicy": {"CannedAccessControlList": "open"}}}),
+            "Operation.S3PutObjectAcl.AccessControlPolicy.CannedAccessControlList",
+        ),
+        (
+            json!({"S3InitiateRestoreObject": {"ExpirationInDays": 0}}),
+            "Operation.S3InitiateRestoreObject.ExpirationInDays",
+        ),
+        (
+            json!({"S3PutObjectRetention": {"Retention": {"Mode": "COMPLIANCE"}}}),
+            "Operation.S3PutObjectRetention.Retention.RetainUntilDate",
+        ),
+        (
+            json!({"S3PutObjectLegalHold": {"LegalHold": {"Status": "MAYBE"}}}),
+            "Operation.S3PutObjectLegalHold.LegalHold.Status",
+        ),
+        (
+            json!({"LambdaInvoke": {"FunctionArn": "f", "UserArguments": {"a": "b"}}}),
+            "Operation.LambdaInvoke.UserArguments",
+        ),
+        (
+            json!({"S3ComputeObjectChecksum": {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "COMPOSITE"}}),
+            "Operation.S3ComputeObjectChecksum.ChecksumType",
+        ),
+    ];
+    for (operation, field) in cases {
+        let (status, answer) = stack.post_jobs_raw(base(operation).to_string()).await;
+        assert_eq!(status, 400, "{answer}");
+        let message = answer["Message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("{field}:")),
+            "{message:?} should name {field}"
+        );
+    }
+    // Unknown fields and unknown operations are refused too.
+    for operation in [
+        json!({"S3DeleteObject": {"Force": true}}),
+        json!({"S3ReplicateObject": {}}),
+    ] {
+        let (status, answer) = stack.post_jobs_raw(base(operation).to_string()).await;
+        assert_eq!(status, 400, "{answer}");
+    }
+    stack.dev.stop().await;
+}
