@@ -6,8 +6,10 @@
 //! ```
 //!
 //! AWS computes inside S3; batchops streams the object (GetObject, honouring the manifest's
-//! version id, pinned to the ETag it started from) through the hash, so memory stays flat
-//! whatever the size.
+//! version id) through the hash, so memory stays flat whatever the size. The report's `etag`
+//! is the ETag of the bytes hashed. Without a version id, an object overwritten between the
+//! part-size HEADs of a composite checksum and the GET would be hashed with the wrong parts:
+//! name versions to rule that out.
 //!
 //! - `FULL_OBJECT`: the algorithm over every byte (any algorithm).
 //! - `COMPOSITE`: the algorithm over the concatenated checksums of the object's multipart parts,
@@ -164,7 +166,7 @@ async fn part_sizes(s3: &aws_sdk_s3::Client, task: &Task) -> Result<Option<Vec<u
     };
     let first = head(1)
         .await
-        .map_err(|e| OpError::from_sdk(e).from_head(task.version_id.as_deref()))?;
+        .map_err(|e| OpError::from_sdk(e).for_head(task.version_id.as_deref()))?;
     let count = first.parts_count.unwrap_or(1);
     if count <= 1 {
         return Ok(None);
@@ -173,7 +175,7 @@ async fn part_sizes(s3: &aws_sdk_s3::Client, task: &Task) -> Result<Option<Vec<u
     for n in 2..=count {
         let part = head(n)
             .await
-            .map_err(|e| OpError::from_sdk(e).from_head(task.version_id.as_deref()))?;
+            .map_err(|e| OpError::from_sdk(e).for_head(task.version_id.as_deref()))?;
         sizes.push(part.content_length.unwrap_or_default().max(0) as u64);
     }
     Ok(Some(sizes))

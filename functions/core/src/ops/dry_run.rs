@@ -15,7 +15,7 @@ pub async fn run(ctx: &OpContext<'_>, operation: &str, task: &Task) -> Result<St
         .set_version_id(task.version_id.clone())
         .send()
         .await
-        .map_err(|e| OpError::from_sdk(e).from_head(task.version_id.as_deref()))?;
+        .map_err(|e| OpError::from_sdk(e).for_head(task.version_id.as_deref()))?;
     Ok(format!(
         "would run {operation} ({} bytes)",
         out.content_length.unwrap_or_default()

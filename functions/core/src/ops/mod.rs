@@ -296,7 +296,7 @@ impl OpError {
 
     /// HeadObject errors carry no body, so the SDK knows only the status: name them the way
     /// S3 names the same condition on a GET, so the report says what went wrong.
-    pub fn from_head(self, version_id: Option<&str>) -> Self {
+    pub fn for_head(self, version_id: Option<&str>) -> Self {
         let (code, message) = match (self.http_status, version_id) {
             (404, Some(v)) => (
                 "NoSuchVersion",
@@ -322,7 +322,9 @@ fn default_code(status: u16) -> &'static str {
     match status {
         400 => "InvalidRequest",
         403 => "AccessDenied",
-        404 => "NoSuchKey",
+        // A 404 without a code is a HEAD (no body) or a non-S3 endpoint: say no more than
+        // the status does; `OpError::for_head` names HEAD's cases.
+        404 => "NotFound",
         405 => "MethodNotAllowed",
         409 => "Conflict",
         412 => "PreconditionFailed",
@@ -488,8 +490,9 @@ mod tests {
     #[test]
     fn head_errors_are_named() {
         let e = OpError::permanent(404, "NotFound", "the service answered HTTP 404");
-        assert_eq!(e.clone().from_head(None).code, "NoSuchKey");
-        let v = e.from_head(Some("v1"));
+        assert_eq!(e.clone().for_head(None).code, "NoSuchKey");
+        assert_eq!(default_code(404), "NotFound");
+        let v = e.for_head(Some("v1"));
         assert_eq!(
             (v.code.as_str(), v.message.as_str()),
             ("NoSuchVersion", "version v1 of the object does not exist")

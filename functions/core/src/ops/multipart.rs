@@ -51,7 +51,7 @@ impl Source {
             .set_version_id(task.version_id.clone())
             .send()
             .await
-            .map_err(|e| OpError::from_sdk(e).from_head(task.version_id.as_deref()))?;
+            .map_err(|e| OpError::from_sdk(e).for_head(task.version_id.as_deref()))?;
         #[allow(deprecated)] // `expires` is the parsed header; its string twin is the new API.
         let expires = out.expires;
         Ok(Self {
