@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MOTO_VERSION := 5.2.5
 CFN_LINT_VERSION := 1.51.0
+CARGO_LAMBDA_VERSION := 1.9.2
 EMULATOR_HOST ?= 127.0.0.1
 EMULATOR_PORT ?= 5000
 RUN := .run
@@ -20,11 +21,12 @@ export BATCHOPS_S3_PATH_STYLE ?= true
 
 .PHONY: setup emulator emulator-stop build dev demo test unit lint fmt clean chaos fuzz
 
-setup: $(VENV)/.installed ## Virtualenv with pinned moto[server] and cfn-lint (idempotent)
+setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint and cargo-lambda (idempotent)
 
-$(VENV)/.installed:
+# Depends on the Makefile so that a changed pin reinstalls into an existing virtualenv.
+$(VENV)/.installed: Makefile
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)' 'cargo-lambda==$(CARGO_LAMBDA_VERSION)'
 	touch $@
 
 emulator: setup ## Start moto on $(EMULATOR_HOST):$(EMULATOR_PORT) (idempotent)
@@ -42,8 +44,9 @@ dev: emulator build ## Run the stack locally (API on 127.0.0.1:9000)
 demo: setup build ## Run a real copy job end to end on the emulator and print the report
 	@infra/demo.sh
 
-test: setup ## The whole suite: unit tests and integration tests against moto
-	BATCHOPS_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) test --workspace --all-targets
+test: setup ## The whole suite: unit tests and integration tests against moto (and cargo lambda watch)
+	BATCHOPS_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server BATCHOPS_CARGO_LAMBDA=$(abspath $(VENV))/bin/cargo-lambda \
+		$(CARGO) test --workspace --all-targets
 
 chaos: setup ## The full chaos run: 10,000 tasks under injected faults, duplicates, SIGKILL
 	BATCHOPS_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server BATCHOPS_CHAOS_TASKS=$${BATCHOPS_CHAOS_TASKS:-10000} \

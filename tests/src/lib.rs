@@ -5,14 +5,17 @@
 //! stack with uniquely named resources, so tests run in parallel against one emulator.
 //!
 //! ## Layout
-//! - `src/lib.rs`: the harness (emulator, stacks, buckets, manifests, API client).
+//! - `src/lib.rs`: the harness (emulator, stacks, buckets, manifests, API client, jobs of any
+//!   operation, and [`LambdaEmulator`]: a user function under `cargo lambda watch`).
 //! - `tests/*.rs`: the integration tests, one file per theme.
+//! - `echo-lambda/`: the user function the `LambdaInvoke` tests invoke.
 
 pub mod faults;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use batchops_cli::client::{ApiClient, Report, download_report};
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use batchops_cli::client::{ApiClient, Report, ReportRow, download_report};
 use batchops_cli::dev::{Dev, DevOptions};
 use batchops_core::Config;
 use batchops_core::report::encode_key;
@@ -128,7 +131,21 @@ impl TestStack {
 
     /// Like [`TestStack::start_with`], with a last say on the dev runner's options.
     pub async fn start_with_dev(options: StackOptions, dev: fn(&mut DevOptions)) -> Self {
-        let sdk = sdk().await;
+        Self::start_with_sdk_dev(sdk().await, options, dev).await
+    }
+
+    /// A stack whose clients come from `sdk` (for example one whose Lambda endpoint is a
+    /// [`LambdaEmulator`]).
+    pub async fn start_with_sdk(sdk: SdkConfig, options: StackOptions) -> Self {
+        Self::start_with_sdk_dev(sdk, options, |_| {}).await
+    }
+
+    /// The most general constructor: SDK configuration, stack options and dev options.
+    pub async fn start_with_sdk_dev(
+        sdk: SdkConfig,
+        options: StackOptions,
+        dev: fn(&mut DevOptions),
+    ) -> Self {
         let mut opts = DevOptions::new(unique("t"), "127.0.0.1:0".parse().unwrap());
         opts.workers = options.workers;
         opts.tune = options.tune;
@@ -155,6 +172,99 @@ impl TestStack {
         let name = unique(prefix);
         self.s3.create_bucket().bucket(&name).send().await.unwrap();
         name
+    }
+
+    /// A bucket with versioning enabled.
+    pub async fn versioned_bucket(&self, prefix: &str) -> String {
+        let name = self.bucket(prefix).await;
+        self.s3
+            .put_bucket_versioning()
+            .bucket(&name)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        name
+    }
+
+    /// A bucket created with Object Lock enabled (and so versioned).
+    pub async fn object_lock_bucket(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        self.s3
+            .create_bucket()
+            .bucket(&name)
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        name
+    }
+
+    /// Puts one object; returns its version id (when the bucket is versioned).
+    pub async fn put(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) -> Option<String> {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body.into()))
+            .send()
+            .await
+            .unwrap()
+            .version_id
+    }
+
+    /// Writes a manifest of `rows`, creates a job of `operation` over it (plus any `extra`
+    /// CreateJob fields), waits for it to end and downloads its `AllTasks` report, written to
+    /// `<bucket>/reports`. Rows carrying a version id make a `Bucket, Key, VersionId` manifest
+    /// (then every row needs one).
+    pub async fn run_job(
+        &self,
+        bucket: &str,
+        rows: &[Row],
+        operation: Value,
+        extra: Value,
+    ) -> (Value, Report) {
+        let versions = rows.iter().any(|r| r.version_id.is_some());
+        let mut text = String::new();
+        for r in rows {
+            text.push_str(&format!("{},{}", r.bucket, encode_key(&r.key)));
+            if versions {
+                text.push_str(&format!(",{}", r.version_id.as_deref().unwrap_or_default()));
+            }
+            text.push('\n');
+        }
+        let manifest = unique("manifest");
+        let etag = self
+            .put_raw_manifest(bucket, &manifest, text.into_bytes())
+            .await;
+        let fields = if versions {
+            json!(["Bucket", "Key", "VersionId"])
+        } else {
+            json!(["Bucket", "Key"])
+        };
+        let mut body = json!({
+            "Operation": operation,
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": fields},
+                         "Location": {"ObjectArn": format!("arn:aws:s3:::{bucket}/{manifest}"), "ETag": etag}},
+            "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{bucket}"), "Prefix": "reports",
+                       "ReportScope": "AllTasks"},
+            "Priority": 10
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let job_id = self
+            .api
+            .create(&body)
+            .await
+            .unwrap_or_else(|e| panic!("CreateJob {body}: {e}"));
+        let job = self.wait(&job_id, Duration::from_secs(300)).await;
+        let report = self.report(bucket, "reports", &job_id).await;
+        (job, report)
     }
 
     /// Puts objects whose body is `body-of:<key>`, 32 at a time.
@@ -242,6 +352,201 @@ impl TestStack {
             .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// One manifest row.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+impl Row {
+    pub fn new(bucket: &str, key: &str) -> Self {
+        Self {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: None,
+        }
+    }
+
+    pub fn version(bucket: &str, key: &str, version_id: &str) -> Self {
+        Self {
+            version_id: Some(version_id.into()),
+            ..Self::new(bucket, key)
+        }
+    }
+}
+
+/// The report row of `key` (keys are URL-encoded in reports).
+pub fn row_of<'a>(report: &'a Report, key: &str) -> &'a ReportRow {
+    let encoded = encode_key(key);
+    report
+        .rows
+        .iter()
+        .find(|r| r.key == encoded)
+        .unwrap_or_else(|| panic!("no report row for {key}: {:#?}", report.rows))
+}
+
+/// Checks the job ended `Complete` with these counts (showing the report rows if not).
+pub fn assert_counts(job: &Value, report: &Report, succeeded: u64, failed: u64) {
+    let p = &job["ProgressSummary"];
+    let got = (
+        job["Status"].as_str().unwrap_or_default(),
+        p["NumberOfTasksSucceeded"].as_u64().unwrap_or_default(),
+        p["NumberOfTasksFailed"].as_u64().unwrap_or_default(),
+    );
+    assert_eq!(
+        got,
+        ("Complete", succeeded, failed),
+        "job {job}\nreport rows {:#?}",
+        report.rows
+    );
+}
+
+/// A user Lambda function served by `cargo lambda watch` on a free loopback port: the
+/// [`echo-lambda`](../echo-lambda/src/main.rs) crate of this workspace. Dropping it stops
+/// the emulator and the function.
+pub struct LambdaEmulator {
+    /// `http://127.0.0.1:<port>`: the Lambda Invoke API (`AWS_ENDPOINT_URL_LAMBDA`).
+    pub url: String,
+    /// Process group of `cargo lambda watch` and the function it runs.
+    group: u32,
+    /// The watchdog shell, reaped once the group is gone.
+    watchdog: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+/// The function name `cargo lambda watch` serves the echo function under.
+pub const ECHO_FUNCTION: &str = "echo-lambda";
+
+impl LambdaEmulator {
+    /// Starts `cargo lambda watch` (`BATCHOPS_CARGO_LAMBDA`, default the virtualenv's
+    /// `cargo-lambda` that `make setup` installs) and waits until the function answers. Fails
+    /// loudly when it cannot: a LambdaInvoke test never passes without a real invocation.
+    pub async fn start() -> Self {
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let tool = std::env::var("BATCHOPS_CARGO_LAMBDA").unwrap_or_else(|_| {
+            workspace
+                .join(".venv/bin/cargo-lambda")
+                .display()
+                .to_string()
+        });
+        assert!(
+            std::path::Path::new(&tool).exists(),
+            "cargo-lambda not found at {tool}: run `make setup` (it installs cargo-lambda into the \
+             virtualenv) or set BATCHOPS_CARGO_LAMBDA to a cargo-lambda binary"
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::env::temp_dir().join(format!("batchops-cargo-lambda-{port}.log"));
+        // `setsid` makes cargo-lambda lead a process group holding the function it spawns;
+        // the watchdog ends that group when this test process ends, however it ends.
+        let script = format!(
+            "setsid \"$0\" lambda watch --ignore-changes --invoke-address 127.0.0.1 \
+             --invoke-port {port} --package batchops-echo-lambda >\"$1\" 2>&1 & m=$!; echo $m; \
+             while kill -0 {pid} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; \
+             kill -- -$m 2>/dev/null",
+            pid = std::process::id()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&tool)
+            .arg(&log)
+            .current_dir(&workspace)
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cargo lambda watch");
+        let mut first_line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut first_line,
+        )
+        .unwrap();
+        let group: u32 = first_line.trim().parse().expect("cargo-lambda's pid");
+        let emulator = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            group,
+            watchdog: child,
+            log,
+        };
+        // The first invocation builds and starts the function: allow for a cold build.
+        let http = reqwest::Client::new();
+        let probe = json!({"invocationSchemaVersion": "1.0", "invocationId": "probe", "job": {"id": "probe"},
+                           "tasks": [{"taskId": "probe", "s3Key": "ok/probe", "s3VersionId": null,
+                                      "s3BucketArn": "arn:aws:s3:::probe"}]});
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            let answer = http
+                .post(emulator.invoke_url(ECHO_FUNCTION))
+                .json(&probe)
+                .timeout(Duration::from_secs(300))
+                .send()
+                .await;
+            match answer {
+                Ok(r) if r.status().is_success() => return emulator,
+                _ if std::time::Instant::now() > deadline => panic!(
+                    "cargo lambda watch did not serve {ECHO_FUNCTION} on port {port} within 10 minutes; its log:\n{}",
+                    emulator.log_tail()
+                ),
+                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+
+    /// The Invoke API URL of `function`.
+    pub fn invoke_url(&self, function: &str) -> String {
+        format!("{}/2015-03-31/functions/{function}/invocations", self.url)
+    }
+
+    /// The last lines cargo lambda wrote, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// SDK configuration for a stack on the emulator whose Lambda client calls this function
+    /// server: the endpoints come from (a test-local copy of) the environment, exactly as in
+    /// production — `AWS_ENDPOINT_URL` for every service, `AWS_ENDPOINT_URL_LAMBDA` for Lambda.
+    pub async fn sdk(&self) -> SdkConfig {
+        let moto = emulator().await;
+        let env = aws_types::os_shim_internal::Env::from_slice(&[
+            ("AWS_ENDPOINT_URL", moto),
+            ("AWS_ENDPOINT_URL_LAMBDA", &self.url),
+        ]);
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .env(env)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "static",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for LambdaEmulator {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.group))
+            .stderr(Stdio::null())
+            .status();
+        // The watchdog notices the group is gone within half a second and exits.
+        let _ = self.watchdog.wait();
     }
 }
 

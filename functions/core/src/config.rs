@@ -54,7 +54,19 @@ pub struct Config {
     pub work_dlq_urls: Vec<String>,
     /// `BATCHOPS_S3_PATH_STYLE` [false]: path-style S3 addressing, needed by emulators.
     pub s3_force_path_style: bool,
+    /// `BATCHOPS_MULTIPART_THRESHOLD_BYTES` [5 GiB]: `S3PutObjectCopy` copies larger objects
+    /// part by part (CopyObject's own limit is 5 GiB).
+    pub multipart_threshold: u64,
+    /// `BATCHOPS_MULTIPART_PART_BYTES` [512 MiB]: part size of a multipart copy, between S3's
+    /// 5 MiB minimum and 5 GiB maximum (raised for objects that would need over 10,000 parts).
+    pub multipart_part_size: u64,
 }
+
+/// Defaults of the multipart copy settings.
+pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 5 * 1024 * 1024 * 1024;
+pub const DEFAULT_MULTIPART_PART_SIZE: u64 = 512 * 1024 * 1024;
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
 impl Config {
     /// Reads the configuration; an error names the offending variable.
@@ -87,6 +99,14 @@ impl Config {
                 .map(String::from)
                 .collect()
         };
+        let multipart_part_size =
+            number("BATCHOPS_MULTIPART_PART_BYTES", DEFAULT_MULTIPART_PART_SIZE)?;
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&multipart_part_size) {
+            return Err(Error::Config(format!(
+                "BATCHOPS_MULTIPART_PART_BYTES must be between {MIN_PART_SIZE} (5 MiB) and \
+                 {MAX_PART_SIZE} (5 GiB), got {multipart_part_size}"
+            )));
+        }
         Ok(Self {
             table: required("BATCHOPS_TABLE")?,
             bucket: required("BATCHOPS_BUCKET")?,
@@ -117,6 +137,11 @@ impl Config {
                 lookup("BATCHOPS_S3_PATH_STYLE").as_deref(),
                 Some("1" | "true" | "TRUE" | "yes")
             ),
+            multipart_threshold: number(
+                "BATCHOPS_MULTIPART_THRESHOLD_BYTES",
+                DEFAULT_MULTIPART_THRESHOLD,
+            )?,
+            multipart_part_size,
         })
     }
 
@@ -167,6 +192,8 @@ impl Config {
             status_check_interval: Duration::from_millis(5000),
             allowed_buckets: vec!["*".into()],
             s3_force_path_style: true,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
         }
     }
 
@@ -220,6 +247,27 @@ mod tests {
         assert_eq!(c.task_max_attempts, 5);
         assert!(c.allowed_buckets.is_empty());
         assert!(!c.bucket_allowed("anything"));
+        assert_eq!(c.multipart_threshold, 5 << 30);
+        assert_eq!(c.multipart_part_size, 512 << 20);
+    }
+
+    #[test]
+    fn multipart_settings_parse_and_part_size_is_bounded() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCHOPS_MULTIPART_THRESHOLD_BYTES", "10485760"));
+        pairs.push(("BATCHOPS_MULTIPART_PART_BYTES", "5242880"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(
+            (c.multipart_threshold, c.multipart_part_size),
+            (10 << 20, 5 << 20)
+        );
+        let mut small = BASE.to_vec();
+        small.push(("BATCHOPS_MULTIPART_PART_BYTES", "1024"));
+        let err = Config::from_lookup(env(&small)).unwrap_err();
+        assert!(
+            err.to_string().contains("BATCHOPS_MULTIPART_PART_BYTES"),
+            "{err}"
+        );
     }
 
     #[test]

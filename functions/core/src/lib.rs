@@ -47,11 +47,13 @@ pub struct Deps {
     pub store: adapters::JobStore,
     pub queues: adapters::Queues,
     pub objects: adapters::Objects,
+    /// The Lambda client `LambdaInvoke` tasks call (SDK retries off, like the task S3 client).
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl Deps {
     /// Builds the clients from the default AWS configuration chain (`AWS_ENDPOINT_URL` and the
-    /// per-service `AWS_ENDPOINT_URL_S3` / `_SQS` / `_DYNAMODB` overrides are honoured there).
+    /// per-service `AWS_ENDPOINT_URL_S3` / `_SQS` / `_DYNAMODB` / `_LAMBDA` overrides are honoured there).
     pub async fn from_env() -> Result<Self> {
         let config = Config::from_env()?;
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -67,6 +69,7 @@ impl Deps {
             store: adapters::JobStore::new(clients.dynamodb.clone(), config.table.clone()),
             queues: adapters::Queues::new(clients.sqs.clone(), &config),
             objects: adapters::Objects::new(clients.s3_control.clone(), clients.s3_tasks.clone()),
+            lambda: clients.lambda,
             config,
         }
     }

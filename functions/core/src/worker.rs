@@ -5,7 +5,7 @@ use crate::adapters::ChunkCounts;
 use crate::adapters::dynamo::StatusChange;
 use crate::chunk::{Chunk, Task};
 use crate::job::JobStatus;
-use crate::ops::{Outcome, RetryPolicy, run_task};
+use crate::ops::{Mode, MultipartSettings, OpContext, Outcome, RetryPolicy, run_task};
 use crate::planner::maybe_finalize;
 use crate::report::chunk_rows;
 use crate::{Deps, Error, Result};
@@ -99,7 +99,20 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
     let Some(op) = &job.request.operation else {
         return Err(Error::Record(format!("job {job_id} has no Operation")));
     };
-    let s3 = deps.objects.tasks();
+    let ctx = OpContext {
+        s3: deps.objects.tasks(),
+        lambda: &deps.lambda,
+        job_id,
+        multipart: MultipartSettings {
+            threshold: deps.config.multipart_threshold,
+            part_size: deps.config.multipart_part_size,
+        },
+    };
+    let mode = if job.request.dry_run {
+        Mode::DryRun(op)
+    } else {
+        Mode::Run(op)
+    };
     // While the chunk runs, watch the job: once it is cancelled or failing, no further task
     // starts (those are counted as not run).
     let stop = Arc::new(AtomicBool::new(false));
@@ -110,6 +123,7 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         .iter()
         .map(|task| {
             let stop = stop.clone();
+            let ctx = &ctx;
             // A manifest row naming a bucket outside the stack's allow-list is refused here,
             // whatever the IAM policy would say.
             let allowed = task.invalid.is_some() || deps.config.bucket_allowed(&task.bucket);
@@ -126,7 +140,7 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
                         ),
                     ))
                 } else {
-                    Some(run_task(s3, op, task, policy).await)
+                    Some(run_task(&ctx, mode, task, policy).await)
                 }
             }
         })

@@ -1,5 +1,6 @@
 //! Every AWS call the domain makes, behind three narrow seams, one file each:
-//! [`JobStore`] (DynamoDB), [`Queues`] (SQS) and [`Objects`] (S3); plus [`stack`], which
+//! [`JobStore`] (DynamoDB), [`Queues`] (SQS) and [`Objects`] (S3) — the per-object task calls
+//! live in [`crate::ops`], on the task clients built here — plus [`stack`], which
 //! creates a stack's resources on an emulator for `batchops dev` and the tests.
 
 pub mod dynamo;
@@ -25,6 +26,9 @@ pub struct Clients {
     /// S3 for the per-object tasks, with the SDK's retries off: [`crate::ops::run_task`] retries
     /// with its own capped, jittered backoff so that every try is counted and reported.
     pub s3_tasks: aws_sdk_s3::Client,
+    /// Lambda for `LambdaInvoke` tasks, retries off for the same reason. Its endpoint comes
+    /// from `AWS_ENDPOINT_URL_LAMBDA` (or `AWS_ENDPOINT_URL`) like every other client's.
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl Clients {
@@ -51,6 +55,11 @@ impl Clients {
             ),
             s3_control: s3(control_retry),
             s3_tasks: s3(RetryConfig::disabled()),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(sdk)
+                    .retry_config(RetryConfig::disabled())
+                    .build(),
+            ),
         }
     }
 }

@@ -161,6 +161,9 @@ impl Job {
         if let Some(d) = &r.description {
             obj.insert("Description".into(), d.clone().into());
         }
+        if r.dry_run {
+            obj.insert("DryRun".into(), true.into());
+        }
         if let Some(t) = &self.termination_date {
             obj.insert("TerminationDate".into(), t.clone().into());
         }

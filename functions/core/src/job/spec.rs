@@ -3,7 +3,22 @@
 //! `RoleArn`, which batchops accepts and ignores: its functions carry their own IAM roles).
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+
+/// The operation types live beside their code in [`crate::ops`]; they are re-exported here so
+/// that the whole CreateJob body reads as one place.
+pub use crate::ops::JobOperation;
+pub use crate::ops::acl::{
+    AccessControlList, AccessControlPolicy, AclParams, Grant, Grantee, Owner,
+};
+pub use crate::ops::checksum::ChecksumParams;
+pub use crate::ops::copy::{CopyParams, ObjectMetadata};
+pub use crate::ops::delete::DeleteParams;
+pub use crate::ops::delete_tagging::DeleteTaggingParams;
+pub use crate::ops::lambda::LambdaInvokeParams;
+pub use crate::ops::legal_hold::{LegalHold, LegalHoldParams};
+pub use crate::ops::restore::RestoreParams;
+pub use crate::ops::retention::{Retention, RetentionParams};
+pub use crate::ops::tagging::TaggingParams;
 
 /// `POST /jobs` body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +50,10 @@ pub struct CreateJobRequest {
     /// Accepted for compatibility with S3 Control bodies; unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// Beyond AWS: check that each object exists (a HeadObject honouring the version id) and
+    /// report what the operation would do, without running it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Once at least `MinTasks` tasks have run and more than `Percent` % of them failed, the job
@@ -62,77 +81,64 @@ impl FailureThreshold {
     }
 }
 
-/// The one operation a job runs (S3 Control `JobOperation`: an object with exactly one key).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub enum JobOperation {
-    S3PutObjectCopy(Box<CopyParams>),
-    S3PutObjectTagging(TaggingParams),
-}
-
-impl JobOperation {
-    pub fn name(&self) -> &'static str {
-        match self {
-            JobOperation::S3PutObjectCopy(_) => "S3PutObjectCopy",
-            JobOperation::S3PutObjectTagging(_) => "S3PutObjectTagging",
-        }
-    }
-}
-
-/// `S3PutObjectCopy` parameters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct CopyParams {
-    /// `arn:aws:s3:::bucket` of the destination.
-    pub target_resource: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_key_prefix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class: Option<String>,
-    /// `COPY` (default) or `REPLACE`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata_directive: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_object_metadata: Option<ObjectMetadata>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub new_object_tagging: Vec<Tag>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canned_access_control_list: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checksum_algorithm: Option<String>,
-}
-
-/// `NewObjectMetadata` of a copy (the subset batchops applies).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct ObjectMetadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_control: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_disposition: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_encoding: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_language: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub user_metadata: BTreeMap<String, String>,
-}
-
-/// `S3PutObjectTagging` parameters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct TaggingParams {
-    #[serde(default)]
-    pub tag_set: Vec<Tag>,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Tag {
     pub key: String,
     pub value: String,
+}
+
+/// A point in time in a request body. S3 Control's JSON carries timestamps as ISO-8601 strings
+/// (`2030-01-01T00:00:00Z`, or a bare date `2030-01-01`) or as Unix seconds, as the AWS CLI
+/// accepts them; batchops writes them back as ISO-8601 UTC with milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamp(pub time::OffsetDateTime);
+
+impl Timestamp {
+    /// Parses an ISO-8601 / RFC 3339 date-time, or a bare `YYYY-MM-DD` (midnight UTC).
+    pub fn parse(s: &str) -> Option<Self> {
+        if let Some(t) = crate::time::parse(s) {
+            return Some(Self(t));
+        }
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(s, &format)
+            .ok()
+            .map(|d| Self(d.midnight().assume_utc()))
+    }
+
+    /// The same instant for the AWS SDK.
+    pub fn to_sdk(self) -> aws_smithy_types::DateTime {
+        aws_smithy_types::DateTime::from_nanos(self.0.unix_timestamp_nanos())
+            .expect("an OffsetDateTime is within the SDK's range")
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::time::iso(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Seconds(f64),
+        }
+        let bad = |what: &dyn std::fmt::Display| {
+            serde::de::Error::custom(format!(
+                "invalid timestamp {what}: expected ISO-8601 like 2030-01-01T00:00:00Z or Unix seconds"
+            ))
+        };
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => Self::parse(&s).ok_or_else(|| bad(&format!("{s:?}"))),
+            Raw::Seconds(n) => time::OffsetDateTime::from_unix_timestamp_nanos((n * 1e9) as i128)
+                .map(Self)
+                .map_err(|_| bad(&n)),
+        }
+    }
 }
 
 /// `Manifest`: where the object list is and how it is laid out.
@@ -286,33 +292,7 @@ impl CreateJobRequest {
             .operation
             .as_ref()
             .ok_or_else(|| invalid("Operation", "is required"))?;
-        match operation {
-            JobOperation::S3PutObjectCopy(p) => {
-                if parse_bucket_arn(&p.target_resource).is_none() {
-                    return Err(invalid(
-                        "Operation.S3PutObjectCopy.TargetResource",
-                        "must be a bucket ARN like arn:aws:s3:::bucket",
-                    ));
-                }
-                if let Some(d) = &p.metadata_directive
-                    && d != "COPY"
-                    && d != "REPLACE"
-                {
-                    return Err(invalid(
-                        "Operation.S3PutObjectCopy.MetadataDirective",
-                        "must be COPY or REPLACE",
-                    ));
-                }
-            }
-            JobOperation::S3PutObjectTagging(p) => {
-                if p.tag_set.len() > 10 {
-                    return Err(invalid(
-                        "Operation.S3PutObjectTagging.TagSet",
-                        "at most 10 tags per object",
-                    ));
-                }
-            }
-        }
+        operation.validate()?;
         if let Some(b) = &self.report.bucket
             && parse_bucket_arn(b).is_none()
         {
@@ -330,20 +310,18 @@ impl CreateJobRequest {
     }
 
     /// Every bucket the job reads or writes, with the field naming it (for the allow-list).
-    pub fn buckets(&self) -> Vec<(&'static str, String)> {
+    pub fn buckets(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if let Some(m) = &self.manifest
             && let Some((b, _)) = parse_object_arn(&m.location.object_arn)
         {
-            out.push(("Manifest.Location.ObjectArn", b));
+            out.push(("Manifest.Location.ObjectArn".to_string(), b));
         }
         if let Some(b) = self.report.bucket.as_deref().and_then(parse_bucket_arn) {
-            out.push(("Report.Bucket", b));
+            out.push(("Report.Bucket".to_string(), b));
         }
-        if let Some(JobOperation::S3PutObjectCopy(p)) = &self.operation
-            && let Some(b) = parse_bucket_arn(&p.target_resource)
-        {
-            out.push(("Operation.S3PutObjectCopy.TargetResource", b));
+        if let Some(op) = &self.operation {
+            out.extend(op.buckets());
         }
         out
     }
@@ -508,6 +486,34 @@ mod tests {
         assert!(manifest_columns(Some(&[Bucket])).is_err());
         assert!(manifest_columns(Some(&[Bucket, Key, Key])).is_err());
         assert_eq!(manifest_columns(None).unwrap().count, 2);
+    }
+
+    #[test]
+    fn timestamps_parse_as_the_cli_writes_them() {
+        let t: Timestamp = serde_json::from_value("2030-01-02T03:04:05Z".into()).unwrap();
+        assert_eq!(serde_json::to_value(t).unwrap(), "2030-01-02T03:04:05.000Z");
+        let d: Timestamp = serde_json::from_value("2030-01-02".into()).unwrap();
+        assert_eq!(crate::time::iso(d.0), "2030-01-02T00:00:00.000Z");
+        let n: Timestamp = serde_json::from_value(1_900_000_000.into()).unwrap();
+        assert_eq!(n.0.unix_timestamp(), 1_900_000_000);
+        assert_eq!(n.to_sdk().secs(), 1_900_000_000);
+        assert!(serde_json::from_value::<Timestamp>("next tuesday".into()).is_err());
+    }
+
+    #[test]
+    fn dry_run_round_trips() {
+        let mut b = body();
+        b["DryRun"] = true.into();
+        let req: CreateJobRequest = serde_json::from_value(b).unwrap();
+        assert!(req.dry_run);
+        assert_eq!(serde_json::to_value(&req).unwrap()["DryRun"], true);
+        let plain: CreateJobRequest = serde_json::from_value(body()).unwrap();
+        assert!(
+            serde_json::to_value(&plain)
+                .unwrap()
+                .get("DryRun")
+                .is_none()
+        );
     }
 
     #[test]

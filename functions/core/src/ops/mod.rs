@@ -1,16 +1,187 @@
-//! Operations: one module per operation, each a function from a task to an [`Outcome`].
-//! [`run_task`] wraps them with the retry policy: transient errors (throttling, 5xx,
-//! timeouts, dropped connections) are retried with capped exponential backoff and full jitter,
-//! up to `task_max_attempts` tries; only the final outcome is counted and reported.
+//! Operations: what a job does to each object.
+//!
+//! Every operation is one module holding its parameter type — the JSON object under its key in
+//! S3 Control's `JobOperation`, with S3 Control's field names — and that type's [`Operation`]
+//! implementation: `validate` (at CreateJob, naming the failing field) and `run` (on one object,
+//! answering the report's result message or an [`OpError`]). [`JobOperation`] is generated from
+//! the one list in [`operations!`], so it dispatches with one match per method in one place.
+//!
+//! [`run_task`] wraps an operation with the retry policy: transient errors (throttling, 5xx,
+//! timeouts, dropped connections, a Lambda's `TemporaryFailure`) are retried with capped
+//! exponential backoff and full jitter, up to `task_max_attempts` tries; only the final outcome
+//! is counted and reported. A task's failure is data (a report row), never an `Err` that aborts
+//! a chunk.
+//!
+//! ## Layout
+//! - [`copy`] `S3PutObjectCopy`, with [`multipart`] for objects past the multipart threshold
+//! - [`tagging`] `S3PutObjectTagging`; [`delete_tagging`] `S3DeleteObjectTagging`
+//! - [`acl`] `S3PutObjectAcl`
+//! - [`restore`] `S3InitiateRestoreObject`
+//! - [`retention`] `S3PutObjectRetention`; [`legal_hold`] `S3PutObjectLegalHold`
+//! - [`lambda`] `LambdaInvoke`
+//! - [`checksum`] `S3ComputeObjectChecksum`
+//! - [`delete`] `S3DeleteObject` (beyond AWS)
+//! - [`dry_run`] what a `"DryRun": true` job runs instead of its operation (beyond AWS)
+//!
+//! Adding an operation: a module with its parameter type implementing [`Operation`], and one
+//! line in the [`operations!`] list below.
 
+pub mod acl;
+pub mod checksum;
 pub mod copy;
+pub mod delete;
+pub mod delete_tagging;
+pub mod dry_run;
+pub mod lambda;
+pub mod legal_hold;
+pub mod multipart;
+pub mod restore;
+pub mod retention;
 pub mod tagging;
 
 use crate::chunk::Task;
-use crate::job::spec::JobOperation;
+use crate::job::spec::Invalid;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::time::Duration;
+
+/// What an operation runs with: the task clients (SDK retries off, see
+/// [`crate::adapters::Clients`]), the job and the settings that shape the calls.
+#[derive(Clone, Copy, Debug)]
+pub struct OpContext<'a> {
+    pub s3: &'a aws_sdk_s3::Client,
+    pub lambda: &'a aws_sdk_lambda::Client,
+    pub job_id: &'a str,
+    pub multipart: MultipartSettings,
+}
+
+/// When and how `S3PutObjectCopy` switches from CopyObject to a multipart copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MultipartSettings {
+    /// Objects larger than this many bytes are copied part by part.
+    pub threshold: u64,
+    /// Bytes per part (raised when an object would need more than 10,000 parts).
+    pub part_size: u64,
+}
+
+/// One operation's parameters and behaviour.
+pub trait Operation {
+    /// Checks what serde's types cannot, at CreateJob. The error's field is relative to
+    /// `Operation.<name>` (for example `StorageClass`); [`JobOperation::validate`] prefixes it.
+    fn validate(&self) -> Result<(), Invalid> {
+        Ok(())
+    }
+
+    /// Buckets the operation writes besides the manifest's objects, with the field naming each
+    /// (relative, as in `validate`), for the stack's bucket allow-list.
+    fn buckets(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Runs once on one object: the report's result message, or why this try failed.
+    fn run(
+        &self,
+        ctx: &OpContext<'_>,
+        task: &Task,
+    ) -> impl Future<Output = Result<String, OpError>> + Send;
+}
+
+/// Declares [`JobOperation`] from `Variant(ParamsType)` pairs and derives its dispatch.
+macro_rules! operations {
+    ($( $(#[$doc:meta])* $variant:ident($params:ty), )+) => {
+        /// The one operation a job runs (S3 Control `JobOperation`: an object with exactly one
+        /// key, the operation's name).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub enum JobOperation {
+            $( $(#[$doc])* $variant($params), )+
+        }
+
+        impl JobOperation {
+            /// Every operation's name, as in the JSON.
+            pub const NAMES: &'static [&'static str] = &[$( stringify!($variant), )+];
+
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Self::$variant(_) => stringify!($variant), )+
+                }
+            }
+
+            /// Checks the parameters; the error names the field from `Operation`.
+            pub fn validate(&self) -> Result<(), Invalid> {
+                let checked = match self {
+                    $( Self::$variant(p) => p.validate(), )+
+                };
+                checked.map_err(|e| Invalid {
+                    field: format!("Operation.{}.{}", self.name(), e.field),
+                    message: e.message,
+                })
+            }
+
+            /// Buckets the operation writes (besides the manifest's objects), with full field names.
+            pub fn buckets(&self) -> Vec<(String, String)> {
+                let found = match self {
+                    $( Self::$variant(p) => p.buckets(), )+
+                };
+                found
+                    .into_iter()
+                    .map(|(field, bucket)| (format!("Operation.{}.{field}", self.name()), bucket))
+                    .collect()
+            }
+
+            /// Runs the operation once on one object.
+            pub async fn run(&self, ctx: &OpContext<'_>, task: &Task) -> Result<String, OpError> {
+                match self {
+                    $( Self::$variant(p) => p.run(ctx, task).await, )+
+                }
+            }
+        }
+    };
+}
+
+operations! {
+    /// Copies each object (CopyObject, or a multipart copy past the threshold).
+    S3PutObjectCopy(Box<copy::CopyParams>),
+    /// Replaces each object's tag set.
+    S3PutObjectTagging(tagging::TaggingParams),
+    /// Removes each object's tags.
+    S3DeleteObjectTagging(delete_tagging::DeleteTaggingParams),
+    /// Sets each object's ACL (canned or explicit grants).
+    S3PutObjectAcl(acl::AclParams),
+    /// Starts a restore of each archived object.
+    S3InitiateRestoreObject(restore::RestoreParams),
+    /// Sets each object's Object Lock retention.
+    S3PutObjectRetention(retention::RetentionParams),
+    /// Sets each object's Object Lock legal hold.
+    S3PutObjectLegalHold(legal_hold::LegalHoldParams),
+    /// Invokes a Lambda function once per object.
+    LambdaInvoke(lambda::LambdaInvokeParams),
+    /// Computes each object's checksum into the report.
+    S3ComputeObjectChecksum(checksum::ChecksumParams),
+    /// Deletes each object (a version, or a delete marker). Beyond AWS.
+    S3DeleteObject(delete::DeleteParams),
+}
+
+/// A validation error on a field of an operation's parameters (relative to `Operation.<name>`).
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks that an optional value is one of `allowed`, naming the field otherwise.
+pub(crate) fn one_of(field: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), Invalid> {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(invalid(
+            field,
+            format!("must be one of {}, got {v:?}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// A task's final result, as it appears in the completion report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,8 +235,9 @@ impl OpError {
         }
     }
 
-    /// Classifies an S3 SDK error: service errors keep S3's code, status and message;
-    /// transport failures and timeouts are retryable.
+    /// Classifies an SDK error (S3 or Lambda: they share the HTTP response type): service
+    /// errors keep the service's code, status and message; transport failures and timeouts are
+    /// retryable.
     pub fn from_sdk<E>(err: SdkError<E, crate::error::HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -81,7 +253,7 @@ impl OpError {
                 let message = meta
                     .message()
                     .map(String::from)
-                    .unwrap_or_else(|| format!("S3 answered HTTP {status} ({code})"));
+                    .unwrap_or_else(|| format!("the service answered HTTP {status} ({code})"));
                 let retryable = status >= 500
                     || status == 429
                     || status == 408
@@ -90,6 +262,7 @@ impl OpError {
                         "SlowDown"
                             | "Throttling"
                             | "ThrottlingException"
+                            | "TooManyRequestsException"
                             | "RequestTimeout"
                             | "RequestTimeTooSkewed"
                     );
@@ -103,7 +276,7 @@ impl OpError {
             SdkError::TimeoutError(_) => Self {
                 http_status: 408,
                 code: "RequestTimeout".into(),
-                message: "the request to S3 timed out".into(),
+                message: "the request timed out".into(),
                 retryable: true,
             },
             SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Self {
@@ -120,13 +293,39 @@ impl OpError {
             },
         }
     }
+
+    /// HeadObject errors carry no body, so the SDK knows only the status: name them the way
+    /// S3 names the same condition on a GET, so the report says what went wrong.
+    pub fn for_head(self, version_id: Option<&str>) -> Self {
+        let (code, message) = match (self.http_status, version_id) {
+            (404, Some(v)) => (
+                "NoSuchVersion",
+                format!("version {v} of the object does not exist"),
+            ),
+            (404, None) => ("NoSuchKey", "the object does not exist".to_string()),
+            (405, _) => (
+                "MethodNotAllowed",
+                "the version is a delete marker".to_string(),
+            ),
+            (403, _) => ("AccessDenied", "access to the object is denied".to_string()),
+            _ => return self,
+        };
+        Self {
+            code: code.into(),
+            message,
+            ..self
+        }
+    }
 }
 
 fn default_code(status: u16) -> &'static str {
     match status {
         400 => "InvalidRequest",
         403 => "AccessDenied",
-        404 => "NoSuchKey",
+        // A 404 without a code is a HEAD (no body) or a non-S3 endpoint: say no more than
+        // the status does; `OpError::for_head` names HEAD's cases.
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
         409 => "Conflict",
         412 => "PreconditionFailed",
         503 => "SlowDown",
@@ -153,11 +352,19 @@ impl RetryPolicy {
     }
 }
 
+/// What a worker does with each task: the job's operation, or, for a `"DryRun": true` job,
+/// only the existence check of [`dry_run`].
+#[derive(Clone, Copy, Debug)]
+pub enum Mode<'a> {
+    Run(&'a JobOperation),
+    DryRun(&'a JobOperation),
+}
+
 /// Runs one task to its final outcome. A task from an unparseable manifest row fails without
 /// any call.
 pub async fn run_task(
-    s3: &aws_sdk_s3::Client,
-    op: &JobOperation,
+    ctx: &OpContext<'_>,
+    mode: Mode<'_>,
     task: &Task,
     policy: RetryPolicy,
 ) -> Outcome {
@@ -167,9 +374,9 @@ pub async fn run_task(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = match op {
-            JobOperation::S3PutObjectCopy(p) => copy::run(s3, p, task).await,
-            JobOperation::S3PutObjectTagging(p) => tagging::run(s3, p, task).await,
+        let result = match mode {
+            Mode::Run(op) => op.run(ctx, task).await,
+            Mode::DryRun(op) => dry_run::run(ctx, op.name(), task).await,
         };
         match result {
             Ok(message) => return Outcome::success(message),
@@ -187,6 +394,29 @@ pub async fn run_task(
                 return Outcome::failure(e.http_status, e.code, message);
             }
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Clients that point nowhere, for unit tests that build requests without sending them.
+
+    pub fn s3() -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .build(),
+        )
+    }
+
+    pub fn lambda() -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::Config::builder()
+                .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+                .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+                .build(),
+        )
     }
 }
 
@@ -211,12 +441,17 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_rows_fail_without_a_call() {
-        // The client points nowhere: a call would fail with a transport error, not this.
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .build();
-        let s3 = aws_sdk_s3::Client::from_conf(conf);
+        // The clients point nowhere: a call would fail with a transport error, not this.
+        let (s3, lambda) = (test_support::s3(), test_support::lambda());
+        let ctx = OpContext {
+            s3: &s3,
+            lambda: &lambda,
+            job_id: "j",
+            multipart: MultipartSettings {
+                threshold: u64::MAX,
+                part_size: 5 << 20,
+            },
+        };
         let task = Task {
             row: 4,
             bucket: "b".into(),
@@ -230,10 +465,37 @@ mod tests {
             base: Duration::ZERO,
             cap: Duration::ZERO,
         };
-        let out = run_task(&s3, &op, &task, policy).await;
+        for mode in [Mode::Run(&op), Mode::DryRun(&op)] {
+            let out = run_task(&ctx, mode, &task, policy).await;
+            assert_eq!(
+                out,
+                Outcome::failure(400, "InvalidManifestRow", "row 5: malformed percent-escape")
+            );
+        }
+    }
+
+    #[test]
+    fn every_operation_has_a_name_and_validation_names_the_operation() {
+        assert_eq!(JobOperation::NAMES.len(), 10);
+        let op: JobOperation = serde_json::from_value(
+            serde_json::json!({"S3PutObjectCopy": {"TargetResource": "nope!"}}),
+        )
+        .unwrap();
         assert_eq!(
-            out,
-            Outcome::failure(400, "InvalidManifestRow", "row 5: malformed percent-escape")
+            op.validate().unwrap_err().field,
+            "Operation.S3PutObjectCopy.TargetResource"
+        );
+    }
+
+    #[test]
+    fn head_errors_are_named() {
+        let e = OpError::permanent(404, "NotFound", "the service answered HTTP 404");
+        assert_eq!(e.clone().for_head(None).code, "NoSuchKey");
+        assert_eq!(default_code(404), "NotFound");
+        let v = e.for_head(Some("v1"));
+        assert_eq!(
+            (v.code.as_str(), v.message.as_str()),
+            ("NoSuchVersion", "version v1 of the object does not exist")
         );
     }
 }
