@@ -140,7 +140,7 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
                         ),
                     ))
                 } else {
-                    Some(run_task(&ctx, mode, task, policy).await)
+                    Some(run_task(ctx, mode, task, policy).await)
                 }
             }
         })
