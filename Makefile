@@ -10,6 +10,8 @@ EMULATOR_HOST ?= 127.0.0.1
 EMULATOR_PORT ?= 5000
 RUN := .run
 CARGO ?= cargo
+CARGO_DENY_VERSION := 0.20.2
+TOOLS := .tools
 
 # Everything local talks to the emulator with dummy credentials.
 export AWS_ACCESS_KEY_ID ?= test
@@ -19,7 +21,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export BATCHOPS_S3_PATH_STYLE ?= true
 
-.PHONY: setup emulator emulator-stop build dev demo test unit lint fmt clean chaos fuzz
+.PHONY: setup emulator emulator-stop build dev demo test unit lint deny fmt clean chaos fuzz
 
 setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint and cargo-lambda (idempotent)
 
@@ -52,13 +54,25 @@ chaos: setup ## The full chaos run: 10,000 tasks under injected faults, duplicat
 	BATCHOPS_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server BATCHOPS_CHAOS_TASKS=$${BATCHOPS_CHAOS_TASKS:-10000} \
 		$(CARGO) test -p batchops-cli --test chaos -- --nocapture
 
+fuzz: ## Fuzz the manifest and chunk-message parsers for FUZZ_SECONDS [60] each (nightly; not in CI)
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in manifest_csv chunk_message; do \
+		cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$${FUZZ_SECONDS:-60} || exit 1; done
+
 unit: ## Unit tests only (no emulator)
 	$(CARGO) test --workspace --lib --bins
 
-lint: setup ## fmt, clippy, cfn-lint
+lint: setup deny ## fmt, clippy, cfn-lint, cargo-deny
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
+
+$(TOOLS)/bin/cargo-deny:
+	$(CARGO) install cargo-deny --locked --version $(CARGO_DENY_VERSION) --root $(TOOLS)
+
+deny: $(TOOLS)/bin/cargo-deny ## Licenses, bans and sources (advisories too with DENY_ADVISORIES=1: needs GitHub)
+	$(TOOLS)/bin/cargo-deny check licenses bans sources
+	@if [ "$${DENY_ADVISORIES:-0}" = 1 ]; then $(TOOLS)/bin/cargo-deny check advisories; fi
 
 fmt:
 	$(CARGO) fmt --all

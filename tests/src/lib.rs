@@ -312,6 +312,21 @@ impl TestStack {
         out.e_tag().unwrap().trim_matches('"').to_string()
     }
 
+    /// A source and a target bucket; the objects `present` put in the source, and a manifest
+    /// `m.csv` listing `present` then `missing` (which are never put).
+    pub async fn seed(&self, present: &[String], missing: &[String]) -> Seeded {
+        let source = self.bucket("src").await;
+        let target = self.bucket("dst").await;
+        self.put_objects(&source, present).await;
+        let rows: Vec<_> = present
+            .iter()
+            .chain(missing)
+            .map(|k| (source.clone(), k.clone()))
+            .collect();
+        let etag = self.put_manifest(&source, "m.csv", &rows).await;
+        Seeded { source, target, etag }
+    }
+
     pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let out = self
             .s3
@@ -547,6 +562,21 @@ impl Drop for LambdaEmulator {
             .status();
         // The watchdog notices the group is gone within half a second and exits.
         let _ = self.watchdog.wait();
+    }
+}
+
+/// What [`TestStack::seed`] made.
+pub struct Seeded {
+    pub source: String,
+    pub target: String,
+    /// The ETag of `s3://<source>/m.csv`.
+    pub etag: String,
+}
+
+impl Seeded {
+    /// A CreateJob body copying the manifest's objects to the target (report there too).
+    pub fn copy_job(&self, scope: &str) -> Value {
+        copy_job(&self.source, "m.csv", Some(&self.etag), &self.target, &self.target, scope)
     }
 }
 

@@ -65,13 +65,9 @@ async fn objects_in(stack: &TestStack, bucket: &str, prefix: &str) -> usize {
 
 /// A source bucket with `n` objects and its manifest; returns (source, target, etag).
 async fn seed(stack: &TestStack, n: usize) -> (String, String, String) {
-    let source = stack.bucket("src").await;
-    let target = stack.bucket("dst").await;
     let keys: Vec<String> = (0..n).map(|i| format!("o/{i:05}")).collect();
-    stack.put_objects(&source, &keys).await;
-    let rows: Vec<_> = keys.iter().map(|k| (source.clone(), k.clone())).collect();
-    let etag = stack.put_manifest(&source, "m.csv", &rows).await;
-    (source, target, etag)
+    let s = stack.seed(&keys, &[]).await;
+    (s.source, s.target, s.etag)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
