@@ -45,6 +45,10 @@ pub struct Config {
     pub status_check_interval: Duration,
     /// `BATCHOPS_S3_PATH_STYLE` [false]: path-style S3 addressing, needed by emulators.
     pub s3_force_path_style: bool,
+    /// `BATCHOPS_PLANNER_BUDGET_SECS` [600]: how long one planner invocation reads a manifest
+    /// before it checkpoints and re-enqueues itself (within Lambda's 15 minutes; a shorter
+    /// Lambda deadline wins).
+    pub planner_budget: Duration,
 }
 
 impl Config {
@@ -99,6 +103,7 @@ impl Config {
                 lookup("BATCHOPS_S3_PATH_STYLE").as_deref(),
                 Some("1" | "true" | "TRUE" | "yes")
             ),
+            planner_budget: Duration::from_secs(number("BATCHOPS_PLANNER_BUDGET_SECS", 600)?),
         })
     }
 
@@ -122,6 +127,7 @@ impl Config {
             status_check_interval: Duration::from_millis(5000),
             allowed_buckets: vec!["*".into()],
             s3_force_path_style: true,
+            planner_budget: Duration::from_secs(600),
         }
     }
 
@@ -171,6 +177,7 @@ mod tests {
         assert_eq!(c.chunk_size, 1000);
         assert_eq!(c.task_concurrency, 32);
         assert_eq!(c.task_max_attempts, 5);
+        assert_eq!(c.planner_budget, Duration::from_secs(600));
         assert!(c.allowed_buckets.is_empty());
         assert!(!c.bucket_allowed("anything"));
     }

@@ -137,6 +137,7 @@ async fn failed(
         failure_threshold: None,
         account_id: None,
         role_arn: None,
+        manifest_generator: None,
     };
     let job_id = jobs::create_failed_job(deps, request, "IntakeInvalid", reason).await?;
     Ok(Intake::Failed(job_id))
@@ -250,6 +251,7 @@ pub fn request_from_metadata(
         failure_threshold: None,
         account_id: None,
         role_arn: None,
+        manifest_generator: None,
     })
 }
 
