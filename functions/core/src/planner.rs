@@ -287,8 +287,8 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
 
     if let Some((at, row)) = resume_at {
         // Stopped for the time budget at a chunk boundary: checkpoint, and go on in a new
-        // invocation. `chunks` counts the open chunk, which was not sent.
-        let next_chunk = chunks - 1;
+        // invocation. The open chunk (from `at` on) was not sent; it gets number `chunks`.
+        let next_chunk = chunks;
         let checkpoint = Checkpoint {
             phase,
             at,

@@ -64,7 +64,8 @@ impl ManifestStream {
 
     /// A stream and the sender feeding it (readers, and tests of the planner loop).
     pub fn channel(etag: String) -> (Self, RowSender) {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER_ROWS / BATCH_ROWS - 1);
+        // Batches counted at once: those queued, one being sent, one just received.
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER_ROWS / BATCH_ROWS - 2);
         let gauge = Arc::new(Gauge::default());
         (
             Self {
