@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export BATCHOPS_S3_PATH_STYLE ?= true
 
-.PHONY: setup emulator emulator-stop build dev demo test unit lint fmt clean
+.PHONY: setup emulator emulator-stop build dev demo test unit lint fmt clean bench
 
 setup: $(VENV)/.installed ## Virtualenv with pinned moto[server] and cfn-lint (idempotent)
 
@@ -52,6 +52,9 @@ lint: setup ## fmt, clippy, cfn-lint
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
+
+bench: ## Benchmarks (not part of test or CI): prints a table, writes bench/results.md
+	@VENV=$(VENV) bench/run.sh
 
 fmt:
 	$(CARGO) fmt --all
