@@ -21,7 +21,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export BATCHOPS_S3_PATH_STYLE ?= true
 
-.PHONY: setup emulator emulator-stop build dev demo test unit lint deny fmt clean chaos fuzz
+.PHONY: setup emulator emulator-stop build dev demo test unit lint deny fmt clean chaos fuzz bench
 
 setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint and cargo-lambda (idempotent)
 
@@ -73,6 +73,9 @@ $(TOOLS)/bin/cargo-deny:
 deny: $(TOOLS)/bin/cargo-deny ## Licenses, bans and sources (advisories too with DENY_ADVISORIES=1: needs GitHub)
 	$(TOOLS)/bin/cargo-deny check licenses bans sources
 	@if [ "$${DENY_ADVISORIES:-0}" = 1 ]; then $(TOOLS)/bin/cargo-deny check advisories; fi
+
+bench: ## Benchmarks (not part of test or CI): prints a table, writes bench/results.md
+	@VENV=$(VENV) bench/run.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -324,7 +324,11 @@ impl TestStack {
             .map(|k| (source.clone(), k.clone()))
             .collect();
         let etag = self.put_manifest(&source, "m.csv", &rows).await;
-        Seeded { source, target, etag }
+        Seeded {
+            source,
+            target,
+            etag,
+        }
     }
 
     pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
@@ -576,7 +580,14 @@ pub struct Seeded {
 impl Seeded {
     /// A CreateJob body copying the manifest's objects to the target (report there too).
     pub fn copy_job(&self, scope: &str) -> Value {
-        copy_job(&self.source, "m.csv", Some(&self.etag), &self.target, &self.target, scope)
+        copy_job(
+            &self.source,
+            "m.csv",
+            Some(&self.etag),
+            &self.target,
+            &self.target,
+            scope,
+        )
     }
 }
 

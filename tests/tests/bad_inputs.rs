@@ -282,7 +282,10 @@ async fn every_bad_input_gets_its_answer() {
             }
             (Input::Message(function, body), expect) => {
                 let failures = match function {
-                    "planner" => batchops_planner::handle(&deps, event(&body)).await,
+                    "planner" => {
+                        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                        batchops_planner::handle(&deps, event(&body), deadline).await
+                    }
                     "worker" => batchops_worker::handle(&deps, event(&body)).await,
                     _ => batchops_finalizer::handle_sqs(&deps, event(&body)).await,
                 }

@@ -109,14 +109,17 @@ impl Dev {
             shutdown: rx.clone(),
         };
         let d = deps.clone();
+        // No Lambda deadline here: the planner's own budget decides when it re-enqueues itself.
         tasks.spawn(poller(d.config.plan_queue_url.clone(), 1).run(move |ev| {
             let d = d.clone();
-            async move { batchops_planner::handle(&d, ev).await }
+            let stop = batchops_core::planner::stop_time(&d.config, None);
+            async move { batchops_planner::handle(&d, ev, stop).await }
         }));
         let d = deps.clone();
         tasks.spawn(poller(intake_queue_url, 10).run(move |ev| {
             let d = d.clone();
-            async move { batchops_planner::handle(&d, ev).await }
+            let stop = batchops_core::planner::stop_time(&d.config, None);
+            async move { batchops_planner::handle(&d, ev, stop).await }
         }));
         // `workers: 0` runs no worker poller: tests then deliver chunks to the handler by hand.
         // Each worker drains the high-priority band before the normal one.

@@ -60,6 +60,10 @@ pub struct Config {
     /// `BATCHOPS_MULTIPART_PART_BYTES` [512 MiB]: part size of a multipart copy, between S3's
     /// 5 MiB minimum and 5 GiB maximum (raised for objects that would need over 10,000 parts).
     pub multipart_part_size: u64,
+    /// `BATCHOPS_PLANNER_BUDGET_SECS` [600]: how long one planner invocation reads a manifest
+    /// before it checkpoints and re-enqueues itself (within Lambda's 15 minutes; a shorter
+    /// Lambda deadline wins).
+    pub planner_budget: Duration,
 }
 
 /// Defaults of the multipart copy settings.
@@ -137,6 +141,7 @@ impl Config {
                 lookup("BATCHOPS_S3_PATH_STYLE").as_deref(),
                 Some("1" | "true" | "TRUE" | "yes")
             ),
+            planner_budget: Duration::from_secs(number("BATCHOPS_PLANNER_BUDGET_SECS", 600)?),
             multipart_threshold: number(
                 "BATCHOPS_MULTIPART_THRESHOLD_BYTES",
                 DEFAULT_MULTIPART_THRESHOLD,
@@ -194,6 +199,7 @@ impl Config {
             s3_force_path_style: true,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
+            planner_budget: Duration::from_secs(600),
         }
     }
 
@@ -245,6 +251,7 @@ mod tests {
         assert_eq!(c.chunk_size, 1000);
         assert_eq!(c.task_concurrency, 32);
         assert_eq!(c.task_max_attempts, 5);
+        assert_eq!(c.planner_budget, Duration::from_secs(600));
         assert!(c.allowed_buckets.is_empty());
         assert!(!c.bucket_allowed("anything"));
         assert_eq!(c.multipart_threshold, 5 << 30);

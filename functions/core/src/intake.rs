@@ -138,6 +138,7 @@ async fn failed(
         account_id: None,
         role_arn: None,
         dry_run: false,
+        manifest_generator: None,
     };
     let job_id = jobs::create_failed_job(deps, request, "IntakeInvalid", reason).await?;
     Ok(Intake::Failed(job_id))
@@ -255,6 +256,7 @@ pub fn request_from_metadata(
             get("dry-run").as_deref(),
             Some("true" | "TRUE" | "1" | "yes")
         ),
+        manifest_generator: None,
     })
 }
 

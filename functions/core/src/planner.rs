@@ -1,32 +1,99 @@
-//! Planning a job: stream its manifest, cut chunks, queue them, count the rows.
+//! Planning a job: stream its manifest, cut chunks, queue them, count the rows — across as
+//! many invocations as the manifest needs.
 //!
-//! The planner is safe to run twice for one job: chunk numbers are a pure function of the
-//! manifest, a re-sent chunk is counted once by the worker, and the totals are written with
-//! `SET`, not `ADD`.
+//! One invocation reads for at most its time budget ([`Config::planner_budget`], and never
+//! past the Lambda deadline), then stops at the next chunk boundary, saves a [`Checkpoint`]
+//! (the manifest position of the first row not queued, the next chunk number, the running
+//! total) in the job store and re-enqueues a plan message that carries only the job id. The
+//! next invocation reads the checkpoint and resumes there — a ranged GetObject for a CSV, the
+//! same data file for an inventory report, `StartAfter` for a generator's listing.
+//!
+//! Running a plan message twice is harmless. Chunk boundaries are a pure function of the
+//! manifest: an invocation starts at a chunk boundary and stops only where the chunker cuts a
+//! full chunk, so every chunk number always holds the same rows, and a chunk sent twice is
+//! counted once by the worker. Checkpoints are written conditionally on the one read, so two
+//! planners racing from one checkpoint cannot both go on, and totals are written with `SET`.
+//!
+//! [`Config::planner_budget`]: crate::Config::planner_budget
 
 use crate::adapters::dynamo::StatusChange;
-use crate::chunk::{Chunk, Chunker, FinalizeMessage};
+use crate::chunk::{Chunk, Chunker, FinalizeMessage, PlanMessage};
 use crate::job::{Job, JobStatus};
-use crate::manifest::{ManifestError, open_manifest};
-use crate::{Deps, Error, Result};
+use crate::manifest::generator::ManifestOutput;
+use crate::manifest::{ManifestError, ManifestSource, Position, Resume};
+use crate::{Config, Deps, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{info, instrument, warn};
 
 /// Chunk messages queued per `SendMessageBatch` round, and rounds in flight at once.
-const CHUNKS_PER_ROUND: usize = 10;
-const ROUNDS_IN_FLIGHT: usize = 4;
+pub const CHUNKS_PER_ROUND: usize = 10;
+pub const ROUNDS_IN_FLIGHT: usize = 4;
 
-/// What planning did, for logs and tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PlanSummary {
-    pub tasks: u64,
-    pub chunks: u64,
+/// Time kept back before a Lambda deadline to flush sends and save the checkpoint.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+
+/// When a planner invocation should stop reading: after its budget, and in good time before
+/// the Lambda deadline when one is known (`remaining`: the invocation's time left).
+pub fn stop_time(config: &Config, remaining: Option<Duration>) -> Instant {
+    let mut budget = config.planner_budget;
+    if let Some(left) = remaining {
+        let margin = DEADLINE_MARGIN.min(left / 4);
+        budget = budget.min(left.saturating_sub(margin));
+    }
+    Instant::now() + budget
 }
 
-/// Plans one job. Errors that retrying can fix are returned (the plan message is then retried
-/// by SQS); a bad manifest fails the job with a reason and returns `Ok`.
-#[instrument(skip(deps), fields(job_id = %job_id))]
-pub async fn plan_job(deps: &Deps, job_id: &str) -> Result<PlanSummary> {
+/// What an invocation is reading the manifest for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// `ConfirmationRequired`: counting the rows; nothing is queued.
+    Count,
+    /// Queuing chunks.
+    Plan,
+}
+
+/// Where planning stands between invocations (stored as the job's `PLAN` item).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub phase: Phase,
+    /// The first row not yet queued (or counted).
+    pub at: Position,
+    /// Its row number: the rows before it are all queued.
+    pub row: u64,
+    /// The number of the chunk that will hold it.
+    pub next_chunk: u64,
+    /// The manifest's ETag as first read.
+    pub etag: String,
+    /// The chunk size planning started with (kept, so chunk boundaries cannot move).
+    pub chunk_size: usize,
+    /// Invocations that have stopped part-way so far.
+    pub continuations: u64,
+}
+
+/// What one planner invocation did, for logs and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanSummary {
+    /// Rows read (queued or counted) so far, by this and earlier invocations.
+    pub tasks: u64,
+    /// Chunks queued so far.
+    pub chunks: u64,
+    /// The invocation stopped part-way and re-enqueued itself.
+    pub continued: bool,
+    /// The most rows ever buffered between the manifest reader and the planner.
+    pub max_buffered_rows: usize,
+    /// The most tasks the planner held at once (open chunk, rounds waiting and in flight).
+    pub max_tasks_held: usize,
+}
+
+/// Plans one job, reading its manifest until `deadline` at most. Errors that retrying can fix
+/// are returned (the plan message is then retried by SQS); a bad manifest fails the job with
+/// a reason and returns `Ok`.
+#[instrument(skip(deps, deadline), fields(job_id = %job_id))]
+pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<PlanSummary> {
     let job = deps.store.require(job_id).await?;
     match job.status {
         JobStatus::New => {
@@ -48,7 +115,7 @@ pub async fn plan_job(deps: &Deps, job_id: &str) -> Result<PlanSummary> {
                 Err(e) => return Err(e),
             }
         }
-        // A planner that died part-way: plan again from the start (chunks are deterministic).
+        // Continuing, or a planner that died part-way: resume from the checkpoint.
         JobStatus::Preparing => {}
         // Confirmed by the user: plan for real.
         JobStatus::Ready => {}
@@ -58,153 +125,312 @@ pub async fn plan_job(deps: &Deps, job_id: &str) -> Result<PlanSummary> {
             return Ok(PlanSummary::default());
         }
     }
-    if job.request.confirmation_required
+    let phase = if job.request.confirmation_required
         && matches!(job.status, JobStatus::New | JobStatus::Preparing)
     {
-        return count_for_confirmation(deps, &job).await;
-    }
-    let Some(manifest) = job.request.manifest.clone() else {
-        fail_job(deps, job_id, "ManifestInvalid", "the job has no Manifest").await?;
-        return Ok(PlanSummary::default());
+        Phase::Count
+    } else {
+        Phase::Plan
     };
-    let mut stream = match open_manifest(&deps.objects, &manifest, 0).await {
-        Ok(s) => s,
-        Err(e) => {
-            fail_job(deps, job_id, e.failure_code(), &e.to_string()).await?;
+    let source = match (&job.request.manifest, &job.request.manifest_generator) {
+        (Some(m), _) => ManifestSource::Manifest(m),
+        (None, Some(g)) => ManifestSource::Generator(g.s3()),
+        (None, None) => {
+            fail_job(deps, job_id, "ManifestInvalid", "the job has no Manifest").await?;
             return Ok(PlanSummary::default());
         }
     };
+    let saved = deps.store.get_checkpoint(job_id).await?;
+    let seq = saved.as_ref().map(|(seq, _)| *seq);
+    // A count's checkpoint does not carry over into planning for real.
+    let checkpoint = saved.map(|(_, cp)| cp).filter(|cp| cp.phase == phase);
+    let resume = checkpoint.as_ref().map(|cp| Resume {
+        at: cp.at.clone(),
+        row: cp.row,
+        etag: cp.etag.clone(),
+    });
+    let first_chunk = checkpoint.as_ref().map_or(0, |cp| cp.next_chunk);
+    let first_row = checkpoint.as_ref().map_or(0, |cp| cp.row);
+    let chunk_size = checkpoint
+        .as_ref()
+        .map_or(deps.config.chunk_size, |cp| cp.chunk_size);
+    if let Some(cp) = &checkpoint {
+        info!(
+            row = cp.row,
+            chunk = cp.next_chunk,
+            continuations = cp.continuations,
+            "resuming planning"
+        );
+    }
 
-    let mut chunker = Chunker::new(job_id, deps.config.chunk_size, 0);
+    let mut stream =
+        match crate::manifest::open(&deps.objects, &deps.config, source, resume.as_ref()).await {
+            Ok(s) => s,
+            Err(e) => {
+                abort(deps, &job, phase, first_row, first_chunk, "", e).await?;
+                return Ok(PlanSummary::default());
+            }
+        };
+    let etag = checkpoint
+        .as_ref()
+        .map_or_else(|| stream.etag.clone(), |cp| cp.etag.clone());
+    let mut output = match (phase, &job.request.manifest_generator) {
+        (Phase::Plan, Some(g)) if g.s3().enable_manifest_output => g
+            .s3()
+            .manifest_output_location
+            .as_ref()
+            .and_then(|l| ManifestOutput::new(l, job_id)),
+        _ => None,
+    };
+
+    let mut chunker = Chunker::new(job_id, chunk_size, first_chunk);
     let mut round: Vec<Chunk> = Vec::new();
-    let mut in_flight: JoinSet<Result<()>> = JoinSet::new();
-    let mut tasks = 0u64;
+    let mut in_flight: JoinSet<Result<usize>> = JoinSet::new();
+    let mut in_flight_tasks = 0usize;
+    let mut open_tasks = 0usize;
+    let mut round_tasks = 0usize;
+    let mut max_held = 0usize;
+    let mut tasks = first_row;
     let mut activated = job.status == JobStatus::Active;
+    let mut stopping = false;
+    let mut resume_at: Option<(Position, u64)> = None;
     let mut stream_error: Option<ManifestError> = None;
 
-    loop {
-        let next = stream.rows.recv().await;
-        let row = match next {
-            Some(Ok(task)) => Some(task),
+    'read: loop {
+        let batch = match stream.next_batch().await {
+            Some(Ok(batch)) => batch,
             Some(Err(e)) => {
                 stream_error = Some(e);
-                None
+                break;
             }
-            None => None,
+            None => break,
         };
-        let done = row.is_none();
-        if let Some(task) = row {
-            tasks += 1;
-            round.extend(chunker.push(task));
-        } else {
-            round.extend(chunker.finish());
+        if Instant::now() >= deadline {
+            stopping = true;
         }
-        if round.len() >= CHUNKS_PER_ROUND || (done && !round.is_empty()) {
-            let batch = std::mem::take(&mut round);
-            if !activated {
-                // Send the first round inline: the job is Active once a chunk is queued.
-                deps.queues.send_chunks(&batch, job.priority).await?;
-                activate(deps, &job).await?;
-                activated = true;
-            } else {
-                while in_flight.len() >= ROUNDS_IN_FLIGHT {
-                    in_flight.join_next().await.expect("non-empty")??;
+        for item in batch {
+            let row = item.task.row;
+            open_tasks += 1;
+            if let Some(full) = chunker.push(item.task) {
+                open_tasks = 1;
+                round_tasks += full.tasks.len();
+                if let Some(out) = output.as_mut()
+                    && out.add_chunk(&full)?
+                    && let Some(file) = out.roll(&deps.objects).await?
+                {
+                    deps.store.put_output_file(job_id, &file).await?;
                 }
-                let queues = deps.queues.clone();
-                let priority = job.priority;
-                in_flight.spawn(async move { queues.send_chunks(&batch, priority).await });
+                round.push(full);
+                if stopping {
+                    // This row opens the next chunk: it is where the next invocation starts.
+                    resume_at = Some((item.at, row));
+                    break 'read;
+                }
+            }
+            tasks = row + 1;
+            max_held = max_held.max(open_tasks + round_tasks + in_flight_tasks);
+            if round.len() >= CHUNKS_PER_ROUND {
+                let batch = std::mem::take(&mut round);
+                round_tasks = 0;
+                let sent = send_round(
+                    deps,
+                    &job,
+                    phase,
+                    batch,
+                    &mut activated,
+                    &mut in_flight,
+                    &mut in_flight_tasks,
+                )
+                .await?;
+                in_flight_tasks += sent;
             }
         }
-        if done {
-            break;
+    }
+    if resume_at.is_none()
+        && stream_error.is_none()
+        && let Some(last) = chunker.finish()
+    {
+        if let Some(out) = output.as_mut() {
+            out.add_chunk(&last)?;
         }
+        round.push(last);
+    }
+    if !round.is_empty() {
+        let batch = std::mem::take(&mut round);
+        send_round(
+            deps,
+            &job,
+            phase,
+            batch,
+            &mut activated,
+            &mut in_flight,
+            &mut in_flight_tasks,
+        )
+        .await?;
     }
     while let Some(sent) = in_flight.join_next().await {
         sent??;
     }
-
+    if let Some(out) = output.as_mut()
+        && let Some(file) = out.roll(&deps.objects).await?
+    {
+        deps.store.put_output_file(job_id, &file).await?;
+    }
     let chunks = chunker.next_chunk();
-    if let Some(e) = stream_error {
-        warn!(error = %e, tasks, "manifest stream failed");
-        if chunks == 0 {
-            fail_job(deps, job_id, e.failure_code(), &e.to_string()).await?;
-            return Ok(PlanSummary::default());
-        }
-        // Some chunks are queued already: record what was planned and let the job fail
-        // through Failing, so what ran is still counted and reported.
-        deps.store
-            .finish_planning(job_id, tasks, chunks, &stream.etag)
-            .await?;
-        let change = StatusChange::default().failure(e.failure_code(), e.to_string());
-        match deps
+    let summary = |tasks, chunks, continued| PlanSummary {
+        tasks,
+        chunks,
+        continued,
+        max_buffered_rows: stream.max_buffered_rows(),
+        max_tasks_held: max_held,
+    };
+
+    if let Some((at, row)) = resume_at {
+        // Stopped for the time budget at a chunk boundary: checkpoint, and go on in a new
+        // invocation. The open chunk (from `at` on) was not sent; it gets number `chunks`.
+        let next_chunk = chunks;
+        let checkpoint = Checkpoint {
+            phase,
+            at,
+            row,
+            next_chunk,
+            etag,
+            chunk_size,
+            continuations: checkpoint.as_ref().map_or(0, |c| c.continuations) + 1,
+        };
+        let planned_chunks = if phase == Phase::Plan { next_chunk } else { 0 };
+        if !deps
             .store
-            .transition(job_id, &[JobStatus::Active], JobStatus::Failing, change)
-            .await
+            .save_checkpoint(job_id, seq, &checkpoint, row, planned_chunks)
+            .await?
         {
-            Ok(_) | Err(Error::StatusConflict { .. }) => {}
-            Err(other) => return Err(other),
+            info!("another planner moved this job on; stopping");
+            return Ok(summary(row, next_chunk, false));
         }
-        maybe_finalize(deps, job_id).await?;
-        return Ok(PlanSummary { tasks, chunks });
+        deps.queues
+            .send_plan(&PlanMessage {
+                job_id: job_id.into(),
+            })
+            .await?;
+        info!(
+            rows = row,
+            chunks = next_chunk,
+            continuations = checkpoint.continuations,
+            "time budget reached; planning continues in a new invocation"
+        );
+        return Ok(summary(row, next_chunk, true));
+    }
+
+    if let Some(e) = stream_error {
+        // The open chunk was not sent: only the rows of queued chunks count as planned.
+        let planned = tasks - open_tasks as u64;
+        warn!(error = %e, planned, chunks, "manifest stream failed");
+        abort(deps, &job, phase, planned, chunks, &etag, e).await?;
+        return Ok(summary(planned, chunks, false));
     }
     if tasks == 0 {
         let e = ManifestError::Empty;
         fail_job(deps, job_id, e.failure_code(), &e.to_string()).await?;
         return Ok(PlanSummary::default());
+    }
+    if phase == Phase::Count {
+        deps.store.set_total(job_id, tasks, &etag).await?;
+        let suspended = deps
+            .store
+            .transition(
+                job_id,
+                &[JobStatus::Preparing],
+                JobStatus::Suspended,
+                StatusChange::default(),
+            )
+            .await;
+        match suspended {
+            Ok(_) | Err(Error::StatusConflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        info!(tasks, "counted; awaiting confirmation");
+        return Ok(summary(tasks, 0, false));
+    }
+    if let (Some(out), Some(g)) = (&output, &job.request.manifest_generator) {
+        let recorded = deps.store.output_files(job_id).await?;
+        let created = crate::time::parse(&job.creation_time)
+            .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+        let source = crate::job::spec::parse_bucket_arn(&g.s3().source_bucket).unwrap_or_default();
+        let key = out
+            .finish(&deps.objects, &source, created, &recorded, chunks)
+            .await?;
+        info!(bucket = out.bucket(), key, "generated manifest written");
     }
     let planned = deps
         .store
-        .finish_planning(job_id, tasks, chunks, &stream.etag)
+        .finish_planning(job_id, tasks, chunks, &etag)
         .await?;
     info!(tasks, chunks, "planned");
     finalize_if_reconciled(deps, &planned).await?;
-    Ok(PlanSummary { tasks, chunks })
+    Ok(summary(tasks, chunks, false))
 }
 
-/// `ConfirmationRequired`: read the whole manifest to count its tasks, queue nothing, and wait
-/// in `Suspended` for UpdateJobStatus `Ready` (which plans again, for real) or `Cancelled`.
-async fn count_for_confirmation(deps: &Deps, job: &Job) -> Result<PlanSummary> {
+/// Queues one round of chunks (the first inline, so the job is `Active` once a chunk is
+/// queued; later ones with a few rounds in flight). Counting queues nothing. Returns the
+/// tasks now in flight.
+async fn send_round(
+    deps: &Deps,
+    job: &Job,
+    phase: Phase,
+    batch: Vec<Chunk>,
+    activated: &mut bool,
+    in_flight: &mut JoinSet<Result<usize>>,
+    in_flight_tasks: &mut usize,
+) -> Result<usize> {
+    if phase == Phase::Count {
+        return Ok(0);
+    }
+    let n: usize = batch.iter().map(|c| c.tasks.len()).sum();
+    if !*activated {
+        deps.queues.send_chunks(&batch, job.priority).await?;
+        activate(deps, job).await?;
+        *activated = true;
+        return Ok(0);
+    }
+    while in_flight.len() >= ROUNDS_IN_FLIGHT {
+        let done = in_flight.join_next().await.expect("non-empty")??;
+        *in_flight_tasks -= done;
+    }
+    let queues = deps.queues.clone();
+    let priority = job.priority;
+    in_flight.spawn(async move { queues.send_chunks(&batch, priority).await.map(|()| n) });
+    Ok(n)
+}
+
+/// The manifest could not be read (any more). With nothing queued the job fails at once;
+/// otherwise what was queued is recorded as planned and the job fails through `Failing`,
+/// so what ran is still counted and reported.
+async fn abort(
+    deps: &Deps,
+    job: &Job,
+    phase: Phase,
+    tasks: u64,
+    chunks: u64,
+    etag: &str,
+    e: ManifestError,
+) -> Result<()> {
     let job_id = job.job_id.as_str();
-    let Some(manifest) = &job.request.manifest else {
-        fail_job(deps, job_id, "ManifestInvalid", "the job has no Manifest").await?;
-        return Ok(PlanSummary::default());
-    };
-    let mut stream = match open_manifest(&deps.objects, manifest, 0).await {
-        Ok(s) => s,
-        Err(e) => {
-            fail_job(deps, job_id, e.failure_code(), &e.to_string()).await?;
-            return Ok(PlanSummary::default());
-        }
-    };
-    let mut tasks = 0u64;
-    while let Some(row) = stream.rows.recv().await {
-        if let Err(e) = row {
-            fail_job(deps, job_id, e.failure_code(), &e.to_string()).await?;
-            return Ok(PlanSummary::default());
-        }
-        tasks += 1;
+    if phase == Phase::Count || chunks == 0 {
+        return fail_job(deps, job_id, e.failure_code(), &e.to_string()).await;
     }
-    if tasks == 0 {
-        let e = ManifestError::Empty;
-        fail_job(deps, job_id, e.failure_code(), &e.to_string()).await?;
-        return Ok(PlanSummary::default());
-    }
-    deps.store.set_total(job_id, tasks, &stream.etag).await?;
-    let suspended = deps
+    deps.store
+        .finish_planning(job_id, tasks, chunks, etag)
+        .await?;
+    let change = StatusChange::default().failure(e.failure_code(), e.to_string());
+    match deps
         .store
-        .transition(
-            job_id,
-            &[JobStatus::Preparing],
-            JobStatus::Suspended,
-            StatusChange::default(),
-        )
-        .await;
-    match suspended {
+        .transition(job_id, &[JobStatus::Active], JobStatus::Failing, change)
+        .await
+    {
         Ok(_) | Err(Error::StatusConflict { .. }) => {}
-        Err(e) => return Err(e),
+        Err(other) => return Err(other),
     }
-    info!(tasks, "counted; awaiting confirmation");
-    Ok(PlanSummary { tasks, chunks: 0 })
+    maybe_finalize(deps, job_id).await
 }
 
 async fn activate(deps: &Deps, job: &Job) -> Result<()> {

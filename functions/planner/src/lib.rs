@@ -10,13 +10,15 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use batchops_core::batch::{Message, for_each_message};
 use batchops_core::chunk::PlanMessage;
 use batchops_core::{Deps, Error};
+use tokio::time::Instant;
 
-/// Handles one SQS event: plans each named job; failed messages are reported for redelivery.
-pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+/// Handles one SQS event: plans each named job, reading manifests until `deadline` at most
+/// (then planning goes on in a new invocation); failed messages are reported for redelivery.
+pub async fn handle(deps: &Deps, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
     let messages = event.records.into_iter().map(message).collect();
     let failed = for_each_message(messages, 1, |m| async move {
         match parse_body(&m.body)? {
-            Body::Plan(msg) => batchops_core::planner::plan_job(deps, &msg.job_id)
+            Body::Plan(msg) => batchops_core::planner::plan_job(deps, &msg.job_id, deadline)
                 .await
                 .map(drop),
             Body::Intake(objects) => {

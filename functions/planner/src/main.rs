@@ -1,5 +1,6 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -7,7 +8,14 @@ async fn main() -> Result<(), Error> {
     let deps = batchops_core::Deps::from_env().await?;
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
-        async move { Ok::<_, Error>(batchops_planner::handle(&deps, event.payload).await) }
+        // Planning stops in good time before this invocation's deadline and goes on in the next.
+        let left = event
+            .context
+            .deadline()
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let stop = batchops_core::planner::stop_time(&deps.config, Some(left));
+        async move { Ok::<_, Error>(batchops_planner::handle(&deps, event.payload, stop).await) }
     }))
     .await
 }

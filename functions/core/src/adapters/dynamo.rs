@@ -4,6 +4,8 @@
 //! |---|---|---|---|
 //! | job | `JOB#<id>` | `JOB` | status, request, counters; `gsi1pk = JOBS`, `gsi1sk = <created>#<id>` |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
+//! | planner checkpoint | `JOB#<id>` | `PLAN` | `seq`, `checkpoint` (JSON): where planning resumes |
+//! | generated manifest file | `JOB#<id>` | `OUTFILE#<first chunk, 12 digits>` | `last_chunk`, `key`, `size`, `md5` |
 //!
 //! Exactly-once accounting rests on one transaction per chunk: a conditional put of the chunk
 //! record (`attribute_not_exists`) together with `ADD` to the job's counters. A redelivered
@@ -11,6 +13,8 @@
 //! transaction counted nothing, so the redelivery counts it once.
 
 use crate::job::{CreateJobRequest, FailureReason, Job, JobStatus};
+use crate::manifest::generator::OutputFile;
+use crate::planner::Checkpoint;
 use crate::{Error, Result};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
@@ -95,6 +99,23 @@ fn first_condition_failed(
             .first()
             .and_then(|r| r.code())
             .is_some_and(|c| c == "ConditionalCheckFailed"),
+        _ => false,
+    }
+}
+
+/// Whether a cancelled transaction failed on any item's condition.
+fn any_condition_failed(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        crate::error::HttpResponse,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed")),
         _ => false,
     }
 }
@@ -469,6 +490,132 @@ impl JobStore {
             .await
             .map_err(|e| Error::dynamo("UpdateItem", e))?;
         Job::from_item(out.attributes().unwrap_or(&HashMap::new()))
+    }
+
+    /// The planner's saved checkpoint and its sequence number, if planning has stopped
+    /// part-way before.
+    pub async fn get_checkpoint(&self, job_id: &str) -> Result<Option<(u64, Checkpoint)>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("PLAN"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("GetItem", e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let checkpoint = serde_json::from_str(&get_s(item, "checkpoint").unwrap_or_default())
+            .map_err(|e| Error::Record(format!("job {job_id}: bad checkpoint: {e}")))?;
+        Ok(Some((get_n(item, "seq"), checkpoint)))
+    }
+
+    /// Saves a checkpoint, in one transaction with the job's running totals, only if the
+    /// stored checkpoint is still `prev_seq` (none: absent) and the job is not yet planned.
+    /// Returns `false`, changing nothing, when another planner got there first: two planners
+    /// of one job (a redelivered plan message) then cannot both carry on.
+    pub async fn save_checkpoint(
+        &self,
+        job_id: &str,
+        prev_seq: Option<u64>,
+        checkpoint: &Checkpoint,
+        total_tasks: u64,
+        chunks_total: u64,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(checkpoint).map_err(Error::Message)?;
+        let seq = prev_seq.map_or(1, |p| p + 1);
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", job_pk(job_id))
+            .item("sk", s("PLAN"))
+            .item("seq", n(seq))
+            .item("checkpoint", s(json));
+        put = match prev_seq {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(p) => put
+                .condition_expression("seq = :prev")
+                .expression_attribute_values(":prev", n(p)),
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .update_expression("SET total_tasks = :t, chunks_total = :c")
+            .condition_expression("attribute_exists(pk) AND planned <> :yes")
+            .expression_attribute_values(":t", n(total_tasks))
+            .expression_attribute_values(":c", n(chunks_total))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .build()
+            .map_err(|e| Error::Record(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(|e| Error::Record(e.to_string()))?)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if any_condition_failed(&e) => Ok(false),
+            Err(e) => Err(Error::dynamo("TransactWriteItems", e)),
+        }
+    }
+
+    /// Records a written data file of a generated manifest (a rewrite of the same first
+    /// chunk replaces it).
+    pub async fn put_output_file(&self, job_id: &str, file: &OutputFile) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", job_pk(job_id))
+            .item("sk", s(format!("OUTFILE#{:012}", file.first_chunk)))
+            .item("first_chunk", n(file.first_chunk))
+            .item("last_chunk", n(file.last_chunk))
+            .item("key", s(&file.key))
+            .item("size", n(file.size))
+            .item("md5", s(&file.md5))
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("PutItem", e))?;
+        Ok(())
+    }
+
+    /// Every recorded data file of a job's generated manifest, by first chunk.
+    pub async fn output_files(&self, job_id: &str) -> Result<Vec<OutputFile>> {
+        let mut files = Vec::new();
+        let mut cursor = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :f)")
+                .expression_attribute_values(":pk", job_pk(job_id))
+                .expression_attribute_values(":f", s("OUTFILE#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(cursor)
+                .send()
+                .await
+                .map_err(|e| Error::dynamo("Query", e))?;
+            files.extend(out.items().iter().map(|item| OutputFile {
+                first_chunk: get_n(item, "first_chunk"),
+                last_chunk: get_n(item, "last_chunk"),
+                key: get_s(item, "key").unwrap_or_default(),
+                size: get_n(item, "size"),
+                md5: get_s(item, "md5").unwrap_or_default(),
+            }));
+            cursor = out.last_evaluated_key().cloned();
+            if cursor.is_none() {
+                return Ok(files);
+            }
+        }
     }
 
     /// Fixes the job's `ReportCreationDate` once (the first caller's clock wins) and returns it.

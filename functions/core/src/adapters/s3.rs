@@ -23,6 +23,16 @@ pub struct Head {
     pub metadata: std::collections::HashMap<String, String>,
 }
 
+/// One object of a listing (ListObjectsV2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: i64,
+    /// `LastModified`, milliseconds since the epoch.
+    pub last_modified_ms: Option<i64>,
+    pub storage_class: Option<String>,
+}
+
 /// An object being read.
 pub struct GotObject {
     pub etag: String,
@@ -79,6 +89,70 @@ impl Objects {
             etag: out.e_tag().unwrap_or_default().to_string(),
             body: out.body,
         })
+    }
+
+    /// Reads an object from byte `offset` on (a ranged GetObject). With `if_match`, S3
+    /// answers 412 if the object's ETag is no longer that one.
+    pub async fn get_object_from(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        offset: u64,
+        if_match: Option<&str>,
+    ) -> Result<GotObject> {
+        let out = self
+            .control
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(String::from))
+            .range(format!("bytes={offset}-"))
+            .set_if_match(if_match.map(|e| format!("\"{}\"", e.trim_matches('"'))))
+            .send()
+            .await
+            .map_err(|e| s3_error("GetObject", bucket, key, e))?;
+        Ok(GotObject {
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            body: out.body,
+        })
+    }
+
+    /// One page (up to 1,000 keys) of ListObjectsV2 under `prefix`, after `start_after` or
+    /// from a continuation token; returns the objects and the next page's token.
+    pub async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<(Vec<Listed>, Option<String>)> {
+        let out = self
+            .control
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+            .set_start_after(start_after.map(String::from))
+            .set_continuation_token(token.map(String::from))
+            .send()
+            .await
+            .map_err(|e| s3_error("ListObjectsV2", bucket, prefix, e))?;
+        let objects = out
+            .contents()
+            .iter()
+            .map(|o| Listed {
+                key: o.key().unwrap_or_default().to_string(),
+                size: o.size().unwrap_or(0),
+                last_modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
+                storage_class: o.storage_class().map(|c| c.as_str().to_string()),
+            })
+            .collect();
+        let next = if out.is_truncated().unwrap_or(false) {
+            out.next_continuation_token().map(String::from)
+        } else {
+            None
+        };
+        Ok((objects, next))
     }
 
     pub async fn head(&self, bucket: &str, key: &str) -> Result<Head> {

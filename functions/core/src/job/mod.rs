@@ -158,6 +158,12 @@ impl Job {
                 serde_json::to_value(m).unwrap_or_default(),
             );
         }
+        if let Some(g) = &r.manifest_generator {
+            obj.insert(
+                "ManifestGenerator".into(),
+                serde_json::to_value(g).unwrap_or_default(),
+            );
+        }
         if let Some(d) = &r.description {
             obj.insert("Description".into(), d.clone().into());
         }

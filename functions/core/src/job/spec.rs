@@ -30,6 +30,9 @@ pub struct CreateJobRequest {
     pub operation: Option<JobOperation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<JobManifest>,
+    /// Instead of `Manifest`: list a bucket with filters (exactly one of the two is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_generator: Option<JobManifestGenerator>,
     pub report: JobReport,
     #[serde(default)]
     pub priority: i64,
@@ -106,6 +109,12 @@ impl Timestamp {
             .map(|d| Self(d.midnight().assume_utc()))
     }
 
+    /// Milliseconds since the epoch (always `Some`: parsing already refused what is not a
+    /// timestamp; the `Option` keeps callers honest should that change).
+    pub fn epoch_millis(&self) -> Option<i64> {
+        i64::try_from(self.0.unix_timestamp_nanos() / 1_000_000).ok()
+    }
+
     /// The same instant for the AWS SDK.
     pub fn to_sdk(self) -> aws_smithy_types::DateTime {
         aws_smithy_types::DateTime::from_nanos(self.0.unix_timestamp_nanos())
@@ -161,6 +170,14 @@ pub struct ManifestSpec {
 pub enum ManifestFormat {
     #[serde(rename = "S3BatchOperations_CSV_20180820")]
     BatchOperationsCsv,
+    /// An S3 Inventory report: `Location` names its `manifest.json`, whose `files` are gzip CSV
+    /// data files with the columns of its `fileSchema`. The 2021 name (the format a manifest
+    /// generator writes) is read the same way.
+    #[serde(
+        rename = "S3InventoryReport_CSV_20161130",
+        alias = "S3InventoryReport_CSV_20211130"
+    )]
+    InventoryReportCsv,
 }
 
 /// A column of an `S3BatchOperations_CSV_20180820` manifest.
@@ -182,6 +199,105 @@ pub struct ManifestLocation {
     /// Required by AWS; optional here. When given it must match the object's ETag.
     #[serde(default, rename = "ETag", skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+}
+
+/// `ManifestGenerator` of CreateJob (S3 Control's `JobManifestGenerator`: an object with
+/// exactly one key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum JobManifestGenerator {
+    S3JobManifestGenerator(S3JobManifestGenerator),
+}
+
+impl JobManifestGenerator {
+    pub fn s3(&self) -> &S3JobManifestGenerator {
+        match self {
+            JobManifestGenerator::S3JobManifestGenerator(g) => g,
+        }
+    }
+}
+
+/// Lists `SourceBucket` (ListObjectsV2, current versions) and makes a task of every object
+/// that passes `Filter`; with `EnableManifestOutput`, also writes the list it made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3JobManifestGenerator {
+    /// `arn:aws:s3:::bucket` to list.
+    pub source_bucket: String,
+    /// Required by AWS; `false` when omitted here.
+    #[serde(default)]
+    pub enable_manifest_output: bool,
+    /// Accepted for compatibility; unused (batchops has no cross-account check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bucket_owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_output_location: Option<S3ManifestOutputLocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<JobManifestGeneratorFilter>,
+}
+
+/// Where a generated manifest is written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3ManifestOutputLocation {
+    /// `arn:aws:s3:::bucket`.
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_prefix: Option<String>,
+    /// `S3InventoryReport_CSV_20211130`, the only value AWS defines.
+    pub manifest_format: String,
+    /// Accepted for compatibility; unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_manifest_bucket_owner: Option<String>,
+    /// Accepted for compatibility; objects are written with the bucket's default encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_encryption: Option<serde_json::Value>,
+}
+
+/// The generated manifest's format name.
+pub const GENERATED_MANIFEST_FORMAT: &str = "S3InventoryReport_CSV_20211130";
+
+/// `JobManifestGeneratorFilter`: an object becomes a task only if it passes every filter given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JobManifestGeneratorFilter {
+    /// Objects last modified after this time (ListObjectsV2's `LastModified`, which for the
+    /// current version is when it was created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<Timestamp>,
+    /// Accepted and ignored: batchops reads no replication configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_for_replication: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name_constraint: Option<KeyNameConstraint>,
+    /// Strictly greater than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_greater_than_bytes: Option<i64>,
+    /// Strictly less than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_less_than_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_any_storage_class: Vec<String>,
+    /// Refused when non-empty: ListObjectsV2 does not tell replication status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub object_replication_statuses: Vec<String>,
+    /// Refused when given: ListObjectsV2 does not tell encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_object_encryption: Option<serde_json::Value>,
+}
+
+/// `KeyNameConstraint`: each list given must match (any of its entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct KeyNameConstraint {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_any_prefix: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_any_suffix: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_any_substring: Vec<String>,
 }
 
 /// `Report`: whether and where the completion report is written.
@@ -276,18 +392,7 @@ impl CreateJobRequest {
             ));
         }
         validate_tags("Tags", &self.tags, 50)?;
-        let manifest = self
-            .manifest
-            .as_ref()
-            .ok_or_else(|| invalid("Manifest", "is required"))?;
-        if parse_object_arn(&manifest.location.object_arn).is_none() {
-            return Err(invalid(
-                "Manifest.Location.ObjectArn",
-                "must be an S3 object ARN like arn:aws:s3:::bucket/key",
-            ));
-        }
-        manifest_columns(manifest.spec.fields.as_deref())
-            .map_err(|m| invalid("Manifest.Spec.Fields", m))?;
+        self.validate_manifest()?;
         let operation = self
             .operation
             .as_ref()
@@ -317,6 +422,24 @@ impl CreateJobRequest {
         {
             out.push(("Manifest.Location.ObjectArn".to_string(), b));
         }
+        if let Some(JobManifestGenerator::S3JobManifestGenerator(g)) = &self.manifest_generator {
+            if let Some(b) = parse_bucket_arn(&g.source_bucket) {
+                out.push((
+                    "ManifestGenerator.S3JobManifestGenerator.SourceBucket".into(),
+                    b,
+                ));
+            }
+            if let Some(b) = g
+                .manifest_output_location
+                .as_ref()
+                .and_then(|o| parse_bucket_arn(&o.bucket))
+            {
+                out.push((
+                    "ManifestGenerator.S3JobManifestGenerator.ManifestOutputLocation.Bucket".into(),
+                    b,
+                ));
+            }
+        }
         if let Some(b) = self.report.bucket.as_deref().and_then(parse_bucket_arn) {
             out.push(("Report.Bucket".to_string(), b));
         }
@@ -332,6 +455,163 @@ impl CreateJobRequest {
 
     pub fn report_scope(&self) -> ReportScope {
         self.report.report_scope.unwrap_or(ReportScope::AllTasks)
+    }
+}
+
+impl CreateJobRequest {
+    /// Exactly one of `Manifest` and `ManifestGenerator`, each well formed.
+    fn validate_manifest(&self) -> Result<(), Invalid> {
+        match (&self.manifest, &self.manifest_generator) {
+            (Some(_), Some(_)) => Err(invalid(
+                "ManifestGenerator",
+                "give either Manifest or ManifestGenerator, not both",
+            )),
+            (None, None) => Err(invalid(
+                "Manifest",
+                "is required (or give a ManifestGenerator instead)",
+            )),
+            (Some(manifest), None) => {
+                if parse_object_arn(&manifest.location.object_arn).is_none() {
+                    return Err(invalid(
+                        "Manifest.Location.ObjectArn",
+                        "must be an S3 object ARN like arn:aws:s3:::bucket/key",
+                    ));
+                }
+                match manifest.spec.format {
+                    ManifestFormat::BatchOperationsCsv => {
+                        manifest_columns(manifest.spec.fields.as_deref())
+                            .map_err(|m| invalid("Manifest.Spec.Fields", m))?;
+                    }
+                    ManifestFormat::InventoryReportCsv => {
+                        if manifest.spec.fields.is_some() {
+                            return Err(invalid(
+                                "Manifest.Spec.Fields",
+                                "an inventory report names its columns in its manifest.json \
+                                 (fileSchema); Fields is only for S3BatchOperations_CSV_20180820",
+                            ));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            (None, Some(generator)) => generator.s3().validate(),
+        }
+    }
+}
+
+impl S3JobManifestGenerator {
+    fn validate(&self) -> Result<(), Invalid> {
+        const AT: &str = "ManifestGenerator.S3JobManifestGenerator";
+        if parse_bucket_arn(&self.source_bucket).is_none() {
+            return Err(invalid(
+                &format!("{AT}.SourceBucket"),
+                "must be a bucket ARN like arn:aws:s3:::bucket",
+            ));
+        }
+        match &self.manifest_output_location {
+            None if self.enable_manifest_output => {
+                return Err(invalid(
+                    &format!("{AT}.ManifestOutputLocation"),
+                    "is required when EnableManifestOutput is true",
+                ));
+            }
+            Some(out) => {
+                if parse_bucket_arn(&out.bucket).is_none() {
+                    return Err(invalid(
+                        &format!("{AT}.ManifestOutputLocation.Bucket"),
+                        "must be a bucket ARN like arn:aws:s3:::bucket",
+                    ));
+                }
+                if out.manifest_format != GENERATED_MANIFEST_FORMAT {
+                    return Err(invalid(
+                        &format!("{AT}.ManifestOutputLocation.ManifestFormat"),
+                        format!("must be {GENERATED_MANIFEST_FORMAT}"),
+                    ));
+                }
+                if out
+                    .manifest_prefix
+                    .as_ref()
+                    .is_some_and(|p| p.is_empty() || p.len() > 512)
+                {
+                    return Err(invalid(
+                        &format!("{AT}.ManifestOutputLocation.ManifestPrefix"),
+                        "must be 1 to 512 characters",
+                    ));
+                }
+            }
+            None => {}
+        }
+        let Some(f) = &self.filter else {
+            return Ok(());
+        };
+        for (name, t) in [
+            ("CreatedAfter", &f.created_after),
+            ("CreatedBefore", &f.created_before),
+        ] {
+            if t.as_ref().is_some_and(|t| t.epoch_millis().is_none()) {
+                return Err(invalid(
+                    &format!("{AT}.Filter.{name}"),
+                    "must be an ISO-8601 time like 2026-01-31T00:00:00Z or epoch seconds",
+                ));
+            }
+        }
+        for (name, v) in [
+            (
+                "ObjectSizeGreaterThanBytes",
+                f.object_size_greater_than_bytes,
+            ),
+            ("ObjectSizeLessThanBytes", f.object_size_less_than_bytes),
+        ] {
+            if v.is_some_and(|v| v < 0) {
+                return Err(invalid(&format!("{AT}.Filter.{name}"), "must be >= 0"));
+            }
+        }
+        const CLASSES: [&str; 7] = [
+            "STANDARD",
+            "STANDARD_IA",
+            "ONEZONE_IA",
+            "GLACIER",
+            "INTELLIGENT_TIERING",
+            "DEEP_ARCHIVE",
+            "GLACIER_IR",
+        ];
+        if let Some(c) = f
+            .match_any_storage_class
+            .iter()
+            .find(|c| !CLASSES.contains(&c.as_str()))
+        {
+            return Err(invalid(
+                &format!("{AT}.Filter.MatchAnyStorageClass"),
+                format!("{c:?} is not one of {}", CLASSES.join(", ")),
+            ));
+        }
+        if !f.object_replication_statuses.is_empty() {
+            return Err(invalid(
+                &format!("{AT}.Filter.ObjectReplicationStatuses"),
+                "is not supported by batchops (listing does not tell replication status)",
+            ));
+        }
+        if f.match_any_object_encryption.is_some() {
+            return Err(invalid(
+                &format!("{AT}.Filter.MatchAnyObjectEncryption"),
+                "is not supported by batchops (listing does not tell encryption)",
+            ));
+        }
+        if let Some(k) = &f.key_name_constraint {
+            for (name, list) in [
+                ("MatchAnyPrefix", &k.match_any_prefix),
+                ("MatchAnySuffix", &k.match_any_suffix),
+                ("MatchAnySubstring", &k.match_any_substring),
+            ] {
+                if list.iter().any(|s| s.is_empty() || s.len() > 1024) {
+                    return Err(invalid(
+                        &format!("{AT}.Filter.KeyNameConstraint.{name}"),
+                        "entries must be 1 to 1024 characters",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -486,6 +766,127 @@ mod tests {
         assert!(manifest_columns(Some(&[Bucket])).is_err());
         assert!(manifest_columns(Some(&[Bucket, Key, Key])).is_err());
         assert_eq!(manifest_columns(None).unwrap().count, 2);
+    }
+
+    fn generator_body() -> serde_json::Value {
+        let mut b = body();
+        b.as_object_mut().unwrap().remove("Manifest");
+        b["ManifestGenerator"] = serde_json::json!({"S3JobManifestGenerator": {
+            "SourceBucket": "arn:aws:s3:::src-bucket",
+            "EnableManifestOutput": true,
+            "ManifestOutputLocation": {"Bucket": "arn:aws:s3:::out-bucket", "ManifestPrefix": "gen",
+                                       "ManifestFormat": "S3InventoryReport_CSV_20211130"},
+            "Filter": {"CreatedAfter": "2026-01-01T00:00:00Z", "CreatedBefore": 1900000000,
+                       "KeyNameConstraint": {"MatchAnyPrefix": ["a/"], "MatchAnySuffix": [".txt"],
+                                             "MatchAnySubstring": ["x"]},
+                       "ObjectSizeGreaterThanBytes": 0, "ObjectSizeLessThanBytes": 100,
+                       "MatchAnyStorageClass": ["STANDARD"], "EligibleForReplication": true}
+        }});
+        b
+    }
+
+    #[test]
+    fn manifest_generator_parses_and_validates() {
+        let req: CreateJobRequest = serde_json::from_value(generator_body()).unwrap();
+        req.validate().unwrap();
+        let g = req.manifest_generator.as_ref().unwrap().s3();
+        let f = g.filter.as_ref().unwrap();
+        assert_eq!(
+            f.created_after.as_ref().unwrap().epoch_millis(),
+            Some(1_767_225_600_000)
+        );
+        assert_eq!(
+            f.created_before.as_ref().unwrap().epoch_millis(),
+            Some(1_900_000_000_000)
+        );
+        let buckets: Vec<_> = req.buckets().into_iter().map(|(_, b)| b).collect();
+        assert_eq!(
+            buckets,
+            ["src-bucket", "out-bucket", "rep-bucket", "dest-bucket"]
+        );
+        // Round-trips through the stored record.
+        let again: CreateJobRequest =
+            serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        assert_eq!(again, req);
+    }
+
+    #[test]
+    fn exactly_one_manifest_source() {
+        let mut both = generator_body();
+        both["Manifest"] = body()["Manifest"].clone();
+        let req: CreateJobRequest = serde_json::from_value(both).unwrap();
+        assert_eq!(req.validate().unwrap_err().field, "ManifestGenerator");
+        let mut neither = body();
+        neither.as_object_mut().unwrap().remove("Manifest");
+        let req: CreateJobRequest = serde_json::from_value(neither).unwrap();
+        assert_eq!(req.validate().unwrap_err().field, "Manifest");
+    }
+
+    #[test]
+    fn generator_errors_name_the_field() {
+        let at = "ManifestGenerator.S3JobManifestGenerator";
+        // An unreadable timestamp is refused while parsing the body (a 400 naming it).
+        let mut b = generator_body();
+        b["ManifestGenerator"]["S3JobManifestGenerator"]["Filter"] =
+            serde_json::json!({"CreatedAfter": "yesterday"});
+        let err = serde_json::from_value::<CreateJobRequest>(b).unwrap_err();
+        assert!(err.to_string().contains("invalid timestamp"), "{err}");
+        let cases: [(&str, serde_json::Value, String); 4] = [
+            (
+                "SourceBucket",
+                "not an arn!".into(),
+                format!("{at}.SourceBucket"),
+            ),
+            (
+                "Filter",
+                serde_json::json!({"MatchAnyStorageClass": ["COLD"]}),
+                format!("{at}.Filter.MatchAnyStorageClass"),
+            ),
+            (
+                "Filter",
+                serde_json::json!({"ObjectReplicationStatuses": ["FAILED"]}),
+                format!("{at}.Filter.ObjectReplicationStatuses"),
+            ),
+            (
+                "ManifestOutputLocation",
+                serde_json::json!({"Bucket": "arn:aws:s3:::out-bucket", "ManifestFormat": "CSV"}),
+                format!("{at}.ManifestOutputLocation.ManifestFormat"),
+            ),
+        ];
+        for (name, value, field) in cases {
+            let mut b = generator_body();
+            b["ManifestGenerator"]["S3JobManifestGenerator"][name] = value;
+            let req: CreateJobRequest = serde_json::from_value(b).unwrap();
+            assert_eq!(req.validate().unwrap_err().field, field);
+        }
+        let mut b = generator_body();
+        b["ManifestGenerator"]["S3JobManifestGenerator"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ManifestOutputLocation");
+        let req: CreateJobRequest = serde_json::from_value(b).unwrap();
+        assert_eq!(
+            req.validate().unwrap_err().field,
+            format!("{at}.ManifestOutputLocation")
+        );
+    }
+
+    #[test]
+    fn inventory_format_takes_no_fields() {
+        let mut b = body();
+        b["Manifest"]["Spec"]["Format"] = "S3InventoryReport_CSV_20161130".into();
+        let req: CreateJobRequest = serde_json::from_value(b.clone()).unwrap();
+        assert_eq!(req.validate().unwrap_err().field, "Manifest.Spec.Fields");
+        b["Manifest"]["Spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Fields");
+        let req: CreateJobRequest = serde_json::from_value(b).unwrap();
+        req.validate().unwrap();
+        assert_eq!(
+            req.manifest.unwrap().spec.format,
+            ManifestFormat::InventoryReportCsv
+        );
     }
 
     #[test]

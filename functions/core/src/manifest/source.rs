@@ -1,69 +1,161 @@
-//! Opening a manifest in S3 as a stream of tasks.
+//! Opening a manifest — a CSV object, an inventory report or a generator — as one stream of
+//! [`Item`]s, read from a start or from a saved [`Resume`] point.
+//!
+//! Rows travel from the reader to the planner in batches of [`BATCH_ROWS`] through a channel
+//! holding at most [`STREAM_BUFFER_ROWS`] rows: the reader runs ahead of the planner by that
+//! much and no more, so memory stays flat whatever the manifest's length. A gauge counts the
+//! rows handed over and not yet taken, and keeps its high-water mark, so tests can check the
+//! bound on a real run.
 
-use super::ManifestError;
-use super::csv::Rows;
+use super::{Item, ManifestError, Resume};
+use crate::Config;
 use crate::adapters::Objects;
-use crate::chunk::Task;
-use crate::job::spec::{JobManifest, manifest_columns, parse_object_arn};
+use crate::job::spec::{JobManifest, ManifestFormat, S3JobManifestGenerator};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
-use tokio_util::io::SyncIoBridge;
 
-/// Rows in flight between the parsing thread and the planner: the bound on buffered rows.
+/// Most rows buffered between a manifest reader and the planner.
 pub const STREAM_BUFFER_ROWS: usize = 4096;
 
-/// A manifest being read: its ETag and its tasks, in order.
-pub struct ManifestStream {
-    /// The ETag of the object actually read (without quotes).
-    pub etag: String,
-    pub rows: mpsc::Receiver<Result<Task, ManifestError>>,
+/// Rows per hand-over: one channel operation per batch, not per row, keeps the parser's
+/// thread and the planner from waking each other up a million times a second.
+pub const BATCH_ROWS: usize = 256;
+
+/// What a job reads its tasks from.
+#[derive(Clone, Copy, Debug)]
+pub enum ManifestSource<'a> {
+    Manifest(&'a JobManifest),
+    Generator(&'a S3JobManifestGenerator),
 }
 
-/// Opens the manifest, checks its ETag against the request's, and starts parsing it on a
-/// blocking thread; rows arrive through a channel of [`STREAM_BUFFER_ROWS`] at most, so memory
-/// stays flat whatever the manifest's length. Tasks are numbered from `first_row`.
-pub async fn open_manifest(
-    objects: &Objects,
-    manifest: &JobManifest,
-    first_row: u64,
-) -> Result<ManifestStream, ManifestError> {
-    let (bucket, key) = parse_object_arn(&manifest.location.object_arn)
-        .ok_or_else(|| ManifestError::Spec("Location.ObjectArn is not an S3 object ARN".into()))?;
-    let columns = manifest_columns(manifest.spec.fields.as_deref()).map_err(ManifestError::Spec)?;
-    let object = objects
-        .get_object(
-            &bucket,
-            &key,
-            manifest.location.object_version_id.as_deref(),
+type Batch = Result<Vec<Item>, ManifestError>;
+
+/// Rows handed over and not yet taken, and the most there ever were.
+#[derive(Debug, Default)]
+struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+/// A manifest being read: its ETag and its rows, in order.
+pub struct ManifestStream {
+    /// The ETag of the manifest object read (CSV object, inventory `manifest.json`); empty
+    /// for a generator, which reads no manifest object.
+    pub etag: String,
+    rx: mpsc::Receiver<Batch>,
+    gauge: Arc<Gauge>,
+}
+
+impl ManifestStream {
+    /// The next batch of rows; `None` at the end. After an `Err` nothing more comes.
+    pub async fn next_batch(&mut self) -> Option<Batch> {
+        let batch = self.rx.recv().await;
+        if let Some(Ok(rows)) = &batch {
+            self.gauge.now.fetch_sub(rows.len(), Ordering::Relaxed);
+        }
+        batch
+    }
+
+    /// The most rows that were ever buffered between the reader and the planner.
+    pub fn max_buffered_rows(&self) -> usize {
+        self.gauge.max.load(Ordering::Relaxed)
+    }
+
+    /// A stream and the sender feeding it (readers, and tests of the planner loop).
+    pub fn channel(etag: String) -> (Self, RowSender) {
+        // Batches counted at once: those queued, one being sent, one just received.
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER_ROWS / BATCH_ROWS - 2);
+        let gauge = Arc::new(Gauge::default());
+        (
+            Self {
+                etag,
+                rx,
+                gauge: gauge.clone(),
+            },
+            RowSender {
+                tx,
+                gauge,
+                batch: Vec::with_capacity(BATCH_ROWS),
+            },
         )
-        .await
-        .map_err(|e| ManifestError::Unreadable {
-            bucket: bucket.clone(),
-            key: key.clone(),
-            reason: e.to_string(),
-        })?;
-    let etag = object.etag.trim_matches('"').to_string();
-    if let Some(expected) = &manifest.location.etag {
-        let expected = expected.trim_matches('"');
-        if expected != etag {
-            return Err(ManifestError::EtagMismatch {
-                expected: expected.to_string(),
-                actual: etag,
-            });
+    }
+}
+
+/// The reader's end of a [`ManifestStream`]. Each method returns `false` once the planner
+/// has gone (it stopped for its time budget, or failed): the reader then just stops.
+pub struct RowSender {
+    tx: mpsc::Sender<Batch>,
+    gauge: Arc<Gauge>,
+    batch: Vec<Item>,
+}
+
+impl RowSender {
+    fn take(&mut self) -> Vec<Item> {
+        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_ROWS));
+        let now = self.gauge.now.fetch_add(rows.len(), Ordering::Relaxed) + rows.len();
+        self.gauge.max.fetch_max(now, Ordering::Relaxed);
+        rows
+    }
+
+    /// Adds a row, handing a full batch over (waiting while the channel is full).
+    pub async fn push(&mut self, item: Item) -> bool {
+        self.batch.push(item);
+        self.batch.len() < BATCH_ROWS || self.flush().await
+    }
+
+    pub async fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return !self.tx.is_closed();
+        }
+        let rows = self.take();
+        self.tx.send(Ok(rows)).await.is_ok()
+    }
+
+    /// [`RowSender::push`] from a blocking thread.
+    pub fn push_blocking(&mut self, item: Item) -> bool {
+        self.batch.push(item);
+        self.batch.len() < BATCH_ROWS || self.flush_blocking()
+    }
+
+    pub fn flush_blocking(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return !self.tx.is_closed();
+        }
+        let rows = self.take();
+        self.tx.blocking_send(Ok(rows)).is_ok()
+    }
+
+    /// Hands over what was read, then the error that ends the stream.
+    pub async fn fail(mut self, error: ManifestError) {
+        if self.flush().await {
+            let _ = self.tx.send(Err(error)).await;
         }
     }
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER_ROWS);
-    let reader = SyncIoBridge::new(object.body.into_async_read());
-    tokio::task::spawn_blocking(move || {
-        for (parsed, item) in Rows::new(reader, columns, first_row).enumerate() {
-            let item = item.map_err(|e| ManifestError::Stream {
-                rows: parsed as u64,
-                reason: e.to_string(),
-            });
-            let stop = item.is_err();
-            if tx.blocking_send(item).is_err() || stop {
-                break;
-            }
+
+    pub fn fail_blocking(mut self, error: ManifestError) {
+        if self.flush_blocking() {
+            let _ = self.tx.blocking_send(Err(error));
         }
-    });
-    Ok(ManifestStream { etag, rows: rx })
+    }
+}
+
+/// Opens a job's manifest, from its start or from `resume`. Problems with the manifest as a
+/// whole (missing, wrong ETag, bad inventory `manifest.json`) come back here; problems found
+/// later (a corrupt inventory data file, a dropped connection) end the stream with an `Err`.
+pub async fn open(
+    objects: &Objects,
+    config: &Config,
+    source: ManifestSource<'_>,
+    resume: Option<&Resume>,
+) -> Result<ManifestStream, ManifestError> {
+    match source {
+        ManifestSource::Manifest(m) => match m.spec.format {
+            ManifestFormat::BatchOperationsCsv => super::csv::open(objects, m, resume).await,
+            ManifestFormat::InventoryReportCsv => {
+                super::inventory::open(objects, config, m, resume).await
+            }
+        },
+        ManifestSource::Generator(g) => super::generator::open(objects, g, resume).await,
+    }
 }

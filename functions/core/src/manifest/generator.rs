@@ -1,0 +1,429 @@
+//! `S3JobManifestGenerator`: the task list made by listing a bucket (ListObjectsV2, page by
+//! page, straight into the stream — never a list in memory) and keeping the objects that pass
+//! the `Filter`, instead of reading a manifest object.
+//!
+//! `KeyNameConstraint.MatchAnyPrefix` becomes ListObjectsV2's `Prefix` (one listing per
+//! prefix, prefixes covered by another dropped, so each object is listed once); suffixes,
+//! substrings, sizes, times (`LastModified`) and storage classes are checked per object. A row
+//! stands at `(prefix, StartAfter)`: the key listed just before it, so a planner that stops
+//! part-way lists on from exactly the first row it did not queue.
+//!
+//! With `EnableManifestOutput`, [`ManifestOutput`] writes what was generated under
+//! `<ManifestPrefix>/job-<JobId>/` in the layout of an inventory report (the
+//! `S3InventoryReport_CSV_20211130` format): gzip CSV data files of `Bucket,Key` rows (keys
+//! URL-encoded) and a `manifest.json` naming them with their MD5s — which batchops itself
+//! reads back as an `S3InventoryReport_CSV_20161130` manifest.
+
+use super::{Item, ManifestError, ManifestStream, Position, Resume};
+use crate::adapters::Objects;
+use crate::chunk::{Chunk, Task};
+use crate::job::spec::{
+    JobManifestGeneratorFilter, S3JobManifestGenerator, S3ManifestOutputLocation, parse_bucket_arn,
+};
+use crate::{Error, Result};
+use std::io::Write;
+
+/// A generator's filter, ready to apply to listed objects.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectFilter {
+    pub suffixes: Vec<String>,
+    pub substrings: Vec<String>,
+    pub created_after_ms: Option<i64>,
+    pub created_before_ms: Option<i64>,
+    pub size_greater_than: Option<i64>,
+    pub size_less_than: Option<i64>,
+    pub storage_classes: Vec<String>,
+}
+
+impl ObjectFilter {
+    pub fn new(filter: Option<&JobManifestGeneratorFilter>) -> Self {
+        let Some(f) = filter else {
+            return Self::default();
+        };
+        let k = f.key_name_constraint.clone().unwrap_or_default();
+        Self {
+            suffixes: k.match_any_suffix,
+            substrings: k.match_any_substring,
+            created_after_ms: f.created_after.as_ref().and_then(|t| t.epoch_millis()),
+            created_before_ms: f.created_before.as_ref().and_then(|t| t.epoch_millis()),
+            size_greater_than: f.object_size_greater_than_bytes,
+            size_less_than: f.object_size_less_than_bytes,
+            storage_classes: f.match_any_storage_class.clone(),
+        }
+    }
+
+    /// Whether a listed object becomes a task.
+    pub fn admits(&self, o: &crate::adapters::s3::Listed) -> bool {
+        let any = |list: &[String], hit: &dyn Fn(&str) -> bool| {
+            list.is_empty() || list.iter().any(|s| hit(s))
+        };
+        // ListObjectsV2 leaves StorageClass out for STANDARD on some servers.
+        let class = o.storage_class.as_deref().unwrap_or("STANDARD");
+        any(&self.suffixes, &|s| o.key.ends_with(s))
+            && any(&self.substrings, &|s| o.key.contains(s))
+            && any(&self.storage_classes, &|s| s == class)
+            && self.size_greater_than.is_none_or(|n| o.size > n)
+            && self.size_less_than.is_none_or(|n| o.size < n)
+            && self
+                .created_after_ms
+                .is_none_or(|t| o.last_modified_ms.is_some_and(|m| m > t))
+            && self
+                .created_before_ms
+                .is_none_or(|t| o.last_modified_ms.is_some_and(|m| m < t))
+    }
+}
+
+/// The prefixes to list, sorted, each listed once: a prefix that starts with another is
+/// covered by it and dropped. No prefix lists the whole bucket.
+pub fn listing_prefixes(generator: &S3JobManifestGenerator) -> Vec<String> {
+    let mut prefixes: Vec<String> = generator
+        .filter
+        .as_ref()
+        .and_then(|f| f.key_name_constraint.as_ref())
+        .map(|k| k.match_any_prefix.clone())
+        .unwrap_or_default();
+    prefixes.sort();
+    prefixes.dedup();
+    let mut kept: Vec<String> = Vec::new();
+    for p in prefixes {
+        if !kept.iter().any(|k| p.starts_with(k.as_str())) {
+            kept.push(p);
+        }
+    }
+    if kept.is_empty() {
+        kept.push(String::new());
+    }
+    kept
+}
+
+/// Starts listing the source bucket, from the start or from a saved position.
+pub async fn open(
+    objects: &Objects,
+    generator: &S3JobManifestGenerator,
+    resume: Option<&Resume>,
+) -> Result<ManifestStream, ManifestError> {
+    let bucket = parse_bucket_arn(&generator.source_bucket)
+        .ok_or_else(|| ManifestError::Spec("SourceBucket is not a bucket ARN".into()))?;
+    let (first_prefix, first_after, first_row) = match resume {
+        Some(Resume {
+            at:
+                Position::Generator {
+                    prefix,
+                    start_after,
+                },
+            row,
+            ..
+        }) => (*prefix as usize, start_after.clone(), *row),
+        Some(other) => {
+            return Err(ManifestError::Spec(format!(
+                "cannot resume a manifest generator at {:?}",
+                other.at
+            )));
+        }
+        None => (0, None, 0),
+    };
+    let prefixes = listing_prefixes(generator);
+    let filter = ObjectFilter::new(generator.filter.as_ref());
+    let (stream, mut tx) = ManifestStream::channel(String::new());
+    let objects = objects.clone();
+    tokio::spawn(async move {
+        let mut row = first_row;
+        for (index, prefix) in prefixes.iter().enumerate().skip(first_prefix) {
+            let mut prev = if index == first_prefix {
+                first_after.clone()
+            } else {
+                None
+            };
+            let mut token: Option<String> = None;
+            let mut first_page = true;
+            loop {
+                let start_after = if first_page { prev.as_deref() } else { None };
+                let page = objects
+                    .list_page(&bucket, prefix, start_after, token.as_deref())
+                    .await;
+                let (listed, next) = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tx.fail(ManifestError::Unreadable {
+                            bucket: bucket.clone(),
+                            key: prefix.clone(),
+                            reason: e.to_string(),
+                        })
+                        .await;
+                        return;
+                    }
+                };
+                first_page = false;
+                for object in listed {
+                    if filter.admits(&object) {
+                        let item = Item {
+                            task: Task {
+                                row,
+                                bucket: bucket.clone(),
+                                key: object.key.clone(),
+                                version_id: None,
+                                invalid: None,
+                            },
+                            at: Position::Generator {
+                                prefix: index as u32,
+                                start_after: prev.clone(),
+                            },
+                        };
+                        row += 1;
+                        if !tx.push(item).await {
+                            return;
+                        }
+                    }
+                    prev = Some(object.key);
+                }
+                match next {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+        }
+        tx.flush().await;
+    });
+    Ok(stream)
+}
+
+/// Rows per generated data file before it rolls over (a file is built gzip-compressed in
+/// memory: about a megabyte).
+pub const OUTPUT_FILE_ROWS: usize = 100_000;
+
+/// One written data file of a generated manifest: chunks `first_chunk..=last_chunk`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputFile {
+    pub first_chunk: u64,
+    pub last_chunk: u64,
+    pub key: String,
+    pub size: u64,
+    pub md5: String,
+}
+
+/// Writes a generated manifest as the planner queues its chunks. A data file holds whole
+/// chunks and is named by its first chunk, and each written file is recorded in the job
+/// store; [`ManifestOutput::finish`] writes `manifest.json` naming the files that chain from
+/// chunk 0 to the last, so files left by a planner that died before its checkpoint (and were
+/// written again differently after it) are never listed.
+pub struct ManifestOutput {
+    bucket: String,
+    dir: String,
+    open: Option<(u64, u64, flate2::write::GzEncoder<Vec<u8>>, usize)>,
+}
+
+impl ManifestOutput {
+    pub fn new(location: &S3ManifestOutputLocation, job_id: &str) -> Option<Self> {
+        let bucket = parse_bucket_arn(&location.bucket)?;
+        let dir = match location
+            .manifest_prefix
+            .as_deref()
+            .map(|p| p.trim_matches('/'))
+        {
+            Some(p) if !p.is_empty() => format!("{p}/job-{job_id}"),
+            _ => format!("job-{job_id}"),
+        };
+        Some(Self {
+            bucket,
+            dir,
+            open: None,
+        })
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Adds a chunk's rows; returns true when the open file is full and should be written.
+    pub fn add_chunk(&mut self, chunk: &Chunk) -> Result<bool> {
+        let (_, last, gz, rows) = self.open.get_or_insert_with(|| {
+            (
+                chunk.chunk,
+                chunk.chunk,
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
+                0,
+            )
+        });
+        *last = chunk.chunk;
+        for t in &chunk.tasks {
+            let line = format!("{},{}\n", t.bucket, crate::report::encode_key(&t.key));
+            gz.write_all(line.as_bytes())?;
+        }
+        *rows += chunk.tasks.len();
+        Ok(*rows >= OUTPUT_FILE_ROWS)
+    }
+
+    /// Writes the open data file, if any, and returns it for the job store's record.
+    pub async fn roll(&mut self, objects: &Objects) -> Result<Option<OutputFile>> {
+        let Some((first, last, gz, _)) = self.open.take() else {
+            return Ok(None);
+        };
+        let body = gz.finish()?;
+        let key = format!("{}/data/{first:012}.csv.gz", self.dir);
+        let size = body.len() as u64;
+        let md5 = objects
+            .put_bytes(&self.bucket, &key, body, "application/gzip")
+            .await?;
+        Ok(Some(OutputFile {
+            first_chunk: first,
+            last_chunk: last,
+            key,
+            size,
+            md5,
+        }))
+    }
+
+    /// Writes `manifest.json` for the recorded files that chain from chunk 0 to
+    /// `chunks - 1`; returns its key.
+    pub async fn finish(
+        &self,
+        objects: &Objects,
+        source_bucket: &str,
+        created_ms: i64,
+        recorded: &[OutputFile],
+        chunks: u64,
+    ) -> Result<String> {
+        let files = chain(recorded, chunks).ok_or_else(|| {
+            Error::Record(format!(
+                "the generated manifest's files do not cover chunks 0..{chunks}"
+            ))
+        })?;
+        let manifest = super::inventory::InventoryManifest {
+            source_bucket: source_bucket.to_string(),
+            destination_bucket: format!("arn:aws:s3:::{}", self.bucket),
+            version: Some("2021-11-30".into()),
+            creation_timestamp: Some(created_ms.to_string()),
+            file_format: "CSV".into(),
+            file_schema: "Bucket, Key".into(),
+            files: files
+                .iter()
+                .map(|f| super::inventory::DataFile {
+                    key: f.key.clone(),
+                    size: f.size,
+                    md5_checksum: f.md5.clone(),
+                })
+                .collect(),
+        };
+        let key = format!("{}/manifest.json", self.dir);
+        let body = serde_json::to_vec_pretty(&manifest).map_err(Error::Message)?;
+        objects
+            .put_bytes(&self.bucket, &key, body, "application/json")
+            .await?;
+        Ok(key)
+    }
+}
+
+/// The files that cover chunks `0..chunks` one after another, from those recorded (sorted by
+/// first chunk; a later write of the same first chunk replaced the earlier record).
+pub fn chain(recorded: &[OutputFile], chunks: u64) -> Option<Vec<&OutputFile>> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    while next < chunks {
+        let f = recorded.iter().find(|f| f.first_chunk == next)?;
+        out.push(f);
+        next = f.last_chunk + 1;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::s3::Listed;
+    use crate::job::spec::{KeyNameConstraint, Timestamp};
+
+    fn listed(key: &str, size: i64, modified: i64, class: Option<&str>) -> Listed {
+        Listed {
+            key: key.into(),
+            size,
+            last_modified_ms: Some(modified),
+            storage_class: class.map(String::from),
+        }
+    }
+
+    #[test]
+    fn filters_combine() {
+        let f = JobManifestGeneratorFilter {
+            key_name_constraint: Some(KeyNameConstraint {
+                match_any_prefix: vec!["logs/".into()],
+                match_any_suffix: vec![".gz".into(), ".zip".into()],
+                match_any_substring: vec!["2026".into()],
+            }),
+            created_after: Timestamp::parse("1970-01-01T00:00:01Z"),
+            created_before: Timestamp::parse("1970-01-01T00:00:02Z"),
+            object_size_greater_than_bytes: Some(10),
+            object_size_less_than_bytes: Some(100),
+            match_any_storage_class: vec!["STANDARD".into(), "GLACIER".into()],
+            ..Default::default()
+        };
+        let f = ObjectFilter::new(Some(&f));
+        assert!(f.admits(&listed("logs/2026-a.gz", 50, 1500, None)));
+        assert!(f.admits(&listed("logs/2026-b.zip", 50, 1500, Some("GLACIER"))));
+        assert!(
+            !f.admits(&listed("logs/2026-a.txt", 50, 1500, None)),
+            "suffix"
+        );
+        assert!(
+            !f.admits(&listed("logs/2025-a.gz", 50, 1500, None)),
+            "substring"
+        );
+        assert!(
+            !f.admits(&listed("logs/2026-a.gz", 10, 1500, None)),
+            "size >"
+        );
+        assert!(
+            !f.admits(&listed("logs/2026-a.gz", 100, 1500, None)),
+            "size <"
+        );
+        assert!(
+            !f.admits(&listed("logs/2026-a.gz", 50, 1000, None)),
+            "after"
+        );
+        assert!(
+            !f.admits(&listed("logs/2026-a.gz", 50, 2000, None)),
+            "before"
+        );
+        assert!(
+            !f.admits(&listed("logs/2026-a.gz", 50, 1500, Some("DEEP_ARCHIVE"))),
+            "class"
+        );
+        assert!(ObjectFilter::new(None).admits(&listed("x", 0, 0, None)));
+    }
+
+    #[test]
+    fn prefixes_are_listed_once_each() {
+        let g: S3JobManifestGenerator = serde_json::from_value(serde_json::json!({
+            "SourceBucket": "arn:aws:s3:::b",
+            "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["b/", "a/x", "a/", "b/", "c"]}}
+        }))
+        .unwrap();
+        assert_eq!(listing_prefixes(&g), ["a/", "b/", "c"]);
+        let g: S3JobManifestGenerator =
+            serde_json::from_value(serde_json::json!({"SourceBucket": "arn:aws:s3:::b"})).unwrap();
+        assert_eq!(listing_prefixes(&g), [""]);
+    }
+
+    #[test]
+    fn output_files_chain_from_chunk_zero() {
+        let f = |first, last| OutputFile {
+            first_chunk: first,
+            last_chunk: last,
+            key: format!("{first}-{last}"),
+            size: 1,
+            md5: String::new(),
+        };
+        // 3..=5 is the leftover of a planner that died before its checkpoint.
+        let recorded = [f(0, 2), f(3, 5), f(6, 9)];
+        let got = chain(&recorded, 10).unwrap();
+        assert_eq!(got.len(), 3);
+        let recorded = [f(0, 2), f(3, 7), f(8, 9), f(5, 6)];
+        let got: Vec<_> = chain(&recorded, 10)
+            .unwrap()
+            .iter()
+            .map(|f| f.key.as_str())
+            .collect();
+        assert_eq!(got, ["0-2", "3-7", "8-9"]);
+        assert!(chain(&[f(0, 2)], 10).is_none());
+        assert!(chain(&[], 0).unwrap().is_empty());
+    }
+}
