@@ -67,12 +67,15 @@ lint: setup deny ## fmt, clippy, cfn-lint, cargo-deny
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
 
+# cargo-deny: the one on PATH if any, else installed once into $(TOOLS) (a few minutes).
+DENY := $(or $(shell command -v cargo-deny 2>/dev/null),$(TOOLS)/bin/cargo-deny)
+
 $(TOOLS)/bin/cargo-deny:
 	$(CARGO) install cargo-deny --locked --version $(CARGO_DENY_VERSION) --root $(TOOLS)
 
-deny: $(TOOLS)/bin/cargo-deny ## Licenses, bans and sources (advisories too with DENY_ADVISORIES=1: needs GitHub)
-	$(TOOLS)/bin/cargo-deny check licenses bans sources
-	@if [ "$${DENY_ADVISORIES:-0}" = 1 ]; then $(TOOLS)/bin/cargo-deny check advisories; fi
+deny: $(DENY) ## Licenses, bans and sources (advisories too with DENY_ADVISORIES=1: needs GitHub)
+	$(DENY) check licenses bans sources
+	@if [ "$${DENY_ADVISORIES:-0}" = 1 ]; then $(DENY) check advisories; fi
 
 bench: ## Benchmarks (not part of test or CI): prints a table, writes bench/results.md
 	@VENV=$(VENV) bench/run.sh
