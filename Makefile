@@ -4,10 +4,13 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MOTO_VERSION := 5.2.5
-CFN_LINT_VERSION := 1.51.0
+# aws-sam-cli pins its own range of cfn-lint (>=1.52,<1.59) and boto3: keep these three in step.
+CFN_LINT_VERSION := 1.58.0
+SAM_CLI_VERSION := 1.170.0
 CARGO_LAMBDA_VERSION := 1.9.2
 EMULATOR_HOST ?= 127.0.0.1
 EMULATOR_PORT ?= 5000
+WATCH_PORT ?= 9100
 RUN := .run
 CARGO ?= cargo
 CARGO_DENY_VERSION := 0.20.2
@@ -20,15 +23,18 @@ export AWS_REGION ?= us-east-1
 export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export BATCHOPS_S3_PATH_STYLE ?= true
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup emulator emulator-stop build dev demo test unit lint deny fmt clean chaos fuzz bench
+.PHONY: setup emulator emulator-stop build dev demo test unit lint deny validate fmt clean chaos fuzz \
+	bench build-lambdas watch invoke-check
 
-setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint and cargo-lambda (idempotent)
+setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint, aws-sam-cli and cargo-lambda (idempotent)
 
 # Depends on the Makefile so that a changed pin reinstalls into an existing virtualenv.
 $(VENV)/.installed: Makefile
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)' 'cargo-lambda==$(CARGO_LAMBDA_VERSION)'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)' \
+		'aws-sam-cli==$(SAM_CLI_VERSION)' 'cargo-lambda==$(CARGO_LAMBDA_VERSION)'
 	touch $@
 
 emulator: setup ## Start moto on $(EMULATOR_HOST):$(EMULATOR_PORT) (idempotent)
@@ -62,10 +68,23 @@ fuzz: ## Fuzz the manifest and chunk-message parsers for FUZZ_SECONDS [60] each 
 unit: ## Unit tests only (no emulator)
 	$(CARGO) test --workspace --lib --bins
 
-lint: setup deny ## fmt, clippy, cfn-lint, cargo-deny
+lint: setup deny ## fmt, clippy, cfn-lint, sam validate --lint, cargo-deny
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@$(MAKE) --no-print-directory validate
+
+validate: setup ## The SAM template: cfn-lint, then sam validate --lint (offline: no AWS account needed)
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/sam validate --lint
+
+build-lambdas: setup ## Release arm64 builds of the four functions via sam build (cargo lambda; slow: LTO)
+	@VENV=$(VENV) infra/build-lambdas.sh
+
+watch: emulator ## cargo lambda watch: the four functions against a stack on the emulator (127.0.0.1:$(WATCH_PORT))
+	@VENV=$(VENV) RUN=$(RUN) EMULATOR_HOST=$(EMULATOR_HOST) EMULATOR_PORT=$(EMULATOR_PORT) WATCH_PORT=$(WATCH_PORT) infra/watch.sh
+
+invoke-check: setup ## Each function under cargo lambda watch, invoked with infra/events/*.json; answers checked
+	@VENV=$(VENV) CARGO=$(CARGO) infra/invoke-check.sh
 
 # cargo-deny: the one on PATH if any, else installed once into $(TOOLS) (a few minutes).
 DENY := $(or $(shell command -v cargo-deny 2>/dev/null),$(TOOLS)/bin/cargo-deny)
