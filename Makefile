@@ -68,14 +68,15 @@ fuzz: ## Fuzz the manifest and chunk-message parsers for FUZZ_SECONDS [60] each 
 unit: ## Unit tests only (no emulator)
 	$(CARGO) test --workspace --lib --bins
 
-lint: setup deny ## fmt, clippy, cfn-lint, sam validate --lint, cargo-deny
+lint: setup deny ## fmt, clippy, cargo-deny and validate (cfn-lint, sam validate --lint, template-check)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@$(MAKE) --no-print-directory validate
 
-validate: setup ## The SAM template: cfn-lint, then sam validate --lint (offline: no AWS account needed)
+validate: setup ## The SAM template: cfn-lint, sam validate --lint, then deployed on moto and checked (no AWS needed)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint
+	$(PY) infra/template-check.py
 
 build-lambdas: setup ## Release arm64 builds of the four functions via sam build (cargo lambda; slow: LTO)
 	@VENV=$(VENV) infra/build-lambdas.sh

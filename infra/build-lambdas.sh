@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-export PATH="$(cd "$VENV/bin" && pwd):$PATH"
+VENV_BIN=$(cd "$VENV/bin" && pwd)
+export PATH="$VENV_BIN:$PATH"
 export SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_DISABLED=true
 export AWS_REGION=${AWS_REGION:-us-east-1} AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
 

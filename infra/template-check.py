@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Deploys template.yaml on the moto emulator -- the closest thing to `sam deploy` without an AWS
+account -- and checks what CloudFormation made of it:
+
+- the SAM transform (aws-sam-translator, offline) gives every function its own role, with no
+  managed policy and no wildcard action;
+- the stack creates (twice: with AllowedBuckets and KmsKeyArns set, and with the defaults);
+- every variable functions/core/src/config.rs requires (read from its `required("…")` calls)
+  is set on every function, BATCHOPS_MAX_RECEIVES equals every queue's redrive
+  maxReceiveCount, BATCHOPS_ALLOWED_BUCKETS is the stack bucket plus AllowedBuckets, and
+  BATCHOPS_WORK_DLQ_URLS names the work queues' dead-letter queues;
+- each queue's visibility timeout is six times its consumer's timeout;
+- the roles' statements on user buckets and KMS keys render to the right ARNs, and vanish when
+  the parameters are empty.
+
+moto does not create the HTTP API's resources (AWS::ApiGatewayV2::*) nor Lambda permissions,
+so those are checked only by cfn-lint and `sam validate --lint`.
+
+Usage: template-check.py [--moto PATH_TO_moto_server]   (make validate runs it)
+"""
+
+import argparse
+import ast
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import boto3
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+USER_BUCKETS = "my-data,my-reports"
+KMS_KEYS = [f"arn:aws:kms:{REGION}:123456789012:key/{k}" for k in ("k1", "k2")]
+MAX_RECEIVES = "7"
+
+passed = failed = 0
+
+
+def check(what, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok    {what}")
+    else:
+        failed += 1
+        print(f"FAIL  {what}{': ' + detail if detail else ''}")
+
+
+class NoManagedPolicies:
+    """The transform may ask for AWS managed policy ARNs; the template names none."""
+
+    def load(self):
+        return {}
+
+
+def transformed_template():
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://code-bucket/code.zip"
+    # The transform resolves AWS::Region from the default session's region.
+    os.environ["AWS_DEFAULT_REGION"] = REGION
+    return transform(template, {}, NoManagedPolicies())
+
+
+def static_checks(cfn):
+    resources = cfn["Resources"]
+    roles = {n: r for n, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    functions = {n: r for n, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    check(f"{len(functions)} functions, each with its own role",
+          len(functions) == 4 and len({json.dumps(f["Properties"]["Role"]) for f in functions.values()}) == 4)
+    for name, role in sorted(roles.items()):
+        check(f"{name}: no managed policy", "ManagedPolicyArns" not in role["Properties"],
+              str(role["Properties"].get("ManagedPolicyArns")))
+        wild = []
+        for policy in role["Properties"].get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                for branch in ([st] if "Fn::If" not in st else st["Fn::If"][1:]):
+                    if not isinstance(branch, dict) or "Action" not in branch:
+                        continue
+                    actions = branch["Action"] if isinstance(branch["Action"], list) else [branch["Action"]]
+                    wild += [a for a in actions if "*" in a]
+        check(f"{name}: no wildcard action", not wild, str(wild))
+    for name, fn in sorted(functions.items()):
+        p = fn["Properties"]
+        check(f"{name}: provided.al2023, arm64, handler bootstrap",
+              (p["Runtime"], p["Architectures"], p["Handler"]) == ("provided.al2023", ["arm64"], "bootstrap"))
+    esms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    check(f"{len(esms)} SQS event sources (plan, intake, work, work-high, finalize), all ReportBatchItemFailures",
+          len(esms) == 5 and all(e.get("FunctionResponseTypes") == ["ReportBatchItemFailures"] for e in esms))
+    scaled = [e for e in esms if "ScalingConfig" in e]
+    check("the two work queues' event sources have MaximumConcurrency",
+          len(scaled) == 2 and all("Worker" in json.dumps(e["FunctionName"]) for e in scaled))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(binary):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    sys.exit("template-check: moto did not start")
+
+
+def client(name, url):
+    return boto3.client(name, endpoint_url=url, region_name=REGION,
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def deploy(url, body, stack, params):
+    cf = client("cloudformation", url)
+    cf.create_stack(StackName=stack, TemplateBody=body, Capabilities=["CAPABILITY_IAM"],
+                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()])
+    for _ in range(600):
+        status = cf.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        if not status.endswith("IN_PROGRESS"):
+            break
+        time.sleep(0.1)
+    reasons = [f'{e["LogicalResourceId"]}: {e.get("ResourceStatusReason")}'
+               for e in cf.describe_stack_events(StackName=stack)["StackEvents"]
+               if "FAILED" in e["ResourceStatus"]]
+    check(f"{stack}: stack created", status == "CREATE_COMPLETE", f"{status} {reasons}")
+    summaries = cf.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    return {r["LogicalResourceId"]: r.get("PhysicalResourceId") for r in summaries}
+
+
+def role_statements(iam, role_name):
+    out = {}
+    for policy in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"]
+        if isinstance(doc, str):  # moto returns the document as Python's repr
+            doc = ast.literal_eval(doc)
+        # CloudFormation drops an AWS::NoValue list element; moto leaves None in its place.
+        for st in filter(None, doc["Statement"]):
+            res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            out[st["Sid"]] = sorted(res)
+    return out
+
+
+def stack_checks(url, res, stack, user_buckets, kms_keys, max_receives):
+    lam, sqs, iam = client("lambda", url), client("sqs", url), client("iam", url)
+    required = sorted(set(re.findall(r'required\("(BATCHOPS_[A-Z_]+)"\)',
+                                     (ROOT / "functions/core/src/config.rs").read_text())))
+    bucket = res["StackBucket"]
+    queues = ["PlanQueue", "WorkQueue", "WorkHighQueue", "FinalizeQueue", "IntakeQueue"]
+    consumer = {"PlanQueue": "PlannerFunction", "IntakeQueue": "PlannerFunction",
+                "WorkQueue": "WorkerFunction", "WorkHighQueue": "WorkerFunction",
+                "FinalizeQueue": "FinalizerFunction"}
+    timeouts = {}
+    for fn in ["ApiFunction", "PlannerFunction", "WorkerFunction", "FinalizerFunction"]:
+        conf = lam.get_function_configuration(FunctionName=res[fn])
+        timeouts[fn] = conf["Timeout"]
+        env = {k: str(v) for k, v in conf["Environment"]["Variables"].items()}
+        missing = [v for v in required + ["BATCHOPS_WORK_HIGH_QUEUE_URL", "BATCHOPS_WORK_DLQ_URLS",
+                                          "BATCHOPS_MAX_RECEIVES", "BATCHOPS_HIGH_PRIORITY",
+                                          "BATCHOPS_ALLOWED_BUCKETS", "RUST_LOG"] if not env.get(v)]
+        check(f"{stack} {fn}: sets {', '.join(required)} and the rest", not missing, f"missing {missing}")
+        allowed = ",".join([bucket] + ([user_buckets] if user_buckets else []))
+        check(f"{stack} {fn}: BATCHOPS_ALLOWED_BUCKETS={env.get('BATCHOPS_ALLOWED_BUCKETS')}",
+              env.get("BATCHOPS_ALLOWED_BUCKETS") == allowed, f"expected {allowed}")
+        dlqs = sorted(env.get("BATCHOPS_WORK_DLQ_URLS", "").split(","))
+        check(f"{stack} {fn}: BATCHOPS_WORK_DLQ_URLS names the two work DLQs",
+              dlqs == sorted([res["WorkDeadLetterQueue"], res["WorkHighDeadLetterQueue"]]), str(dlqs))
+        check(f"{stack} {fn}: BATCHOPS_MAX_RECEIVES={env.get('BATCHOPS_MAX_RECEIVES')}",
+              env.get("BATCHOPS_MAX_RECEIVES") == max_receives)
+    for q in queues:
+        attrs = sqs.get_queue_attributes(QueueUrl=res[q], AttributeNames=["All"])["Attributes"]
+        redrive = json.loads(attrs.get("RedrivePolicy", "{}"))
+        check(f"{stack} {q}: redrive after {redrive.get('maxReceiveCount')} receives to its DLQ",
+              str(redrive.get("maxReceiveCount")) == max_receives and "DeadLetterQueue" in redrive.get("deadLetterTargetArn", ""))
+        visibility, timeout = int(attrs["VisibilityTimeout"]), timeouts[consumer[q]]
+        check(f"{stack} {q}: visibility {visibility} s = 6 x {consumer[q]} timeout {timeout} s",
+              visibility == 6 * timeout)
+    worker = role_statements(iam, res["WorkerFunctionRole"])
+    planner = role_statements(iam, res["PlannerFunctionRole"])
+    finalizer = role_statements(iam, res["FinalizerFunctionRole"])
+    if user_buckets:
+        names = user_buckets.split(",")
+        objects = sorted(f"arn:*:s3:::{b}/*" for b in names)
+        check(f"{stack} worker: object operations on {objects}",
+              worker.get("UserBucketsObjectOperations") == objects, str(worker.get("UserBucketsObjectOperations")))
+        check(f"{stack} worker: ListBucket on the user buckets",
+              worker.get("UserBucketsList") == sorted(f"arn:*:s3:::{b}" for b in names))
+        check(f"{stack} planner: reads manifests in the user buckets", planner.get("ManifestsRead") == objects)
+        check(f"{stack} finalizer: writes reports to the user buckets", finalizer.get("UserBucketsReports") == objects)
+    else:
+        present = [sid for sid in list(worker) + list(planner) + list(finalizer) if "User" in sid or "Manifests" in sid]
+        check(f"{stack}: no statement on user buckets", not present, str(present))
+    kms = [sid for sid in list(worker) + list(planner) + list(finalizer) if "Kms" in sid]
+    if kms_keys:
+        check(f"{stack}: KMS statements name the keys",
+              len(kms) == 3 and worker.get("UserObjectsKms") == sorted(kms_keys), str(kms))
+    else:
+        check(f"{stack}: no KMS statement", not kms, str(kms))
+    for fn, statements in (("planner", planner), ("worker", worker), ("finalizer", finalizer)):
+        want = [f"arn:aws:logs:{REGION}:123456789012:log-group:/batchops/{stack}/{fn}:*"]
+        check(f"{stack} {fn}: logs to {want[0]}", statements.get("Logs") == want, str(statements.get("Logs")))
+    check(f"{stack} worker: results/ of the stack bucket only",
+          worker.get("ChunkResults") == [f"arn:aws:s3:::{bucket}/results/*"], str(worker.get("ChunkResults")))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--moto", default=str(Path(sys.executable).parent / "moto_server"))
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+    cfn = transformed_template()
+    static_checks(cfn)
+    body = json.dumps(cfn)
+
+    proc, url = start_moto(args.moto)
+    try:
+        s3 = client("s3", url)
+        s3.create_bucket(Bucket="code-bucket")
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as z:
+            z.writestr("bootstrap", "#!/bin/sh\n")
+        s3.put_object(Bucket="code-bucket", Key="code.zip", Body=code.getvalue())
+
+        res = deploy(url, body, "users", {"AllowedBuckets": USER_BUCKETS, "KmsKeyArns": ",".join(KMS_KEYS),
+                                          "MaxReceiveCount": MAX_RECEIVES})
+        stack_checks(url, res, "users", USER_BUCKETS, KMS_KEYS, MAX_RECEIVES)
+        res = deploy(url, body, "defaults", {})
+        stack_checks(url, res, "defaults", "", [], "5")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    print(f"template-check: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
