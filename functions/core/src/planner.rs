@@ -487,7 +487,8 @@ pub async fn maybe_finalize(deps: &Deps, job_id: &str) -> Result<()> {
     finalize_if_reconciled(deps, &job).await
 }
 
-async fn finalize_if_reconciled(deps: &Deps, job: &Job) -> Result<()> {
+/// Sends the job to the finalizer when every chunk is counted (given a fresh read of it).
+pub(crate) async fn finalize_if_reconciled(deps: &Deps, job: &Job) -> Result<()> {
     let ending = matches!(
         job.status,
         JobStatus::Active | JobStatus::Failing | JobStatus::Cancelling

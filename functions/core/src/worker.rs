@@ -4,9 +4,10 @@
 use crate::adapters::ChunkCounts;
 use crate::adapters::dynamo::StatusChange;
 use crate::chunk::{Chunk, Task};
+use crate::job::Job;
 use crate::job::JobStatus;
 use crate::ops::{Mode, MultipartSettings, OpContext, Outcome, RetryPolicy, run_task};
-use crate::planner::maybe_finalize;
+use crate::planner::{finalize_if_reconciled, maybe_finalize};
 use crate::report::chunk_rows;
 use crate::{Deps, Error, Result};
 use futures::StreamExt;
@@ -162,21 +163,9 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         failed: ran_outcomes.iter().filter(|o| !o.succeeded).count() as u64,
         not_run: (chunk.tasks.len() - ran_tasks.len()) as u64,
     };
-    let key = result_key(job_id, chunk.chunk);
-    let rows = chunk_rows(&ran_tasks, &ran_outcomes)?;
-    deps.objects
-        .put_bytes(&deps.config.bucket, &key, rows, "text/csv")
-        .await?;
-    if !deps
-        .store
-        .count_chunk(job_id, chunk.chunk, counts, Some(&key))
-        .await?
-    {
+    if !commit_rows(deps, chunk, &ran_tasks, &ran_outcomes, counts).await? {
         // Another delivery of this chunk won the race: its rows are the ones reported.
         warn!("chunk counted concurrently by another delivery; discarding this attempt");
-        if let Err(e) = deps.objects.delete(&deps.config.bucket, &key).await {
-            warn!(error = %e, key, "could not delete the losing attempt's rows");
-        }
         return Ok(ChunkResult::Duplicate);
     }
     info!(
@@ -185,9 +174,40 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         not_run = counts.not_run,
         "chunk counted"
     );
-    check_failure_threshold(deps, job_id).await?;
-    maybe_finalize(deps, job_id).await?;
+    after_count(deps, job_id).await?;
     Ok(ChunkResult::Counted(counts))
+}
+
+/// Writes a chunk's result rows to the stack bucket, then counts the chunk exactly once.
+/// Returns `false` (and removes the rows written) when another delivery counted it first.
+async fn commit_rows(
+    deps: &Deps,
+    chunk: &Chunk,
+    tasks: &[Task],
+    outcomes: &[Outcome],
+    counts: ChunkCounts,
+) -> Result<bool> {
+    let key = result_key(&chunk.job_id, chunk.chunk);
+    let rows = chunk_rows(tasks, outcomes)?;
+    deps.objects
+        .put_bytes(&deps.config.bucket, &key, rows, "text/csv")
+        .await?;
+    let counted = deps
+        .store
+        .count_chunk(&chunk.job_id, chunk.chunk, counts, Some(&key))
+        .await?;
+    if !counted && let Err(e) = deps.objects.delete(&deps.config.bucket, &key).await {
+        warn!(error = %e, key, "could not delete the losing attempt's rows");
+    }
+    Ok(counted)
+}
+
+/// After a chunk is counted: one read of the job serves the failure threshold and the
+/// "was that the last chunk?" check.
+async fn after_count(deps: &Deps, job_id: &str) -> Result<()> {
+    let job = deps.store.require(job_id).await?;
+    let job = check_failure_threshold(deps, job).await?;
+    finalize_if_reconciled(deps, &job).await
 }
 
 /// Polls the job's status every `status_check_interval` and raises `stop` once it ends.
@@ -206,13 +226,13 @@ async fn watch_status(deps: Deps, job_id: String, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Fails the job (`Active` → `Failing`) once its failure threshold is crossed.
-async fn check_failure_threshold(deps: &Deps, job_id: &str) -> Result<()> {
-    let job = deps.store.require(job_id).await?;
+/// Fails the job (`Active` → `Failing`) once its failure threshold is crossed; returns the
+/// job as it now stands.
+async fn check_failure_threshold(deps: &Deps, job: Job) -> Result<Job> {
     let threshold = job.request.failure_threshold();
     let run = job.succeeded + job.failed;
     if job.status != JobStatus::Active || !threshold.exceeded(run, job.failed) {
-        return Ok(());
+        return Ok(job);
     }
     let reason = format!(
         "{} of {run} tasks failed, more than the failure threshold of {}% (checked once {} tasks have run)",
@@ -221,14 +241,19 @@ async fn check_failure_threshold(deps: &Deps, job_id: &str) -> Result<()> {
     let change = StatusChange::default().failure("TaskFailureThresholdExceeded", reason);
     match deps
         .store
-        .transition(job_id, &[JobStatus::Active], JobStatus::Failing, change)
+        .transition(
+            &job.job_id,
+            &[JobStatus::Active],
+            JobStatus::Failing,
+            change,
+        )
         .await
     {
-        Ok(_) => {
+        Ok(failing) => {
             warn!("failure threshold exceeded; job failing");
-            Ok(())
+            Ok(failing)
         }
-        Err(Error::StatusConflict { .. }) => Ok(()),
+        Err(Error::StatusConflict { .. }) => deps.store.require(&job.job_id).await,
         Err(e) => Err(e),
     }
 }
@@ -249,17 +274,7 @@ pub async fn account_failed_chunk(deps: &Deps, chunk: &Chunk, cause: &str) -> Re
         failed: chunk.tasks.len() as u64,
         not_run: 0,
     };
-    let key = result_key(job_id, chunk.chunk);
-    let rows = chunk_rows(&chunk.tasks, &outcomes)?;
-    deps.objects
-        .put_bytes(&deps.config.bucket, &key, rows, "text/csv")
-        .await?;
-    if !deps
-        .store
-        .count_chunk(job_id, chunk.chunk, counts, Some(&key))
-        .await?
-    {
-        let _ = deps.objects.delete(&deps.config.bucket, &key).await;
+    if !commit_rows(deps, chunk, &chunk.tasks, &outcomes, counts).await? {
         return Ok(ChunkResult::Duplicate);
     }
     warn!(
@@ -267,7 +282,6 @@ pub async fn account_failed_chunk(deps: &Deps, chunk: &Chunk, cause: &str) -> Re
         tasks = chunk.tasks.len(),
         "chunk accounted as failed tasks"
     );
-    check_failure_threshold(deps, job_id).await?;
-    maybe_finalize(deps, job_id).await?;
+    after_count(deps, job_id).await?;
     Ok(ChunkResult::Counted(counts))
 }

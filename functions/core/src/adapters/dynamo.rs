@@ -592,18 +592,7 @@ impl JobStore {
         let mut files = Vec::new();
         let mut cursor = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :f)")
-                .expression_attribute_values(":pk", job_pk(job_id))
-                .expression_attribute_values(":f", s("OUTFILE#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(cursor)
-                .send()
-                .await
-                .map_err(|e| Error::dynamo("Query", e))?;
+            let out = self.query_job_items(job_id, "OUTFILE#", cursor).await?;
             files.extend(out.items().iter().map(|item| OutputFile {
                 first_chunk: get_n(item, "first_chunk"),
                 last_chunk: get_n(item, "last_chunk"),
@@ -744,6 +733,26 @@ impl JobStore {
         Ok((jobs, out.last_evaluated_key().cloned()))
     }
 
+    /// One page (strongly consistent) of a job's items whose sort key starts with `prefix`.
+    async fn query_job_items(
+        &self,
+        job_id: &str,
+        prefix: &str,
+        cursor: Option<Item>,
+    ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", job_pk(job_id))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .set_exclusive_start_key(cursor)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("Query", e))
+    }
+
     /// One page of a job's chunk records, in chunk order. Pass the returned cursor back to
     /// get the next page; `None` means the last page.
     pub async fn chunk_page(
@@ -751,18 +760,7 @@ impl JobStore {
         job_id: &str,
         cursor: Option<Item>,
     ) -> Result<(Vec<ChunkRecord>, Option<Item>)> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :chunk)")
-            .expression_attribute_values(":pk", job_pk(job_id))
-            .expression_attribute_values(":chunk", s("CHUNK#"))
-            .consistent_read(true)
-            .set_exclusive_start_key(cursor)
-            .send()
-            .await
-            .map_err(|e| Error::dynamo("Query", e))?;
+        let out = self.query_job_items(job_id, "CHUNK#", cursor).await?;
         let records = out
             .items()
             .iter()

@@ -76,19 +76,7 @@ impl Objects {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<GotObject> {
-        let out = self
-            .control
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version_id.map(String::from))
-            .send()
-            .await
-            .map_err(|e| s3_error("GetObject", bucket, key, e))?;
-        Ok(GotObject {
-            etag: out.e_tag().unwrap_or_default().to_string(),
-            body: out.body,
-        })
+        self.get(bucket, key, version_id, None, None).await
     }
 
     /// Reads an object from byte `offset` on (a ranged GetObject). With `if_match`, S3
@@ -101,13 +89,26 @@ impl Objects {
         offset: u64,
         if_match: Option<&str>,
     ) -> Result<GotObject> {
+        let range = format!("bytes={offset}-");
+        self.get(bucket, key, version_id, Some(range), if_match)
+            .await
+    }
+
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<String>,
+        if_match: Option<&str>,
+    ) -> Result<GotObject> {
         let out = self
             .control
             .get_object()
             .bucket(bucket)
             .key(key)
             .set_version_id(version_id.map(String::from))
-            .range(format!("bytes={offset}-"))
+            .set_range(range)
             .set_if_match(if_match.map(|e| format!("\"{}\"", e.trim_matches('"'))))
             .send()
             .await
