@@ -211,6 +211,39 @@ impl ApiClient {
         .await
     }
 
+    /// Polls until the job ends, showing a progress bar (tasks done of the total, rate, ETA)
+    /// unless `visible` is false; returns the last description.
+    pub async fn watch(
+        &self,
+        job_id: &str,
+        every: Duration,
+        visible: bool,
+    ) -> anyhow::Result<Value> {
+        let bar = indicatif::ProgressBar::new(0);
+        if visible {
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:10} [{bar:40}] {pos}/{len} tasks  {per_sec}  ETA {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+        } else {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let job = self
+            .wait(job_id, every, |job| {
+                let p = &job["ProgressSummary"];
+                let n = |k: &str| p[k].as_u64().unwrap_or(0);
+                bar.set_length(n("TotalNumberOfTasks"));
+                bar.set_position(n("NumberOfTasksSucceeded") + n("NumberOfTasksFailed"));
+                bar.set_message(job["Status"].as_str().unwrap_or("?").to_string());
+            })
+            .await?;
+        bar.finish_and_clear();
+        Ok(job)
+    }
+
     /// Polls until the job ends, calling `progress` on each description; returns the last.
     pub async fn wait(
         &self,

@@ -6,7 +6,6 @@ use crate::client::{ApiClient, download_report};
 use anyhow::Context;
 use aws_sdk_s3::primitives::ByteStream;
 use batchops_core::report::encode_key;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::time::Duration;
 
@@ -96,24 +95,7 @@ pub async fn run(api: &ApiClient, s3: &aws_sdk_s3::Client, objects: usize) -> an
     let job_id = api.create(&body).await?;
     println!("Created job {job_id}");
 
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:12} [{bar:40}] {pos}/{len} tasks ({per_sec})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    let job = api
-        .wait(&job_id, Duration::from_millis(250), |job| {
-            let p = &job["ProgressSummary"];
-            bar.set_length(p["TotalNumberOfTasks"].as_u64().unwrap_or(0));
-            bar.set_position(
-                p["NumberOfTasksSucceeded"].as_u64().unwrap_or(0)
-                    + p["NumberOfTasksFailed"].as_u64().unwrap_or(0),
-            );
-            bar.set_message(job["Status"].as_str().unwrap_or("?").to_string());
-        })
-        .await?;
-    bar.finish();
+    let job = api.watch(&job_id, Duration::from_millis(250), true).await?;
 
     let p = &job["ProgressSummary"];
     println!(

@@ -5,7 +5,6 @@ use batchops_cli::client::{ApiClient, Signer, download_report};
 use batchops_cli::dev::{Dev, DevOptions};
 use batchops_cli::request::{CreateFlags, create_body};
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -271,30 +270,9 @@ async fn main() -> anyhow::Result<()> {
             print(j, &answer, || format!("{job_id}: priority {priority}"));
         }
         Command::Watch { job_id, every } => {
-            let bar = ProgressBar::new(0);
-            if !j {
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{msg:10} [{bar:40}] {pos}/{len} tasks  {per_sec}  ETA {eta}",
-                    )
-                    .expect("valid template")
-                    .progress_chars("=> "),
-                );
-            } else {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-            }
             let job = api
-                .wait(&job_id, Duration::from_secs_f64(every.max(0.1)), |job| {
-                    let p = &job["ProgressSummary"];
-                    bar.set_length(p["TotalNumberOfTasks"].as_u64().unwrap_or(0));
-                    bar.set_position(
-                        p["NumberOfTasksSucceeded"].as_u64().unwrap_or(0)
-                            + p["NumberOfTasksFailed"].as_u64().unwrap_or(0),
-                    );
-                    bar.set_message(job["Status"].as_str().unwrap_or("?").to_string());
-                })
+                .watch(&job_id, Duration::from_secs_f64(every.max(0.1)), !j)
                 .await?;
-            bar.finish_and_clear();
             print(j, &job, || progress_line(&job));
             if job["Status"] != "Complete" {
                 std::process::exit(1);

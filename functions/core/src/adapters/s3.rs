@@ -39,7 +39,8 @@ pub struct GotObject {
     pub body: ByteStream,
 }
 
-fn s3_error<E>(
+/// An S3 SDK error as the crate's error, keeping the HTTP status and the full message.
+pub(crate) fn s3_error<E>(
     op: &'static str,
     bucket: &str,
     key: &str,

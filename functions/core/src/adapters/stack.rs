@@ -107,15 +107,7 @@ async fn ensure_intake_notification(
         );
         return Ok(());
     }
-    put.map_err(|e| Error::S3 {
-        op: "PutBucketNotificationConfiguration",
-        bucket: bucket.into(),
-        key: String::new(),
-        status: e.raw_response().map(|r| r.status().as_u16()),
-        source: aws_sdk_s3::error::DisplayErrorContext(&e)
-            .to_string()
-            .into(),
-    })?;
+    put.map_err(|e| super::s3::s3_error("PutBucketNotificationConfiguration", bucket, "", e))?;
     Ok(())
 }
 
@@ -202,15 +194,7 @@ async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
         {
             Ok(())
         }
-        Err(e) => Err(Error::S3 {
-            op: "CreateBucket",
-            bucket: bucket.into(),
-            key: String::new(),
-            status: e.raw_response().map(|r| r.status().as_u16()),
-            source: aws_sdk_s3::error::DisplayErrorContext(&e)
-                .to_string()
-                .into(),
-        }),
+        Err(e) => Err(super::s3::s3_error("CreateBucket", bucket, "", e)),
     }
 }
 
