@@ -58,6 +58,7 @@ test: setup ## The whole suite: unit tests and integration tests against moto (a
 
 chaos: setup ## The full chaos run: 10,000 tasks under injected faults, duplicates, SIGKILL
 	BATCHOPS_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server BATCHOPS_CHAOS_TASKS=$${BATCHOPS_CHAOS_TASKS:-10000} \
+		BATCHOPS_CHAOS_DUPLICATE_RATE=$${BATCHOPS_CHAOS_DUPLICATE_RATE:-1.0} \
 		$(CARGO) test -p batchops-cli --test chaos -- --nocapture
 
 fuzz: ## Fuzz the manifest and chunk-message parsers for FUZZ_SECONDS [60] each (nightly; not in CI)
