@@ -41,6 +41,20 @@ impl Chunk {
     }
 }
 
+/// Bytes of `s` as a JSON string body (without its quotes), escaped as `serde_json` does:
+/// `"` and `\\` and the short control escapes take two bytes, other control characters six
+/// (`\\u00XX`), everything else (multi-byte UTF-8 included) is written as is.
+fn json_string_len(s: &str) -> usize {
+    s.len()
+        + s.bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+                0..=0x1f => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
+}
+
 /// Start (or continue) planning a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanMessage {
@@ -91,10 +105,26 @@ impl Chunker {
         job_id.len() + chunk.to_string().len() + 32
     }
 
+    /// The task's JSON size as `serde_json` writes it, plus one for the separating comma,
+    /// computed without serialising (the planner's per-row hot path; a unit test and the
+    /// `chunk_message` fuzz target hold it equal to the serialised length).
     fn task_bytes(task: &Task) -> usize {
-        serde_json::to_vec(task)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX / 2)
+        // {"row":N,"bucket":"…","key":"…"} with ,"version_id":"…" and ,"invalid":"…" when set
+        let optional = |name: &str, value: &Option<String>| {
+            value.as_deref().map_or(0, |v| {
+                r#","":""#.len() + name.len() + json_string_len(v) + 1
+            })
+        };
+        let row_digits = task.row.checked_ilog10().map_or(1, |d| d as usize + 1);
+        r#"{"row":"#.len()
+            + row_digits
+            + r#","bucket":""#.len()
+            + json_string_len(&task.bucket)
+            + r#"","key":""#.len()
+            + json_string_len(&task.key)
+            + r#""}"#.len()
+            + optional("version_id", &task.version_id)
+            + optional("invalid", &task.invalid)
             + 1
     }
 
@@ -200,6 +230,33 @@ mod tests {
             chunks.iter().map(|c| c.tasks.len()).collect::<Vec<_>>(),
             [1, 1, 1]
         );
+    }
+
+    #[test]
+    fn task_bytes_is_the_serialised_length() {
+        let all_bytes: String = (0u8..0x80).map(char::from).collect();
+        for (key, version, invalid) in [
+            ("plain/key.txt".to_string(), None, None),
+            (all_bytes.clone(), Some("v\"1\\".to_string()), None),
+            (
+                "ключ 🗝 \u{7f}\u{1f}".to_string(),
+                None,
+                Some("row 3: bad\n".to_string()),
+            ),
+            (String::new(), Some(String::new()), Some(all_bytes)),
+        ] {
+            for row in [0, 9, 10, 12345, u64::MAX] {
+                let t = Task {
+                    row,
+                    bucket: "my-bucket".into(),
+                    key: key.clone(),
+                    version_id: version.clone(),
+                    invalid: invalid.clone(),
+                };
+                let json = serde_json::to_vec(&t).unwrap();
+                assert_eq!(Chunker::task_bytes(&t), json.len() + 1, "{t:?}");
+            }
+        }
     }
 
     #[test]

@@ -71,69 +71,70 @@ impl<R: std::io::Read> Rows<R> {
 
     fn to_task(&self, row: u64) -> Task {
         let rec = &self.record;
-        let text = |i: usize| -> String {
+        let field = |i: usize| -> &[u8] {
             let bytes = rec.get(i).unwrap_or_default();
-            let bytes = if i == 0 && self.first_record {
+            if i == 0 && self.first_record {
                 bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
             } else {
                 bytes
-            };
-            String::from_utf8_lossy(bytes).into_owned()
+            }
         };
+        let text = |i: usize| String::from_utf8_lossy(field(i)).into_owned();
         let c = self.columns;
-        let bucket = text(c.bucket);
-        let raw_key = text(c.key);
-        let version = c.version_id.map(text).filter(|v| !v.is_empty());
         let mut task = Task {
             row,
-            bucket,
-            key: raw_key.clone(),
-            version_id: version,
+            bucket: text(c.bucket),
+            key: String::new(),
+            version_id: c.version_id.map(text).filter(|v| !v.is_empty()),
             invalid: None,
         };
+        match self.check(&task, field(c.key)) {
+            Ok(key) => task.key = key,
+            Err(reason) => {
+                // A failed task's report row shows the key as the manifest wrote it.
+                task.key = text(c.key);
+                task.invalid = Some(reason);
+            }
+        }
+        task
+    }
+
+    /// The row's decoded key, or why the row names no object.
+    fn check(&self, task: &Task, raw_key: &[u8]) -> Result<String, String> {
+        let rec = &self.record;
+        let c = self.columns;
+        let line = task.row + 1;
         if rec.len() != c.count {
-            task.invalid = Some(format!(
-                "row {} has {} columns, the manifest's Fields name {}",
-                row + 1,
+            return Err(format!(
+                "row {line} has {} columns, the manifest's Fields name {}",
                 rec.len(),
                 c.count
             ));
-            return task;
         }
-        if (0..rec.len()).any(|i| std::str::from_utf8(rec.get(i).unwrap_or_default()).is_err()) {
-            task.invalid = Some(format!("row {} is not valid UTF-8", row + 1));
-            return task;
-        }
+        let utf8 = |i: usize| std::str::from_utf8(rec.get(i).unwrap_or_default()).is_ok();
+        let (true, Ok(raw_key)) = ((0..rec.len()).all(utf8), std::str::from_utf8(raw_key)) else {
+            return Err(format!("row {line} is not valid UTF-8"));
+        };
         if task.bucket.is_empty() || !crate::job::spec::valid_bucket_name(&task.bucket) {
-            task.invalid = Some(format!(
-                "row {}: {:?} is not a valid bucket name",
-                row + 1,
+            return Err(format!(
+                "row {line}: {:?} is not a valid bucket name",
                 task.bucket
             ));
-            return task;
         }
         if c.version_id.is_some() && task.version_id.is_none() {
-            task.invalid = Some(format!(
-                "row {}: the manifest lists version ids, so every row must carry one",
-                row + 1
+            return Err(format!(
+                "row {line}: the manifest lists version ids, so every row must carry one"
             ));
-            return task;
         }
-        match decode_key(&raw_key) {
-            Ok(k) if k.len() > MAX_KEY_BYTES => {
-                task.invalid = Some(format!(
-                    "row {}: the key is {} bytes; S3 keys are at most {MAX_KEY_BYTES}",
-                    row + 1,
-                    k.len()
-                ))
-            }
-            Ok(k) if k.is_empty() => {
-                task.invalid = Some(format!("row {}: the key is empty", row + 1))
-            }
-            Ok(k) => task.key = k,
-            Err(e) => task.invalid = Some(format!("row {}: {e}", row + 1)),
+        match decode_key(raw_key) {
+            Ok(k) if k.len() > MAX_KEY_BYTES => Err(format!(
+                "row {line}: the key is {} bytes; S3 keys are at most {MAX_KEY_BYTES}",
+                k.len()
+            )),
+            Ok(k) if k.is_empty() => Err(format!("row {line}: the key is empty")),
+            Ok(k) => Ok(k),
+            Err(e) => Err(format!("row {line}: {e}")),
         }
-        task
     }
 }
 
