@@ -604,12 +604,14 @@ fn report(input: &str, out: &str) -> Result<()> {
             f(e, "ratio")
         ));
     }
-    md.push_str("\nbatchops time runs from `POST /jobs` to the job's `Complete` (planning, every copy, the completion report); s5cmd time is its process run time. SQS and DynamoDB are on moto in every row.\n");
+    md.push_str("\nbatchops time runs from `POST /jobs` to the job's `Complete` (planning, every copy, the completion report); s5cmd time is its process run time (one `CopyObject` per copy, its default 256 workers; batchops: 4 worker pollers, 32 tasks in flight per chunk, chunks of 1,000). SQS and DynamoDB are on moto in every row.\n");
     md.push_str("\n## Control-plane calls per task and their cost\n\n");
     md.push_str(&format!(
         "Prices used (public, us-east-1, on-demand): SQS ${SQS_PER_M}/M requests, DynamoDB ${DDB_WRITE_PER_M}/M write request units and ${DDB_READ_PER_M}/M read request units, S3 PUT ${S3_PUT_PER_M}/M and GET ${S3_GET_PER_M}/M. A `TransactWriteItems` of two items is counted as 4 write units (transactions cost double), a strongly consistent read as 1 read unit (items < 4 KiB), each SQS call as one request except that every chunk message sent counts as one request of its own (SQS bills each 64 KiB of payload; a chunk of 1,000 short keys is about 60 KiB). S3 control-plane calls are derived from the objects the job left (one result file per chunk, PUT by a worker and GET by the finalizer; the report's files; the manifest GET); the copies themselves are the data plane and are not counted. SQS long-polling by idle pollers is included (it is counted during the job).\n\n"
     ));
     md.push_str("| run | N | SQS calls | DynamoDB calls | S3 PUT + GET (control) | calls/task | control-plane $ per M tasks |\n|---|---|---|---|---|---|---|\n");
+    // (label, N, the run's control-plane dollars): for the marginal cost per task below.
+    let mut totals: Vec<(String, f64, f64)> = Vec::new();
     for e in of("e2e") {
         let n = f(e, "n");
         let calls = &e["calls"];
@@ -632,6 +634,11 @@ fn report(input: &str, out: &str) -> Result<()> {
             + puts * S3_PUT_PER_M
             + gets * S3_GET_PER_M)
             / n;
+        totals.push((
+            e["label"].as_str().unwrap_or("").to_string(),
+            n,
+            dollars * n,
+        ));
         md.push_str(&format!(
             "| {} | {} | {} | {} | {} + {} | {:.4} | ${:.3} |\n",
             e["label"].as_str().unwrap_or(""),
@@ -643,6 +650,19 @@ fn report(input: &str, out: &str) -> Result<()> {
             (sqs + f(e, "ddb_calls") + puts + gets) / n,
             dollars
         ));
+    }
+    // A job's fixed calls (create, plan, finalize, report, idle polls) weigh on a small N; the
+    // difference between two runs on the same data plane is the cost that grows with tasks.
+    for (i, (label, n_a, usd_a)) in totals.iter().enumerate() {
+        if let Some((_, n_b, usd_b)) = totals[i + 1..]
+            .iter()
+            .find(|(l, n, _)| l == label && n > n_a)
+        {
+            md.push_str(&format!(
+                "\nMarginal control-plane cost on {label}, from N = {n_a} to N = {n_b}: ${:.3} per M tasks (the fixed per-job calls cancel out).\n",
+                (usd_b - usd_a) / (n_b - n_a) * 1e6
+            ));
+        }
     }
     if let Some(e) = of("e2e").next_back() {
         md.push_str(&format!(

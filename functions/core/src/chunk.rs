@@ -55,6 +55,10 @@ fn json_string_len(s: &str) -> usize {
             .sum::<usize>()
 }
 
+fn decimal_digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
 /// Start (or continue) planning a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanMessage {
@@ -100,9 +104,13 @@ impl Chunker {
         }
     }
 
+    /// `{"job_id":"…","chunk":N,"tasks":[]}` without its tasks.
     fn envelope_bytes(job_id: &str, chunk: u64) -> usize {
-        // {"job_id":"…","chunk":N,"tasks":[]}
-        job_id.len() + chunk.to_string().len() + 32
+        r#"{"job_id":""#.len()
+            + json_string_len(job_id)
+            + r#"","chunk":"#.len()
+            + decimal_digits(chunk)
+            + r#","tasks":[]}"#.len()
     }
 
     /// The task's JSON size as `serde_json` writes it, plus one for the separating comma,
@@ -115,9 +123,8 @@ impl Chunker {
                 r#","":""#.len() + name.len() + json_string_len(v) + 1
             })
         };
-        let row_digits = task.row.checked_ilog10().map_or(1, |d| d as usize + 1);
         r#"{"row":"#.len()
-            + row_digits
+            + decimal_digits(task.row)
             + r#","bucket":""#.len()
             + json_string_len(&task.bucket)
             + r#"","key":""#.len()
@@ -256,6 +263,29 @@ mod tests {
                 let json = serde_json::to_vec(&t).unwrap();
                 assert_eq!(Chunker::task_bytes(&t), json.len() + 1, "{t:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_envelope_is_measured_as_serialised() {
+        // Found by the chunk_message fuzz target: a job id that JSON must escape.
+        for (job_id, chunk) in [
+            ("job", 0),
+            ("a\"b\\c\u{c}", 9),
+            ("ключ", 10),
+            ("", u64::MAX),
+        ] {
+            let empty = Chunk {
+                job_id: job_id.into(),
+                chunk,
+                tasks: vec![],
+            };
+            let json = serde_json::to_vec(&empty).unwrap();
+            assert_eq!(
+                Chunker::envelope_bytes(job_id, chunk),
+                json.len(),
+                "{job_id:?}"
+            );
         }
     }
 
