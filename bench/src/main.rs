@@ -430,23 +430,16 @@ struct BatchopsRun {
 
 impl E2e<'_> {
     async fn count_objects(&self, bucket: &str, prefix: &str) -> Result<u64> {
-        let mut count = 0u64;
-        let mut token = None;
-        loop {
-            let out = self
-                .s3
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .set_continuation_token(token)
-                .send()
-                .await?;
-            count += out.contents().len() as u64;
-            token = out.next_continuation_token().map(String::from);
-            if token.is_none() {
-                return Ok(count);
-            }
-        }
+        let pages: Vec<_> = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await?;
+        Ok(pages.iter().map(|p| p.contents().len() as u64).sum())
     }
 
     /// The copy job through the dev runner's stack (API, planner, 4 workers, finalizer) in
