@@ -331,6 +331,23 @@ impl TestStack {
         }
     }
 
+    /// HeadObject of a key (of one version when given); panics if it fails.
+    pub async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        self.s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(String::from))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("HeadObject {bucket}/{key}: {e:?}"))
+    }
+
     pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let out = self
             .s3
@@ -407,6 +424,19 @@ pub fn row_of<'a>(report: &'a Report, key: &str) -> &'a ReportRow {
         .iter()
         .find(|r| r.key == encoded)
         .unwrap_or_else(|| panic!("no report row for {key}: {:#?}", report.rows))
+}
+
+/// Checks a report row failed with this HTTP status and error code.
+pub fn assert_failed_row(row: &ReportRow, http_status: &str, error_code: &str) {
+    assert_eq!(
+        (
+            row.status.as_str(),
+            row.http_status.as_str(),
+            row.error_code.as_str()
+        ),
+        ("failed", http_status, error_code),
+        "{row:?}"
+    );
 }
 
 /// Checks the job ended `Complete` with these counts (showing the report rows if not).

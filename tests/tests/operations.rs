@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{
     ObjectLockMode, Permission, StorageClass, VersioningConfiguration,
 };
 use batchops_core::report::encode_key;
-use batchops_tests::{Row, TestStack, assert_counts, body_of, row_of};
+use batchops_tests::{Row, TestStack, assert_counts, assert_failed_row, body_of, row_of};
 use md5::Digest as _;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -235,15 +235,7 @@ async fn delete_object_tagging_clears_only_the_listed_versions() {
         );
     }
     let missing = row_of(&report, "never written");
-    assert_eq!(
-        (
-            missing.status.as_str(),
-            missing.http_status.as_str(),
-            missing.error_code.as_str()
-        ),
-        ("failed", "404", "NoSuchBucket"),
-        "{missing:?}"
-    );
+    assert_failed_row(missing, "404", "NoSuchBucket");
     assert!(!missing.message.is_empty());
     stack.dev.stop().await;
 }
@@ -284,14 +276,7 @@ async fn put_object_acl_applies_a_canned_acl() {
         );
     }
     let missing = row_of(&report, "public/absent");
-    assert_eq!(
-        (
-            missing.status.as_str(),
-            missing.http_status.as_str(),
-            missing.error_code.as_str()
-        ),
-        ("failed", "404", "NoSuchKey")
-    );
+    assert_failed_row(missing, "404", "NoSuchKey");
     stack.dev.stop().await;
 }
 
@@ -367,15 +352,7 @@ async fn put_object_acl_replaces_the_acl_with_explicit_grants() {
         assert_eq!(grants, expected, "{}", row.key);
     }
     let bad = row_of(&report, "g-absent");
-    assert_eq!(
-        (
-            bad.status.as_str(),
-            bad.http_status.as_str(),
-            bad.error_code.as_str()
-        ),
-        ("failed", "404", "NoSuchKey"),
-        "{bad:?}"
-    );
+    assert_failed_row(bad, "404", "NoSuchKey");
     stack.dev.stop().await;
 }
 
@@ -410,14 +387,7 @@ async fn initiate_restore_starts_restores_of_archived_objects_only() {
         .await;
     assert_counts(&job, &report, 5, 2);
     for k in &keys {
-        let head = stack
-            .s3
-            .head_object()
-            .bucket(&bucket)
-            .key(k)
-            .send()
-            .await
-            .unwrap();
+        let head = stack.head(&bucket, k, None).await;
         let restore = head.restore().unwrap_or_default();
         assert!(
             restore.contains("ongoing-request=") && restore.contains("expiry-date="),
@@ -425,15 +395,7 @@ async fn initiate_restore_starts_restores_of_archived_objects_only() {
         );
     }
     let hot = row_of(&report, "hot/standard");
-    assert_eq!(
-        (
-            hot.status.as_str(),
-            hot.http_status.as_str(),
-            hot.error_code.as_str()
-        ),
-        ("failed", "403", "InvalidObjectState"),
-        "{hot:?}"
-    );
+    assert_failed_row(hot, "403", "InvalidObjectState");
     assert!(
         hot.message.contains("not in an archive storage class"),
         "{}",
@@ -491,14 +453,8 @@ async fn put_object_retention_locks_each_listed_version() {
     for row in &rows[..5] {
         // moto's GetObjectRetention answers 500: HeadObject carries the lock instead.
         let head = stack
-            .s3
-            .head_object()
-            .bucket(&bucket)
-            .key(&row.key)
-            .set_version_id(row.version_id.clone())
-            .send()
-            .await
-            .unwrap();
+            .head(&bucket, &row.key, row.version_id.as_deref())
+            .await;
         assert_eq!(
             head.object_lock_mode(),
             Some(&ObjectLockMode::Governance),
@@ -525,15 +481,7 @@ async fn unlocked_object(stack: &TestStack) -> (String, String) {
 }
 
 fn assert_not_lockable(row: &batchops_cli::client::ReportRow) {
-    assert_eq!(
-        (
-            row.status.as_str(),
-            row.http_status.as_str(),
-            row.error_code.as_str()
-        ),
-        ("failed", "400", "InvalidRequest"),
-        "{row:?}"
-    );
+    assert_failed_row(row, "400", "InvalidRequest");
     assert!(row.message.contains("ObjectLockConfiguration"), "{row:?}");
 }
 
@@ -555,14 +503,8 @@ async fn put_object_legal_hold_holds_each_listed_version() {
     assert_counts(&job, &report, 5, 1);
     for row in &rows[..5] {
         let head = stack
-            .s3
-            .head_object()
-            .bucket(&bucket)
-            .key(&row.key)
-            .set_version_id(row.version_id.clone())
-            .send()
-            .await
-            .unwrap();
+            .head(&bucket, &row.key, row.version_id.as_deref())
+            .await;
         assert_eq!(
             head.object_lock_legal_hold_status(),
             Some(&ObjectLockLegalHoldStatus::On),
@@ -622,14 +564,7 @@ async fn delete_object_removes_listed_versions_or_adds_delete_markers() {
             .await;
         assert!(old.is_err(), "{key}: version {v1} is deleted");
         assert_eq!(stack.get(&bucket, key).await.unwrap(), b"two", "{key}");
-        let current = stack
-            .s3
-            .head_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
+        let current = stack.head(&bucket, key, None).await;
         assert_eq!(current.version_id(), Some(v2.as_str()));
     }
     let bad = row_of(&report, "item 0");

@@ -3,7 +3,7 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumMode, Permission, ServerSideEncryption, StorageClass, Type};
-use batchops_tests::{Row, StackOptions, TestStack, assert_counts, row_of};
+use batchops_tests::{Row, StackOptions, TestStack, assert_counts, assert_failed_row, row_of};
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -152,15 +152,7 @@ async fn copy_applies_every_destination_parameter() {
         );
     }
     let missing = row_of(&report, "docs/absent.txt");
-    assert_eq!(
-        (
-            missing.status.as_str(),
-            missing.http_status.as_str(),
-            missing.error_code.as_str()
-        ),
-        ("failed", "404", "NoSuchKey"),
-        "{missing:?}"
-    );
+    assert_failed_row(missing, "404", "NoSuchKey");
     stack.dev.stop().await;
 }
 
@@ -244,13 +236,8 @@ async fn objects_past_the_threshold_are_copied_part_by_part() {
         let data = body(i as u8, 12 * MIB);
         put_tagged(&stack, &source, key, data.clone()).await;
         let version = stack
-            .s3
-            .head_object()
-            .bucket(&source)
-            .key(*key)
-            .send()
+            .head(&source, key, None)
             .await
-            .unwrap()
             .version_id()
             .unwrap()
             .to_string();
@@ -292,14 +279,7 @@ async fn objects_past_the_threshold_are_copied_part_by_part() {
         assert!(copied == *data, "{key}: the copy differs from the source");
     }
     for key in ["big/a.bin", "big/b.bin"] {
-        let head = stack
-            .s3
-            .head_object()
-            .bucket(&target)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
+        let head = stack.head(&target, key, None).await;
         assert!(
             head.e_tag().unwrap().ends_with("-3\""),
             "{key}: a 12 MiB object in 5 MiB parts has a 3-part ETag, got {:?}",

@@ -4,7 +4,8 @@
 //! result code, retries, a function error and a malformed response.
 
 use batchops_tests::{
-    ECHO_FUNCTION, LambdaEmulator, Row, StackOptions, TestStack, assert_counts, row_of,
+    ECHO_FUNCTION, LambdaEmulator, Row, StackOptions, TestStack, assert_counts, assert_failed_row,
+    row_of,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -74,15 +75,7 @@ async fn lambda_invoke_calls_the_function_once_per_object_and_reports_its_answer
     );
     let expect = |key: &str, code: &str, message_start: &str| {
         let row = row_of(&report, key);
-        assert_eq!(
-            (
-                row.status.as_str(),
-                row.http_status.as_str(),
-                row.error_code.as_str()
-            ),
-            ("failed", "200", code),
-            "{row:?}"
-        );
+        assert_failed_row(row, "200", code);
         assert!(row.message.starts_with(message_start), "{row:?}");
     };
     expect("permanent/x", "PermanentFailure", "refused permanent/x");
