@@ -53,11 +53,11 @@ demo: setup build ## Run a real copy job end to end on the emulator and print th
 	@infra/demo.sh
 
 test: setup ## The whole suite: unit tests and integration tests against moto (and cargo lambda watch)
-	BATCHOPS_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server BATCHOPS_CARGO_LAMBDA=$(abspath $(VENV))/bin/cargo-lambda \
+	BATCHOPS_EMULATOR_PYTHON=$(abspath $(VENV))/bin/python BATCHOPS_CARGO_LAMBDA=$(abspath $(VENV))/bin/cargo-lambda \
 		$(CARGO) test --workspace --all-targets
 
 chaos: setup ## The full chaos run: 10,000 tasks under injected faults, duplicates, SIGKILL
-	BATCHOPS_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server BATCHOPS_CHAOS_TASKS=$${BATCHOPS_CHAOS_TASKS:-10000} \
+	BATCHOPS_EMULATOR_PYTHON=$(abspath $(VENV))/bin/python BATCHOPS_CHAOS_TASKS=$${BATCHOPS_CHAOS_TASKS:-10000} \
 		BATCHOPS_CHAOS_DUPLICATE_RATE=$${BATCHOPS_CHAOS_DUPLICATE_RATE:-1.0} \
 		$(CARGO) test -p batchops-cli --test chaos -- --nocapture
 
@@ -94,15 +94,21 @@ DENY := $(or $(shell command -v cargo-deny 2>/dev/null),$(TOOLS)/bin/cargo-deny)
 $(TOOLS)/bin/cargo-deny:
 	$(CARGO) install cargo-deny --locked --version $(CARGO_DENY_VERSION) --root $(TOOLS)
 
-# Advisories need the RustSec database from GitHub: checked whenever it is in reach
-# (DENY_ADVISORIES=1 insists, =0 skips); otherwise the skip is printed, never silent.
-RUSTSEC := https://github.com/rustsec/advisory-db
-deny: $(DENY) ## Licenses, bans, sources; advisories too when the RustSec database is in reach
+# Advisories: checked offline against the copy of the RustSec database in $(ADVISORY_DB)
+# (shared/ beside the clone). cargo-deny wants a git repository at the folder name it derives
+# from the default database URL, so the copy is committed there once with the snapshot's own
+# date (its SNAPSHOT file), which is what cargo-deny's staleness check reads.
+ADVISORY_DB ?= ../shared/advisory-db
+ADVISORY_DBS := $(TOOLS)/advisory-dbs
+ADVISORY_REPO := $(ADVISORY_DBS)/advisory-db-3157b0e258782691
+export BATCHOPS_ADVISORY_DBS := $(abspath $(ADVISORY_DBS))
+deny: $(DENY) ## Licenses, bans, sources, and advisories against the offline RustSec copy (workspace and fuzz/)
 	$(DENY) check licenses bans sources
-	@mode=$${DENY_ADVISORIES:-auto}; \
-	if [ "$$mode" = 1 ] || { [ "$$mode" = auto ] && timeout 20 git ls-remote $(RUSTSEC) HEAD >/dev/null 2>&1; }; then \
-		$(DENY) check advisories; \
-	else echo "deny: advisories NOT checked: $(RUSTSEC) is out of reach (DENY_ADVISORIES=1 insists)"; fi
+	@ADVISORY_DB=$(ADVISORY_DB) ADVISORY_REPO=$(ADVISORY_REPO) infra/advisory-db.sh
+	$(CARGO) fetch --locked --quiet
+	$(DENY) --offline check advisories
+	cd fuzz && $(CARGO) fetch --locked --quiet && \
+		$(abspath $(DENY)) --offline --manifest-path Cargo.toml --config ../deny.toml check advisories
 
 bench: ## Benchmarks (not part of test or CI): prints a table, writes bench/results.md
 	@VENV=$(VENV) bench/run.sh

@@ -44,9 +44,9 @@ wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sle
 
 MOTO_PORT=$(port); MOTO_S3_PORT=$(port); FS_PORT=$(port)
 MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH=$RUN/moto-recording.jsonl \
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN/moto.log" 2>&1 & PIDS+=($!)
+    "$VENV/bin/python" infra/emulator.py -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN/moto.log" 2>&1 & PIDS+=($!)
 MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH=$RUN/moto-s3-recording.jsonl \
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_S3_PORT" >"$RUN/moto-s3.log" 2>&1 & PIDS+=($!)
+    "$VENV/bin/python" infra/emulator.py -H 127.0.0.1 -p "$MOTO_S3_PORT" >"$RUN/moto-s3.log" 2>&1 & PIDS+=($!)
 "$TOOLS/bin/s3s-fs" --host 127.0.0.1 --port "$FS_PORT" --access-key "$AWS_ACCESS_KEY_ID" \
     --secret-key "$AWS_SECRET_ACCESS_KEY" "$RUN/s3fs" >"$RUN/s3s-fs.log" 2>&1 & PIDS+=($!)
 MOTO=http://127.0.0.1:$MOTO_PORT; MOTO_S3=http://127.0.0.1:$MOTO_S3_PORT; FS=http://127.0.0.1:$FS_PORT

@@ -15,7 +15,7 @@ case "${1:-}" in
   start)
     if up; then echo "emulator already running on $HOST:$PORT"; exit 0; fi
     # The machine's AWS_CA_BUNDLE is irrelevant on loopback and confuses some tools.
-    env -u AWS_CA_BUNDLE nohup "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" >"$RUN/moto-$PORT.log" 2>&1 &
+    env -u AWS_CA_BUNDLE nohup "$VENV/bin/python" "$(dirname "$0")/emulator.py" -H "$HOST" -p "$PORT" >"$RUN/moto-$PORT.log" 2>&1 &
     echo $! >"$PIDFILE"
     for _ in $(seq 1 100); do
       if up; then echo "emulator up on $HOST:$PORT (pid $(cat "$PIDFILE"))"; exit 0; fi

@@ -20,7 +20,7 @@ SOURCE=batchops-local-source
 TARGET=batchops-local-target
 # The sample events' job id and message ids (infra/events/*.json).
 SAMPLE_JOB=3b5e6f1e-6b39-4c39-9d57-2f1f6d1f6a01
-for tool in "$PY" "$CARGO_LAMBDA" "$VENV/bin/moto_server"; do
+for tool in "$PY" "$CARGO_LAMBDA" infra/emulator.py; do
   [[ -x $tool ]] || { echo "invoke-check: $tool missing; run \`make setup\`" >&2; exit 2; }
 done
 
@@ -123,7 +123,7 @@ echo "== starting moto and cargo lambda watch"
 MOTO_PORT=$(free_port)
 ENDPOINT=http://127.0.0.1:$MOTO_PORT
 # The machine's AWS_CA_BUNDLE is irrelevant on loopback and confuses some tools.
-start_group moto env -u AWS_CA_BUNDLE "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+start_group moto env -u AWS_CA_BUNDLE "$VENV/bin/python" infra/emulator.py -H 127.0.0.1 -p "$MOTO_PORT"
 wait_for "moto on port $MOTO_PORT" 60 curl -fsS -o /dev/null "$ENDPOINT/moto-api/"
 
 ENV_FILE=$WORK/functions.env

@@ -35,32 +35,38 @@ pub async fn emulator() -> &'static str {
             if let Ok(url) = std::env::var("BATCHOPS_TEST_ENDPOINT") {
                 return url;
             }
-            let moto = std::env::var("BATCHOPS_MOTO_SERVER").unwrap_or_else(|_| {
-                format!("{}/../.venv/bin/moto_server", env!("CARGO_MANIFEST_DIR"))
-            });
+            // moto behind infra/emulator.py, which isolates DynamoDB requests as DynamoDB does.
+            let python = std::env::var("BATCHOPS_EMULATOR_PYTHON")
+                .unwrap_or_else(|_| format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+            let script = format!("{}/../infra/emulator.py", env!("CARGO_MANIFEST_DIR"));
             assert!(
-                std::path::Path::new(&moto).exists(),
-                "moto_server not found at {moto}: run the tests with `make test` (it installs moto), \
-                 or set BATCHOPS_MOTO_SERVER or BATCHOPS_TEST_ENDPOINT"
+                std::path::Path::new(&python).exists(),
+                "the virtualenv's python is not at {python}: run the tests with `make test` (it \
+                 installs moto), or set BATCHOPS_EMULATOR_PYTHON or BATCHOPS_TEST_ENDPOINT"
             );
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            // A watchdog shell ends moto when this test process ends, however it ends; it is
-            // meant to outlive this process briefly, so it is never waited on.
-            let script = format!(
-                "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            // A watchdog shell ends the emulator when this test process ends, however it ends;
+            // it is meant to outlive this process briefly, so it is never waited on.
+            let watchdog = format!(
+                "\"$0\" \"$1\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
                  while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill $m",
                 pid = std::process::id()
             );
             Command::new("sh")
                 .arg("-c")
-                .arg(script)
-                .arg(&moto)
+                .arg(watchdog)
+                .arg(&python)
+                .arg(&script)
                 .env_remove("AWS_CA_BUNDLE")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("start moto_server");
+                .expect("start the emulator");
             let url = format!("http://127.0.0.1:{port}");
             let http = reqwest::Client::new();
             for _ in 0..300 {
@@ -69,7 +75,7 @@ pub async fn emulator() -> &'static str {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            panic!("moto did not start on {url}");
+            panic!("the emulator did not start on {url}");
         })
         .await
 }
