@@ -97,7 +97,8 @@ $(TOOLS)/bin/cargo-deny:
 # Advisories: checked offline against the copy of the RustSec database in $(ADVISORY_DB)
 # (shared/ beside the clone). cargo-deny wants a git repository at the folder name it derives
 # from the default database URL, so the copy is committed there once with the snapshot's own
-# date (its SNAPSHOT file), which is what cargo-deny's staleness check reads.
+# date (its SNAPSHOT file); the script prints its age and enforces deny.toml's
+# maximum-db-staleness, which cargo-deny checks only when it fetches.
 ADVISORY_DB ?= ../shared/advisory-db
 ADVISORY_DBS := $(TOOLS)/advisory-dbs
 ADVISORY_REPO := $(ADVISORY_DBS)/advisory-db-3157b0e258782691

@@ -145,14 +145,15 @@ async fn chaos_copy_job_is_exactly_counted() {
     };
     proxy.set("s3", faults(0.05, 0.01, 2, 0.0));
     proxy.set("dynamodb", faults(0.03, 0.005, 0, 0.0));
-    // Half of the SendMessage(Batch) calls are delivered twice (`make chaos`: every one), so
-    // those chunk messages arrive twice at once and race to be counted. The harness serves
+    // Every SendMessage(Batch) call is delivered twice (a rate below 1 could, with a job of
+    // two chunk batches, duplicate none), so each chunk message arrives twice at once and the
+    // two deliveries race to be counted. The harness serves
     // moto through infra/emulator.py, which isolates DynamoDB requests as DynamoDB does
     // (plain moto's cancelled transactions erase concurrent writes: tests/tests/emulator.rs).
     let duplicate_rate: f64 = std::env::var("BATCHOPS_CHAOS_DUPLICATE_RATE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.5);
+        .unwrap_or(1.0);
     proxy.set("sqs", faults(0.03, 0.005, 0, duplicate_rate));
 
     let stack = unique("chaos");

@@ -14,11 +14,11 @@ pub enum Error {
     #[error("job {0} not found")]
     JobNotFound(String),
 
-    #[error("job {job_id}: status is {actual}, expected one of {expected}")]
+    #[error("job {job_id}: status is {actual}, expected one of {expected:?}")]
     StatusConflict {
         job_id: String,
-        actual: String,
-        expected: String,
+        actual: crate::job::JobStatus,
+        expected: Vec<crate::job::JobStatus>,
     },
 
     #[error("manifest: {0}")]

@@ -44,7 +44,7 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
         }
     };
     if job.status == JobStatus::Active {
-        let change = StatusChange::default().set("report_date", crate::time::now_iso());
+        let change = StatusChange::default();
         job = match deps
             .store
             .transition(job_id, &[JobStatus::Active], JobStatus::Completing, change)
@@ -63,23 +63,63 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
         Some(d) => d.clone(),
         None => deps.store.fix_report_date(job_id).await?,
     };
-    let manifest = write_report(deps, &job, &report_date).await?;
-    let change = StatusChange::default().set("termination_date", crate::time::now_iso());
+    let (to, manifest, change) = match write_report(deps, &job, &report_date).await {
+        Ok(manifest) => (to, manifest, StatusChange::default()),
+        Err(ReportError::Retry(e)) => return Err(e),
+        Err(ReportError::Permanent { code, reason }) => {
+            // The report can never be written: the job ends now, saying why. A cancelled job
+            // stays cancelled (what the user asked for); any other ends `Failed`.
+            tracing::warn!(code, %reason, "the completion report cannot be written");
+            let to = if to == JobStatus::Cancelled {
+                JobStatus::Cancelled
+            } else {
+                JobStatus::Failed
+            };
+            let change = StatusChange::default()
+                .failures_before(&job.failure_reasons)
+                .failure(code, reason);
+            (to, None, change)
+        }
+    };
     match deps.store.transition(job_id, &[from], to, change).await {
         Ok(_) => {
             info!(status = %to, succeeded = job.succeeded, failed = job.failed, "job ended");
             Ok(Finalized::Ended(to, manifest))
         }
-        Err(Error::StatusConflict { actual, .. }) => {
-            let actual = JobStatus::parse(&actual).unwrap_or(to);
-            Ok(Finalized::AlreadyEnded(actual))
-        }
+        Err(Error::StatusConflict { actual, .. }) => Ok(Finalized::AlreadyEnded(actual)),
         Err(e) => Err(e),
     }
 }
 
+/// Why a report could not be written.
+enum ReportError {
+    /// Retrying can help (throttling, 5xx, the store): the finalize message is retried.
+    Retry(Error),
+    /// It never will: the job ends with this `FailureReasons` entry.
+    Permanent { code: &'static str, reason: String },
+}
+
+impl From<Error> for ReportError {
+    /// A write to the report bucket refused for good (no such bucket, access denied, a key S3
+    /// will not take) is permanent; anything retryable is retried.
+    fn from(e: Error) -> Self {
+        if e.is_retryable() {
+            ReportError::Retry(e)
+        } else {
+            ReportError::Permanent {
+                code: "ReportWriteFailed",
+                reason: format!("the completion report could not be written: {e}"),
+            }
+        }
+    }
+}
+
 /// Writes the completion report, if the job asked for one and at least one task ran.
-async fn write_report(deps: &Deps, job: &Job, report_date: &str) -> Result<Option<ReportManifest>> {
+async fn write_report(
+    deps: &Deps,
+    job: &Job,
+    report_date: &str,
+) -> Result<Option<ReportManifest>, ReportError> {
     let report = &job.request.report;
     if !report.enabled || job.succeeded + job.failed == 0 {
         return Ok(None);
@@ -100,10 +140,28 @@ async fn write_report(deps: &Deps, job: &Job, report_date: &str) -> Result<Optio
     );
     let mut cursor = None;
     loop {
-        let (records, next) = deps.store.chunk_page(&job.job_id, cursor).await?;
+        let (records, next) = deps
+            .store
+            .chunk_page(&job.job_id, cursor)
+            .await
+            .map_err(ReportError::Retry)?;
         for record in records {
             if let Some(key) = &record.result_key {
-                let data = deps.objects.get_bytes(&deps.config.bucket, key).await?;
+                let data = match deps.objects.get_bytes(&deps.config.bucket, key).await {
+                    Ok(data) => data,
+                    Err(e) if e.is_retryable() => return Err(ReportError::Retry(e)),
+                    // A counted chunk's rows are gone: the report cannot be complete.
+                    Err(e) => {
+                        return Err(ReportError::Permanent {
+                            code: "ReportResultsMissing",
+                            reason: format!(
+                                "the result rows of chunk {} are missing, so the report cannot be \
+                                 written: {e}",
+                                record.chunk
+                            ),
+                        });
+                    }
+                };
                 writer.add_chunk_rows(&data).await?;
             }
         }
@@ -129,6 +187,8 @@ pub struct SweepSummary {
     pub replanned: u64,
     /// Dead-lettered chunks accounted as failed tasks.
     pub dead_chunks: u64,
+    /// Repairs that failed (logged); the sweep went on with the other jobs.
+    pub errors: u64,
 }
 
 /// The scheduled sweep. It repairs what lost messages and dead processes leave behind:
@@ -137,47 +197,23 @@ pub struct SweepSummary {
 /// jobs stuck in `Preparing` past `preparing_timeout`, and accounts dead-lettered chunks.
 #[instrument(skip(deps))]
 pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
-    let mut summary = SweepSummary {
-        dead_chunks: drain_dead_letters(deps).await?,
-        ..Default::default()
-    };
-    let now = time::OffsetDateTime::now_utc();
-    let age = |t: &str| {
-        crate::time::parse(t)
-            .map(|t| now - t)
-            .unwrap_or(time::Duration::ZERO)
-    };
-    let timeout =
-        time::Duration::try_from(deps.config.preparing_timeout).unwrap_or(time::Duration::MAX);
+    let mut summary = SweepSummary::default();
+    // Each repair stands alone: an error is logged and counted, and the sweep goes on, so one
+    // wedged job never blocks the repair of the others.
+    match drain_dead_letters(deps).await {
+        Ok(n) => summary.dead_chunks = n,
+        Err(e) => {
+            tracing::error!(error = %e, "sweep: draining the dead-letter queues failed");
+            summary.errors += 1;
+        }
+    }
     let mut cursor = None;
     loop {
         let (jobs, next) = deps.store.list_page(None, 100, cursor).await?;
         for job in jobs {
-            let ending = matches!(
-                job.status,
-                JobStatus::Active
-                    | JobStatus::Completing
-                    | JobStatus::Failing
-                    | JobStatus::Cancelling
-            );
-            if ending && job.reconciled() {
-                if matches!(finalize_job(deps, &job.job_id).await?, Finalized::Ended(..)) {
-                    summary.finalized += 1;
-                }
-            } else if job.status == JobStatus::Preparing && age(&job.status_time) > timeout {
-                let reason = format!(
-                    "the job was still Preparing after {} s: its planner stopped (see the planner's logs and DLQ)",
-                    deps.config.preparing_timeout.as_secs()
-                );
-                crate::planner::fail_job(deps, &job.job_id, "PreparingTimeout", &reason).await?;
-                summary.failed_stuck += 1;
-            } else if job.status == JobStatus::New && age(&job.status_time) > timeout / 10 {
-                deps.queues
-                    .send_plan(&crate::chunk::PlanMessage {
-                        job_id: job.job_id.clone(),
-                    })
-                    .await?;
-                summary.replanned += 1;
+            if let Err(e) = sweep_job(deps, &job, &mut summary).await {
+                tracing::error!(job_id = %job.job_id, status = %job.status, error = %e, "sweep: repair failed; going on");
+                summary.errors += 1;
             }
         }
         match next {
@@ -189,6 +225,74 @@ pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
         info!(?summary, "sweep repaired jobs");
     }
     Ok(summary)
+}
+
+/// The sweep's look at one job.
+async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let age = |t: &str| {
+        crate::time::parse(t)
+            .map(|t| now - t)
+            .unwrap_or(time::Duration::ZERO)
+    };
+    let timeout =
+        time::Duration::try_from(deps.config.preparing_timeout).unwrap_or(time::Duration::MAX);
+    let ending = matches!(
+        job.status,
+        JobStatus::Active | JobStatus::Completing | JobStatus::Failing | JobStatus::Cancelling
+    );
+    // A plan in progress is judged by its last checkpoint, not by when its status changed.
+    let planning = !job.planned
+        && matches!(
+            job.status,
+            JobStatus::Preparing
+                | JobStatus::Ready
+                | JobStatus::Active
+                | JobStatus::Cancelling
+                | JobStatus::Failing
+        );
+    let progress_age = if planning {
+        let saved = deps
+            .store
+            .get_checkpoint(&job.job_id)
+            .await?
+            .and_then(|(_, cp)| cp.saved_at);
+        saved
+            .as_deref()
+            .map_or(age(&job.status_time), |t| age(t).min(age(&job.status_time)))
+    } else {
+        age(&job.status_time)
+    };
+    if ending && job.reconciled() {
+        if matches!(finalize_job(deps, &job.job_id).await?, Finalized::Ended(..)) {
+            summary.finalized += 1;
+        }
+    } else if planning && job.status != JobStatus::Preparing && progress_age > timeout / 4 {
+        // Confirmed, activated, cancelled or failing, but planning made no progress for a
+        // quarter of the timeout: its plan message was lost (a confirm whose send failed, a
+        // planner that died). Planning again resumes from the checkpoint, or closes it.
+        deps.queues
+            .send_plan(&crate::chunk::PlanMessage {
+                job_id: job.job_id.clone(),
+            })
+            .await?;
+        summary.replanned += 1;
+    } else if job.status == JobStatus::Preparing && progress_age > timeout {
+        let reason = format!(
+            "the job was still Preparing after {} s: its planner stopped (see the planner's logs and DLQ)",
+            deps.config.preparing_timeout.as_secs()
+        );
+        crate::planner::fail_job(deps, &job.job_id, "PreparingTimeout", &reason).await?;
+        summary.failed_stuck += 1;
+    } else if job.status == JobStatus::New && age(&job.status_time) > timeout / 10 {
+        deps.queues
+            .send_plan(&crate::chunk::PlanMessage {
+                job_id: job.job_id.clone(),
+            })
+            .await?;
+        summary.replanned += 1;
+    }
+    Ok(())
 }
 
 /// Accounts every chunk waiting in the work queues' dead-letter queues as failed tasks, then

@@ -161,7 +161,7 @@ pub async fn update_status(
     let change = || {
         let c = StatusChange::default();
         match &reason {
-            Some(r) => c.set("status_update_reason", r.clone()),
+            Some(r) => c.reason(r.clone()),
             None => c,
         }
     };
@@ -217,6 +217,15 @@ pub async fn update_status(
                     .transition(job_id, &[from], JobStatus::Active, change())
                     .await;
                 if let Ok(j) = &out
+                    && !j.planned
+                {
+                    // Paused while planning: planning goes on from its checkpoint.
+                    deps.queues
+                        .send_plan(&PlanMessage {
+                            job_id: job_id.into(),
+                        })
+                        .await?;
+                } else if let Ok(j) = &out
                     && j.reconciled()
                 {
                     // Every chunk finished while paused: nothing else will end the job.
@@ -250,26 +259,19 @@ fn illegal(job: &Job, wanted: &str) -> ServiceError {
 /// Cancels a job. One that has queued no chunk ends at once; otherwise it goes `Cancelling`,
 /// workers drop its remaining chunks unrun, and the finalizer ends it with a report of what ran.
 async fn cancel(deps: &Deps, job: &Job, change: StatusChange) -> crate::Result<Job> {
+    // Nothing is queued for a `New` or `Suspended` job: it ends in one conditional write (a
+    // planner that starts later finds it cancelled). Any other goes `Cancelling`: a planner
+    // may be queuing chunks (a `Ready` job's too), and it closes planning on seeing that.
+    if matches!(job.status, JobStatus::New | JobStatus::Suspended) {
+        return deps
+            .store
+            .transition(&job.job_id, &[job.status], JobStatus::Cancelled, change)
+            .await;
+    }
     let cancelling = deps
         .store
         .transition(&job.job_id, &[job.status], JobStatus::Cancelling, change)
         .await?;
-    let nothing_queued = matches!(
-        job.status,
-        JobStatus::New | JobStatus::Suspended | JobStatus::Ready
-    );
-    if nothing_queued {
-        let end = StatusChange::default().set("termination_date", crate::time::now_iso());
-        return deps
-            .store
-            .transition(
-                &job.job_id,
-                &[JobStatus::Cancelling],
-                JobStatus::Cancelled,
-                end,
-            )
-            .await;
-    }
     if cancelling.reconciled() {
         deps.queues
             .send_finalize(&FinalizeMessage {

@@ -72,6 +72,9 @@ pub struct Checkpoint {
     pub chunk_size: usize,
     /// Invocations that have stopped part-way so far.
     pub continuations: u64,
+    /// When it was saved: the sweep judges a long plan's progress by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_at: Option<String>,
 }
 
 /// What one planner invocation did, for logs and tests.
@@ -120,6 +123,16 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
         // Confirmed by the user: plan for real.
         JobStatus::Ready => {}
         JobStatus::Active if !job.planned => {}
+        // Cancelled or failing while planning: close planning with what was queued.
+        JobStatus::Cancelling | JobStatus::Failing if !job.planned => {
+            return close_planning(deps, &job).await;
+        }
+        // Paused while planning: the checkpoint waits; resume queues planning again.
+        JobStatus::Pausing | JobStatus::Paused if !job.planned => {
+            info!(status = %job.status, "paused while planning; resume continues it");
+            pause_settled(deps, job_id, job.status).await?;
+            return Ok(PlanSummary::default());
+        }
         other => {
             info!(status = %other, "nothing to plan");
             return Ok(PlanSummary::default());
@@ -193,6 +206,8 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
     let mut tasks = first_row;
     let mut activated = job.status == JobStatus::Active;
     let mut stopping = false;
+    // Set when the job was paused, cancelled or failed while this invocation read.
+    let mut interrupted: Option<JobStatus> = None;
     let mut resume_at: Option<(Position, u64)> = None;
     let mut stream_error: Option<ManifestError> = None;
 
@@ -230,6 +245,22 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
             tasks = row + 1;
             max_held = max_held.max(open_tasks + round_tasks + in_flight_tasks);
             if round.len() >= CHUNKS_PER_ROUND {
+                // Once a round: has the job been paused, cancelled or failed meanwhile? Then
+                // stop at the next chunk boundary instead of queuing on.
+                if phase == Phase::Plan && interrupted.is_none() {
+                    let now = deps.store.require(job_id).await?.status;
+                    if matches!(
+                        now,
+                        JobStatus::Pausing
+                            | JobStatus::Paused
+                            | JobStatus::Cancelling
+                            | JobStatus::Failing
+                    ) {
+                        info!(status = %now, "job changed while planning; stopping");
+                        interrupted = Some(now);
+                        stopping = true;
+                    }
+                }
                 let batch = std::mem::take(&mut round);
                 round_tasks = 0;
                 let sent = send_round(
@@ -286,8 +317,9 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
     };
 
     if let Some((at, row)) = resume_at {
-        // Stopped for the time budget at a chunk boundary: checkpoint, and go on in a new
-        // invocation. The open chunk (from `at` on) was not sent; it gets number `chunks`.
+        // Stopped at a chunk boundary (the time budget, or the job changed): checkpoint, and
+        // go on in a new invocation. The open chunk (from `at` on) was not sent; it gets
+        // number `chunks`.
         let next_chunk = chunks;
         let checkpoint = Checkpoint {
             phase,
@@ -297,6 +329,7 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
             etag,
             chunk_size,
             continuations: checkpoint.as_ref().map_or(0, |c| c.continuations) + 1,
+            saved_at: Some(crate::time::now_iso()),
         };
         let planned_chunks = if phase == Phase::Plan { next_chunk } else { 0 };
         if !deps
@@ -306,6 +339,20 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
         {
             info!("another planner moved this job on; stopping");
             return Ok(summary(row, next_chunk, false));
+        }
+        match interrupted {
+            Some(JobStatus::Cancelling | JobStatus::Failing) => {
+                // Every queued chunk is sent: planning closes here.
+                let job = deps.store.require(job_id).await?;
+                close_planning(deps, &job).await?;
+                return Ok(summary(row, next_chunk, false));
+            }
+            Some(status) => {
+                // Paused: resume sends the plan message that continues from the checkpoint.
+                pause_settled(deps, job_id, status).await?;
+                return Ok(summary(row, next_chunk, false));
+            }
+            None => {}
         }
         deps.queues
             .send_plan(&PlanMessage {
@@ -370,6 +417,48 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
     Ok(summary(tasks, chunks, false))
 }
 
+/// Closes planning of a job that was cancelled or failed before it was planned: the chunks
+/// queued so far (those before the last checkpoint; the rows after it are not part of the job,
+/// as with AWS's cancel) are the job's, and it ends once they are counted.
+async fn close_planning(deps: &Deps, job: &Job) -> Result<PlanSummary> {
+    let checkpoint = deps
+        .store
+        .get_checkpoint(&job.job_id)
+        .await?
+        .map(|(_, cp)| cp)
+        .filter(|cp| cp.phase == Phase::Plan);
+    let (rows, chunks, etag) =
+        checkpoint.map_or((0, 0, String::new()), |cp| (cp.row, cp.next_chunk, cp.etag));
+    let etag = job.manifest_etag.clone().unwrap_or(etag);
+    info!(status = %job.status, rows, chunks, "closing planning of an ending job");
+    let planned = deps
+        .store
+        .finish_planning(&job.job_id, rows, chunks, &etag)
+        .await?;
+    finalize_if_reconciled(deps, &planned).await?;
+    Ok(PlanSummary {
+        tasks: rows,
+        chunks,
+        ..Default::default()
+    })
+}
+
+/// A planner that stopped for a pause: with nothing left running, `Pausing` is `Paused`.
+async fn pause_settled(deps: &Deps, job_id: &str, status: JobStatus) -> Result<()> {
+    if status == JobStatus::Pausing {
+        let _moved = deps
+            .store
+            .try_transition(
+                job_id,
+                &[JobStatus::Pausing],
+                JobStatus::Paused,
+                StatusChange::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Queues one round of chunks (the first inline, so the job is `Active` once a chunk is
 /// queued; later ones with a few rounds in flight). Counting queues nothing. Returns the
 /// tasks now in flight.
@@ -424,7 +513,12 @@ async fn abort(
     let change = StatusChange::default().failure(e.failure_code(), e.to_string());
     match deps
         .store
-        .transition(job_id, &[JobStatus::Active], JobStatus::Failing, change)
+        .transition(
+            job_id,
+            &[JobStatus::Active, JobStatus::Pausing, JobStatus::Paused],
+            JobStatus::Failing,
+            change,
+        )
         .await
     {
         Ok(_) | Err(Error::StatusConflict { .. }) => {}
@@ -434,7 +528,7 @@ async fn abort(
 }
 
 async fn activate(deps: &Deps, job: &Job) -> Result<()> {
-    let change = StatusChange::default().set("active_since", crate::time::now_iso());
+    let change = StatusChange::default();
     match deps
         .store
         .transition(
@@ -458,9 +552,7 @@ async fn activate(deps: &Deps, job: &Job) -> Result<()> {
 /// Fails a job that has not run anything, with a `FailureReasons` entry.
 pub async fn fail_job(deps: &Deps, job_id: &str, code: &str, reason: &str) -> Result<()> {
     warn!(job_id, code, reason, "failing job");
-    let change = StatusChange::default()
-        .failure(code, reason)
-        .set("termination_date", crate::time::now_iso());
+    let change = StatusChange::default().failure(code, reason);
     match deps
         .store
         .transition(

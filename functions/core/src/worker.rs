@@ -87,8 +87,8 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
     ) {
         return Err(Error::StatusConflict {
             job_id: job_id.into(),
-            actual: job.status.to_string(),
-            expected: "Preparing|Active".into(),
+            actual: job.status,
+            expected: vec![JobStatus::Preparing, JobStatus::Ready, JobStatus::Active],
         });
     }
 

@@ -225,24 +225,38 @@ impl Job {
     }
 }
 
-/// Extra attributes written together with a status change.
+/// What a status change records besides the status. The stamps that follow from the move
+/// itself are derived by [`JobStore::transition`]: `status_time` always; the first move to
+/// `Active` stamps `ActiveSince`; a move to a terminal status stamps `TerminationDate`; a move
+/// to `Completing` fixes `ReportCreationDate` (once: the first clock wins).
 #[derive(Clone, Debug, Default)]
 pub struct StatusChange {
-    pub set: Vec<(&'static str, AttributeValue)>,
-    pub failure: Option<FailureReason>,
+    /// The caller's `StatusUpdateReason`.
+    pub reason: Option<String>,
+    /// The job's `FailureReasons` after the change (failing and failed jobs); `None` keeps
+    /// what is stored.
+    pub failures: Option<Vec<FailureReason>>,
 }
 
 impl StatusChange {
-    pub fn set(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.set.push((name, s(value)));
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
         self
     }
 
+    /// Adds a `FailureReasons` entry.
     pub fn failure(mut self, code: &str, reason: impl Into<String>) -> Self {
-        self.failure = Some(FailureReason {
+        self.failures.get_or_insert_default().push(FailureReason {
             failure_code: code.into(),
             failure_reason: reason.into(),
         });
+        self
+    }
+
+    /// Keeps the reasons the job already has ahead of those added.
+    pub fn failures_before(mut self, existing: &[FailureReason]) -> Self {
+        let added = self.failures.take().unwrap_or_default();
+        self.failures = Some(existing.iter().cloned().chain(added).collect());
         self
     }
 }
@@ -387,9 +401,10 @@ impl JobStore {
             .ok_or_else(|| Error::JobNotFound(job_id.into()))
     }
 
-    /// Moves a job from one of `from` to `to`, atomically, with `change`'s attributes. The
-    /// caller must have checked the transition with [`JobStatus::can_become`]. When the job is
-    /// no longer in any of `from`, returns [`Error::StatusConflict`] with its actual status.
+    /// Moves a job from one of `from` to `to`, atomically, with `change` and the stamps the
+    /// move implies (see [`StatusChange`]). The caller must have checked the transition with
+    /// [`JobStatus::can_become`]. When the job is no longer in any of `from`, returns
+    /// [`Error::StatusConflict`] with its actual status.
     pub async fn transition(
         &self,
         job_id: &str,
@@ -398,6 +413,7 @@ impl JobStore {
         change: StatusChange,
     ) -> Result<Job> {
         debug_assert!(from.iter().all(|f| f.can_become(to)), "{from:?} -> {to}");
+        let now = crate::time::now_iso();
         let mut values: Item = HashMap::new();
         let mut names: HashMap<String, String> =
             HashMap::from([("#status".into(), "status".into())]);
@@ -410,21 +426,29 @@ impl JobStore {
             })
             .collect();
         values.insert(":to".into(), s(to.as_str()));
-        values.insert(":status_time".into(), s(crate::time::now_iso()));
+        values.insert(":now".into(), s(&now));
         let mut sets = vec![
             "#status = :to".to_string(),
-            "status_time = :status_time".to_string(),
+            "status_time = :now".to_string(),
         ];
-        for (i, (name, value)) in change.set.into_iter().enumerate() {
-            names.insert(format!("#a{i}"), name.into());
-            values.insert(format!(":a{i}"), value);
-            sets.push(format!("#a{i} = :a{i}"));
+        if to == JobStatus::Active {
+            sets.push("active_since = if_not_exists(active_since, :now)".into());
         }
-        if let Some(reason) = change.failure {
+        if to == JobStatus::Completing {
+            sets.push("report_date = if_not_exists(report_date, :now)".into());
+        }
+        if to.is_terminal() {
+            sets.push("termination_date = if_not_exists(termination_date, :now)".into());
+        }
+        if let Some(reason) = change.reason {
+            values.insert(":reason".into(), s(reason));
+            sets.push("status_update_reason = :reason".into());
+        }
+        if let Some(reasons) = change.failures {
             names.insert("#fr".into(), "failure_reasons".into());
             values.insert(
                 ":fr".into(),
-                s(serde_json::to_string(&[reason]).map_err(Error::Message)?),
+                s(serde_json::to_string(&reasons).map_err(Error::Message)?),
             );
             sets.push("#fr = :fr".into());
         }
@@ -450,15 +474,30 @@ impl JobStore {
                     .ok_or_else(|| Error::JobNotFound(job_id.into()))?;
                 Err(Error::StatusConflict {
                     job_id: job_id.into(),
-                    actual: actual.status.to_string(),
-                    expected: from
-                        .iter()
-                        .map(|f| f.as_str())
-                        .collect::<Vec<_>>()
-                        .join("|"),
+                    actual: actual.status,
+                    expected: from.to_vec(),
                 })
             }
             Err(e) => Err(Error::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// [`JobStore::transition`] for a stage that tolerates losing a race: `Ok(Ok(job))` when
+    /// the job moved, `Ok(Err(actual))` when another actor had moved it first (logged).
+    pub async fn try_transition(
+        &self,
+        job_id: &str,
+        from: &[JobStatus],
+        to: JobStatus,
+        change: StatusChange,
+    ) -> Result<std::result::Result<Job, JobStatus>> {
+        match self.transition(job_id, from, to, change).await {
+            Ok(job) => Ok(Ok(job)),
+            Err(Error::StatusConflict { actual, .. }) => {
+                tracing::info!(job_id, %actual, %to, "job had moved on; transition skipped");
+                Ok(Err(actual))
+            }
+            Err(e) => Err(e),
         }
     }
 

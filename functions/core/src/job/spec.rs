@@ -411,6 +411,19 @@ impl CreateJobRequest {
         {
             return Err(invalid("Report.Format", "must be Report_CSV_20180820"));
         }
+        if let Some(p) = &self.report.prefix {
+            // Report keys are `<prefix>/job-<id>/results/<digest>.csv`: a prefix of at most
+            // 512 bytes keeps them under S3's 1,024-byte key limit.
+            if p.is_empty() || p.len() > 512 {
+                return Err(invalid("Report.Prefix", "must be 1 to 512 bytes long"));
+            }
+            if p.chars().any(char::is_control) {
+                return Err(invalid(
+                    "Report.Prefix",
+                    "must not contain control characters",
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -86,13 +86,20 @@ impl JobStatus {
             (Suspended, Ready) => true,
             (Ready, Active) => true,
             (Active, Pausing | Completing | Failing) => true,
-            (Pausing, Paused | Active) => true,
-            (Paused, Active) => true,
-            (Completing, Complete) => true,
+            // A paused job whose manifest cannot be read any more fails.
+            (Pausing, Paused | Active | Failing) => true,
+            (Paused, Active | Failing) => true,
+            // A report that can never be written fails the job.
+            (Completing, Complete | Failed) => true,
             (Failing, Failed) => true,
             (Cancelling, Cancelled) => true,
-            // Cancel from any status that is not already ending.
-            (from, Cancelling) => !from.is_terminal() && !matches!(from, Cancelling | Completing),
+            // Nothing was queued yet: cancelled in one write.
+            (New | Suspended, Cancelled) => true,
+            // Cancel from any status that is not already ending (AWS refuses to cancel a
+            // failing job).
+            (from, Cancelling) => {
+                !from.is_terminal() && !matches!(from, Cancelling | Completing | Failing)
+            }
             // A job fails outright when its manifest cannot be read or is invalid.
             (New | Preparing | Suspended | Ready, Failed) => true,
             _ => false,
@@ -159,10 +166,24 @@ mod tests {
 
     #[test]
     fn cancel_from_any_running_status() {
-        for from in [
-            New, Preparing, Suspended, Ready, Active, Pausing, Paused, Failing,
-        ] {
+        for from in [New, Preparing, Suspended, Ready, Active, Pausing, Paused] {
             assert!(from.can_become(Cancelling), "{from}");
         }
+    }
+
+    #[test]
+    fn a_failing_job_cannot_be_cancelled() {
+        assert!(!Failing.can_become(Cancelling));
+        assert!(!Failing.can_become(Cancelled));
+    }
+
+    #[test]
+    fn a_paused_job_whose_manifest_breaks_can_fail() {
+        assert!(Pausing.can_become(Failing) && Paused.can_become(Failing));
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_written_fails_a_completing_job() {
+        assert!(Completing.can_become(Failed));
     }
 }

@@ -1,0 +1,351 @@
+//! Every job ends: paths on which a job used to be stranded in a non-terminal status, each
+//! with the behaviour that now ends it (or leaves it waiting for the user in `Suspended` or
+//! `Paused`, from which confirm, resume or cancel lead to a terminal status).
+
+use batchops_cli::dev::DevOptions;
+use batchops_core::job::JobStatus;
+use batchops_tests::{StackOptions, TestStack, copy_job, unique};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Polls until `pred` holds for the job (at most `secs`).
+async fn until(stack: &TestStack, job_id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..secs * 10 {
+        let job = stack.api.describe(job_id).await.unwrap();
+        if pred(&job) {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "condition not met for job {job_id}: {}",
+        stack.api.describe(job_id).await.unwrap()
+    );
+}
+
+fn failure_codes(job: &Value) -> Vec<String> {
+    job["FailureReasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["FailureCode"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A stack whose finalize messages are never read and that runs no sweep: jobs stop once
+/// every chunk is counted, for the test to drive the sweep itself.
+fn no_finalizer(d: &mut DevOptions) {
+    d.finalizer = false;
+    d.sweep_interval = Duration::ZERO;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_report_bucket_that_does_not_exist_fails_the_job_with_report_write_failed() {
+    let stack = TestStack::start().await;
+    let keys: Vec<String> = (0..5).map(|i| format!("r/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let missing = unique("no-such-bucket");
+    let body = copy_job(
+        &seeded.source,
+        "m.csv",
+        Some(&seeded.etag),
+        &seeded.target,
+        &missing,
+        "AllTasks",
+    );
+    let job_id = stack.api.create(&body).await.unwrap();
+    let job = until(&stack, &job_id, 60, |j| {
+        JobStatus::parse(j["Status"].as_str().unwrap_or_default()).is_some_and(|s| s.is_terminal())
+    })
+    .await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(failure_codes(&job), ["ReportWriteFailed"], "{job}");
+    // The tasks ran and stay counted.
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_report_prefix_too_long_for_s3_keys_is_refused_naming_the_field() {
+    let stack = TestStack::start().await;
+    let seeded = stack.seed(&["p/0".to_string()], &[]).await;
+    let mut body = copy_job(
+        &seeded.source,
+        "m.csv",
+        Some(&seeded.etag),
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    for prefix in ["x".repeat(513), "bad\nprefix".to_string(), String::new()] {
+        body["Report"]["Prefix"] = prefix.clone().into();
+        let (status, answer) = stack.post_jobs_raw(body.to_string()).await;
+        assert_eq!(status, 400, "prefix {prefix:?}: {answer}");
+        assert!(
+            answer.to_string().contains("Report.Prefix"),
+            "names the field: {answer}"
+        );
+    }
+    body["Report"]["Prefix"] = "x".repeat(512).into();
+    let (status, answer) = stack.post_jobs_raw(body.to_string()).await;
+    assert_eq!(status, 200, "a 512-byte prefix is fine: {answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_broken_job_does_not_stop_the_sweep_repairing_the_others() {
+    let stack = TestStack::start_with_dev(StackOptions::default(), no_finalizer).await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..4).map(|i| format!("s/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let body = copy_job(
+        &seeded.source,
+        "m.csv",
+        Some(&seeded.etag),
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    // The older job is healthy; the newer one (which the sweep reaches first: newest first)
+    // has lost its result rows.
+    let healthy = stack.api.create(&body).await.unwrap();
+    until(&stack, &healthy, 60, |j| {
+        j["ProgressSummary"]["NumberOfTasksSucceeded"] == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let broken = stack.api.create(&body).await.unwrap();
+    until(&stack, &broken, 60, |j| {
+        j["ProgressSummary"]["NumberOfTasksSucceeded"] == 4
+    })
+    .await;
+    for job_id in [&healthy, &broken] {
+        let job = deps.store.require(job_id).await.unwrap();
+        assert!(
+            job.reconciled() && job.status == JobStatus::Active,
+            "{job:?}"
+        );
+    }
+    let listed = stack
+        .s3
+        .list_objects_v2()
+        .bucket(&deps.config.bucket)
+        .prefix(format!("results/{broken}/"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!listed.contents().is_empty());
+    for object in listed.contents() {
+        stack
+            .s3
+            .delete_object()
+            .bucket(&deps.config.bucket)
+            .key(object.key().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let summary = batchops_core::finalizer::sweep(&deps)
+        .await
+        .expect("the sweep goes on past a broken job");
+    assert_eq!(summary.finalized, 2, "{summary:?}");
+    let healthy = stack.api.describe(&healthy).await.unwrap();
+    assert_eq!(healthy["Status"], "Complete", "{healthy}");
+    let broken = stack.api.describe(&broken).await.unwrap();
+    assert_eq!(broken["Status"], "Failed", "{broken}");
+    assert_eq!(failure_codes(&broken), ["ReportResultsMissing"], "{broken}");
+}
+
+/// Five tasks a chunk and a zero planner budget: every invocation queues one chunk, checkpoints
+/// and continues in the next, so a manifest of a few hundred rows spans a hundred invocations.
+fn one_chunk_per_invocation(c: &mut batchops_core::Config) {
+    c.chunk_size = 5;
+    c.planner_budget = Duration::ZERO;
+    c.status_check_interval = Duration::from_millis(100);
+}
+
+async fn set_status(stack: &TestStack, job_id: &str, status: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/jobs/{job_id}/status", stack.base_url))
+        .json(&serde_json::json!({"RequestedJobStatus": status}))
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// The report's rows: each manifest key at most once, and as many as the tasks that ran.
+async fn assert_report_of_what_ran(stack: &TestStack, target: &str, job_id: &str, job: &Value) {
+    let ran = job["ProgressSummary"]["NumberOfTasksSucceeded"]
+        .as_u64()
+        .unwrap()
+        + job["ProgressSummary"]["NumberOfTasksFailed"]
+            .as_u64()
+            .unwrap();
+    if ran == 0 {
+        return;
+    }
+    let report = stack.report(target, "reports", job_id).await;
+    let mut keys: Vec<&str> = report.rows.iter().map(|r| r.key.as_str()).collect();
+    keys.sort_unstable();
+    let before = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), before, "no row twice in the report");
+    assert_eq!(before as u64, ran, "one row for each task that ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_during_a_plan_of_many_invocations_ends_cancelled() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: one_chunk_per_invocation,
+    })
+    .await;
+    let keys: Vec<String> = (0..600).map(|i| format!("c/{i:04}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let body = copy_job(
+        &seeded.source,
+        "m.csv",
+        Some(&seeded.etag),
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    let job_id = stack.api.create(&body).await.unwrap();
+    until(&stack, &job_id, 60, |j| j["Status"] == "Active").await;
+    let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
+    assert_eq!(code, 200, "{answer}");
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Cancelled", "{job}");
+    let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert!(stored.planned, "planning was closed");
+    assert!(
+        stored.total_tasks < 600,
+        "the cancel stopped planning early"
+    );
+    assert_eq!(
+        stored.succeeded + stored.failed + stored.not_run,
+        stored.total_tasks,
+        "every planned task is accounted: {stored:?}"
+    );
+    assert_report_of_what_ran(&stack, &seeded.target, &job_id, &job).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pause_and_resume_during_a_plan_of_many_invocations_completes_every_row() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: one_chunk_per_invocation,
+    })
+    .await;
+    let keys: Vec<String> = (0..400).map(|i| format!("p/{i:04}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let body = copy_job(
+        &seeded.source,
+        "m.csv",
+        Some(&seeded.etag),
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    let job_id = stack.api.create(&body).await.unwrap();
+    until(&stack, &job_id, 60, |j| j["Status"] == "Active").await;
+    let (code, answer) = set_status(&stack, &job_id, "Paused").await;
+    assert_eq!(code, 200, "{answer}");
+    until(&stack, &job_id, 60, |j| j["Status"] == "Paused").await;
+    let paused = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert!(
+        !paused.planned,
+        "paused part-way through planning: {paused:?}"
+    );
+    let (code, answer) = set_status(&stack, &job_id, "Active").await;
+    assert_eq!(code, 200, "{answer}");
+    let job = stack.wait(&job_id, Duration::from_secs(180)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 400, "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 400,
+        "{job}"
+    );
+    assert_report_of_what_ran(&stack, &seeded.target, &job_id, &job).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_confirmed_job_whose_plan_message_was_lost_is_planned_by_the_sweep() {
+    let stack = TestStack::start_with_dev(
+        StackOptions {
+            workers: 2,
+            tune: |c| c.preparing_timeout = Duration::from_secs(4),
+        },
+        |d| d.sweep_interval = Duration::ZERO,
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..12).map(|i| format!("l/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let mut body = copy_job(
+        &seeded.source,
+        "m.csv",
+        Some(&seeded.etag),
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    body["ConfirmationRequired"] = true.into();
+    let job_id = stack.api.create(&body).await.unwrap();
+    until(&stack, &job_id, 60, |j| j["Status"] == "Suspended").await;
+    // The confirm's status write lands; its plan message is lost.
+    deps.store
+        .transition(
+            &job_id,
+            &[JobStatus::Suspended],
+            JobStatus::Ready,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let summary = batchops_core::finalizer::sweep(&deps).await.unwrap();
+    assert_eq!(summary.replanned, 1, "{summary:?}");
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_job_cannot_be_cancelled() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 0,
+        tune: |_| {},
+    })
+    .await;
+    let deps = stack.dev.deps.clone();
+    let seeded = stack.seed(&["f/0".to_string()], &[]).await;
+    let body = copy_job(
+        &seeded.source,
+        "m.csv",
+        Some(&seeded.etag),
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    let job_id = stack.api.create(&body).await.unwrap();
+    until(&stack, &job_id, 60, |j| j["Status"] == "Active").await;
+    deps.store
+        .transition(
+            &job_id,
+            &[JobStatus::Active],
+            JobStatus::Failing,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
+    assert_eq!(code, 409, "{answer}");
+    let job = stack.api.describe(&job_id).await.unwrap();
+    assert_eq!(job["Status"], "Failing");
+}
