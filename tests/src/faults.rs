@@ -45,6 +45,8 @@ struct Shared {
     http: reqwest::Client,
     faults: Mutex<BTreeMap<String, Faults>>,
     counts: Mutex<BTreeMap<String, Arc<Counts>>>,
+    /// Targeted failures: (HTTP method, path substring, requests left to fail).
+    fail_next: Mutex<Vec<(String, String, u32)>>,
 }
 
 /// A running proxy.
@@ -67,6 +69,7 @@ impl FaultProxy {
                 .unwrap(),
             faults: Mutex::new(BTreeMap::new()),
             counts: Mutex::new(BTreeMap::new()),
+            fail_next: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         tokio::spawn(async move {
@@ -98,6 +101,17 @@ impl FaultProxy {
             .lock()
             .unwrap()
             .insert(service.into(), faults);
+    }
+
+    /// Answers the next `n` requests of `method` whose path or `X-Amz-Target` contains `path`
+    /// with the service's injected error (S3 `503 SlowDown`, DynamoDB throttling), whatever
+    /// the rates say.
+    pub fn fail_next(&self, method: &str, path: &str, n: u32) {
+        self.shared
+            .fail_next
+            .lock()
+            .unwrap()
+            .push((method.into(), path.into(), n));
     }
 
     /// (service, requests, errors, drops, duplicated sends) so far.
@@ -181,6 +195,28 @@ async fn handle(
     counts.requests.fetch_add(1, Ordering::Relaxed);
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
+    }
+    let targeted = {
+        let mut rules = s.fail_next.lock().unwrap();
+        let path = req.uri().path();
+        let target = req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        rules
+            .iter_mut()
+            .find(|(m, p, n)| {
+                *n > 0
+                    && req.method().as_str() == m
+                    && (path.contains(p.as_str()) || target.contains(p.as_str()))
+            })
+            .map(|rule| rule.2 -= 1)
+            .is_some()
+    };
+    if targeted {
+        counts.errors.fetch_add(1, Ordering::Relaxed);
+        return Ok(injected(&service));
     }
     let roll: f64 = rand::rng().random();
     if roll < faults.drop_rate {

@@ -349,3 +349,254 @@ async fn a_failing_job_cannot_be_cancelled() {
     let job = stack.api.describe(&job_id).await.unwrap();
     assert_eq!(job["Status"], "Failing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manifest_replaced_while_suspended_is_refused_not_run() {
+    let stack = TestStack::start().await;
+    let keys: Vec<String> = (0..6).map(|i| format!("k/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    // No ETag in the request: the one the count read is the one confirmed.
+    let mut body = copy_job(
+        &seeded.source,
+        "m.csv",
+        None,
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    body["ConfirmationRequired"] = true.into();
+    let job_id = stack.api.create(&body).await.unwrap();
+    let counted = until(&stack, &job_id, 60, |j| j["Status"] == "Suspended").await;
+    assert_eq!(counted["ProgressSummary"]["TotalNumberOfTasks"], 6);
+    // Replaced by a longer list while the user looks at the count.
+    let more: Vec<(String, String)> = (0..9)
+        .map(|i| (seeded.source.clone(), format!("k/{}", i % 6)))
+        .collect();
+    stack.put_manifest(&seeded.source, "m.csv", &more).await;
+    let (code, answer) = set_status(&stack, &job_id, "Ready").await;
+    assert_eq!(code, 200, "{answer}");
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(failure_codes(&job), ["ManifestETagMismatch"], "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_count_that_keeps_checkpointing_is_not_timed_out_by_the_sweep() {
+    // The sweep runs every 2 s and times out `Preparing` after 3 s; the count spans hundreds
+    // of invocations and takes longer than that, checkpointing after each.
+    let stack = TestStack::start_with(StackOptions {
+        workers: 1,
+        tune: |c| {
+            one_chunk_per_invocation(c);
+            c.preparing_timeout = Duration::from_secs(3);
+        },
+    })
+    .await;
+    let keys: Vec<String> = (0..1500).map(|i| format!("n/{i:05}")).collect();
+    let seeded = stack.seed(&keys[..1], &[]).await;
+    let rows: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (seeded.source.clone(), k.clone()))
+        .collect();
+    let etag = stack.put_manifest(&seeded.source, "big.csv", &rows).await;
+    let mut body = copy_job(
+        &seeded.source,
+        "big.csv",
+        Some(&etag),
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    body["ConfirmationRequired"] = true.into();
+    let started = std::time::Instant::now();
+    let job_id = stack.api.create(&body).await.unwrap();
+    let job = until(&stack, &job_id, 180, |j| {
+        j["Status"] != "New" && j["Status"] != "Preparing"
+    })
+    .await;
+    assert!(
+        started.elapsed() > Duration::from_secs(5),
+        "the count outlasted the timeout (else this test proves nothing)"
+    );
+    assert_eq!(job["Status"], "Suspended", "{job}");
+    assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 1500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manifest_read_that_fails_for_now_is_retried_not_failed() {
+    let moto = batchops_tests::emulator().await;
+    let proxy = batchops_tests::faults::FaultProxy::start(moto).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .endpoint_url(proxy.url())
+        .load()
+        .await;
+    let stack = TestStack::start_with_sdk(sdk, StackOptions::default()).await;
+    let keys: Vec<String> = (0..8).map(|i| format!("t/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    // More 503 SlowDowns than the SDK's own retries absorb: the first plan attempt fails.
+    proxy.fail_next("GET", "/m.csv", 6);
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 8);
+    let s3 = proxy
+        .counts()
+        .into_iter()
+        .find(|(s, _)| s == "s3")
+        .map(|(_, c)| c[1]);
+    assert_eq!(s3, Some(6), "all six injected errors were met");
+}
+
+/// The chunk messages waiting on the work queue (`n` of them), received as Lambda would be
+/// handed them on their `receive_count`th delivery.
+async fn take_chunks(
+    stack: &TestStack,
+    n: usize,
+    receive_count: u32,
+) -> aws_lambda_events::event::sqs::SqsEvent {
+    let deps = &stack.dev.deps;
+    let mut messages = Vec::new();
+    for _ in 0..100 {
+        let out = stack
+            .sqs
+            .receive_message()
+            .queue_url(&deps.config.work_queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        messages.extend(out.messages.unwrap_or_default());
+        if messages.len() >= n {
+            break;
+        }
+    }
+    assert_eq!(messages.len(), n);
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut r = aws_lambda_events::event::sqs::SqsMessage::default();
+            r.message_id = m.message_id.clone();
+            r.receipt_handle = m.receipt_handle.clone();
+            r.body = m.body.clone();
+            r.attributes = std::collections::HashMap::from([(
+                "ApproximateReceiveCount".to_string(),
+                receive_count.to_string(),
+            )]);
+            r
+        })
+        .collect();
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_whose_count_fails_on_its_last_delivery_keeps_its_tasks_outcomes() {
+    let moto = batchops_tests::emulator().await;
+    let proxy = batchops_tests::faults::FaultProxy::start(moto).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .endpoint_url(proxy.url())
+        .load()
+        .await;
+    let stack = TestStack::start_with_sdk(
+        sdk,
+        StackOptions {
+            workers: 0,
+            tune: |_| {},
+        },
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..4).map(|i| format!("o/{i}")).collect();
+    let seeded = stack.seed(&keys[1..], &keys[..1]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let event = take_chunks(&stack, 1, deps.config.max_receives).await;
+    until(&stack, &job_id, 30, |j| j["Status"] == "Active").await;
+    // Every try of the SDK at the chunk's commit is throttled; the tasks have run by then.
+    proxy.fail_next("POST", "TransactWriteItems", 5);
+    let response = batchops_worker::handle(&deps, event).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "accounted, not dead-lettered"
+    );
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 3, "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 1, "{job}");
+    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    let missing = batchops_tests::row_of(&report, "o/0");
+    assert_eq!(
+        missing.error_code, "NoSuchKey",
+        "the real outcome: {missing:?}"
+    );
+    assert_eq!(batchops_tests::row_of(&report, "o/1").status, "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_lettered_chunk_of_a_cancelled_job_is_not_run_rather_than_failed() {
+    let stack = TestStack::start_with_dev(
+        StackOptions {
+            workers: 0,
+            tune: |_| {},
+        },
+        |d| d.sweep_interval = Duration::ZERO,
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..5).map(|i| format!("d/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let event = take_chunks(&stack, 1, 1).await;
+    until(&stack, &job_id, 30, |j| j["Status"] == "Active").await;
+    let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
+    assert_eq!(code, 200, "{answer}");
+    // The chunk's message ends in the dead-letter queue.
+    let dlq = &deps.config.work_dlq_urls[0];
+    for record in &event.records {
+        stack
+            .sqs
+            .send_message()
+            .queue_url(dlq)
+            .message_body(record.body.clone().unwrap())
+            .send()
+            .await
+            .unwrap();
+        stack
+            .sqs
+            .delete_message()
+            .queue_url(&deps.config.work_queue_url)
+            .receipt_handle(record.receipt_handle.clone().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let summary = batchops_core::finalizer::sweep(&deps).await.unwrap();
+    assert_eq!(summary.dead_chunks, 1, "{summary:?}");
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Cancelled", "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 0, "{job}");
+    let stored = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(stored.not_run, 5, "{stored:?}");
+}

@@ -97,6 +97,18 @@ pub struct PlanSummary {
 /// a reason and returns `Ok`.
 #[instrument(skip(deps, deadline), fields(job_id = %job_id))]
 pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<PlanSummary> {
+    plan_attempt(deps, job_id, deadline, false).await
+}
+
+/// [`plan_job`] for one delivery of a plan message. A transient manifest error (throttling,
+/// 5xx, a reset connection) is returned, so SQS retries planning from the checkpoint, unless
+/// this is the message's `last_delivery`: then it fails the job like any unreadable manifest.
+pub async fn plan_attempt(
+    deps: &Deps,
+    job_id: &str,
+    deadline: Instant,
+    last_delivery: bool,
+) -> Result<PlanSummary> {
     let job = deps.store.require(job_id).await?;
     match job.status {
         JobStatus::New => {
@@ -157,11 +169,14 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
     let seq = saved.as_ref().map(|(seq, _)| *seq);
     // A count's checkpoint does not carry over into planning for real.
     let checkpoint = saved.map(|(_, cp)| cp).filter(|cp| cp.phase == phase);
-    let resume = checkpoint.as_ref().map(|cp| Resume {
-        at: cp.at.clone(),
-        row: cp.row,
-        etag: cp.etag.clone(),
-    });
+    let resume = checkpoint
+        .as_ref()
+        .map(|cp| Resume {
+            at: cp.at.clone(),
+            row: cp.row,
+            etag: cp.etag.clone(),
+        })
+        .or_else(|| confirmed_pin(&job, phase));
     let first_chunk = checkpoint.as_ref().map_or(0, |cp| cp.next_chunk);
     let first_row = checkpoint.as_ref().map_or(0, |cp| cp.row);
     let chunk_size = checkpoint
@@ -179,6 +194,10 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
     let mut stream =
         match crate::manifest::open(&deps.objects, &deps.config, source, resume.as_ref()).await {
             Ok(s) => s,
+            Err(e) if e.is_transient() && !last_delivery => {
+                warn!(error = %e, "manifest not readable for now; planning is retried");
+                return Err(e.into());
+            }
             Err(e) => {
                 abort(deps, &job, phase, first_row, first_chunk, "", e).await?;
                 return Ok(PlanSummary::default());
@@ -368,6 +387,12 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
         return Ok(summary(row, next_chunk, true));
     }
 
+    if let Some(e) = stream_error.take_if(|e| e.is_transient() && !last_delivery) {
+        // Retried from the checkpoint: the chunks sent since are sent again, identical, and
+        // counted once.
+        warn!(error = %e, "manifest stream broke; planning is retried");
+        return Err(e.into());
+    }
     if let Some(e) = stream_error {
         // The open chunk was not sent: only the rows of queued chunks count as planned.
         let planned = tasks - open_tasks as u64;
@@ -415,6 +440,28 @@ pub async fn plan_job(deps: &Deps, job_id: &str, deadline: Instant) -> Result<Pl
     info!(tasks, chunks, "planned");
     finalize_if_reconciled(deps, &planned).await?;
     Ok(summary(tasks, chunks, false))
+}
+
+/// A confirmed job runs the manifest that was counted: planning starts at the top, pinned to
+/// the ETag recorded by the count, so a manifest replaced while `Suspended` is refused
+/// (`ManifestETagMismatch`) rather than run in place of the one confirmed.
+fn confirmed_pin(job: &Job, phase: Phase) -> Option<Resume> {
+    let counted = job.manifest_etag.as_deref().filter(|e| !e.is_empty())?;
+    let manifest = job.request.manifest.as_ref()?;
+    if phase != Phase::Plan || !job.request.confirmation_required {
+        return None;
+    }
+    let at = match manifest.spec.format {
+        crate::job::spec::ManifestFormat::BatchOperationsCsv => Position::Csv { offset: 0 },
+        crate::job::spec::ManifestFormat::InventoryReportCsv => {
+            Position::Inventory { file: 0, record: 0 }
+        }
+    };
+    Some(Resume {
+        at,
+        row: 0,
+        etag: counted.to_string(),
+    })
 }
 
 /// Closes planning of a job that was cancelled or failed before it was planned: the chunks

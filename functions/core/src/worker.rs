@@ -34,64 +34,28 @@ pub fn result_key(job_id: &str, chunk: u64) -> String {
     format!("results/{job_id}/{chunk:012}/{}.csv", uuid::Uuid::new_v4())
 }
 
-#[instrument(skip(deps, chunk), fields(job_id = %chunk.job_id, chunk = chunk.chunk, tasks = chunk.tasks.len()))]
 pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
+    process_delivery(deps, chunk, false).await
+}
+
+/// [`process_chunk`] for one delivery of a chunk message. On the `last_delivery` (the next
+/// failure would dead-letter it), a chunk whose tasks ran but whose rows or count could not be
+/// committed is accounted with the outcomes it got (see [`account_outcomes`]), not as failures.
+#[instrument(skip(deps, chunk), fields(job_id = %chunk.job_id, chunk = chunk.chunk, tasks = chunk.tasks.len()))]
+pub async fn process_delivery(
+    deps: &Deps,
+    chunk: &Chunk,
+    last_delivery: bool,
+) -> Result<ChunkResult> {
     let job_id = chunk.job_id.as_str();
     if deps.store.chunk_counted(job_id, chunk.chunk).await? {
         info!("duplicate delivery; already counted");
         return Ok(ChunkResult::Duplicate);
     }
     let job = deps.store.require(job_id).await?;
-    if job.status.drops_work() {
-        let counts = ChunkCounts {
-            not_run: chunk.tasks.len() as u64,
-            ..Default::default()
-        };
-        if deps
-            .store
-            .count_chunk(job_id, chunk.chunk, counts, None)
-            .await?
-        {
-            maybe_finalize(deps, job_id).await?;
-        }
-        info!(status = %job.status, "job is ending; chunk dropped unrun");
-        return Ok(ChunkResult::Dropped);
+    if let Some(result) = unrunnable(deps, chunk, &job).await? {
+        return Ok(result);
     }
-    if matches!(job.status, JobStatus::Pausing | JobStatus::Paused) {
-        // Not run, not lost: a delayed copy waits on the queue (SQS keeps it up to 14 days),
-        // and this delivery is acknowledged, so it never reaches the DLQ.
-        deps.queues
-            .defer_chunk(chunk, job.priority, deps.config.pause_recheck_secs)
-            .await?;
-        if job.status == JobStatus::Pausing {
-            match deps
-                .store
-                .transition(
-                    job_id,
-                    &[JobStatus::Pausing],
-                    JobStatus::Paused,
-                    Default::default(),
-                )
-                .await
-            {
-                Ok(_) | Err(Error::StatusConflict { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        info!("job is paused; chunk deferred");
-        return Ok(ChunkResult::Deferred);
-    }
-    if !matches!(
-        job.status,
-        JobStatus::Preparing | JobStatus::Ready | JobStatus::Active
-    ) {
-        return Err(Error::StatusConflict {
-            job_id: job_id.into(),
-            actual: job.status,
-            expected: vec![JobStatus::Preparing, JobStatus::Ready, JobStatus::Active],
-        });
-    }
-
     let policy = RetryPolicy {
         max_attempts: deps.config.task_max_attempts,
         base: deps.config.retry_base,
@@ -163,7 +127,16 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         failed: ran_outcomes.iter().filter(|o| !o.succeeded).count() as u64,
         not_run: (chunk.tasks.len() - ran_tasks.len()) as u64,
     };
-    if !commit_rows(deps, chunk, &ran_tasks, &ran_outcomes, counts).await? {
+    let committed = match commit_rows(deps, chunk, &ran_tasks, &ran_outcomes, counts).await {
+        Ok(committed) => committed,
+        Err(e) if last_delivery => {
+            // The tasks ran; only recording them failed. Keep what they did.
+            let cause = format!("recording the chunk failed: {e}");
+            return account_outcomes(deps, chunk, ran_tasks, ran_outcomes, &cause).await;
+        }
+        Err(e) => return Err(e),
+    };
+    if !committed {
         // Another delivery of this chunk won the race: its rows are the ones reported.
         warn!("chunk counted concurrently by another delivery; discarding this attempt");
         return Ok(ChunkResult::Duplicate);
@@ -175,6 +148,83 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
         "chunk counted"
     );
     after_count(deps, job_id).await?;
+    Ok(ChunkResult::Counted(counts))
+}
+
+/// A chunk that must not run now: its job is ending (counted as not run), paused (deferred),
+/// or not running. `None`: run it.
+async fn unrunnable(deps: &Deps, chunk: &Chunk, job: &Job) -> Result<Option<ChunkResult>> {
+    let job_id = chunk.job_id.as_str();
+    if job.status.drops_work() {
+        let counts = ChunkCounts {
+            not_run: chunk.tasks.len() as u64,
+            ..Default::default()
+        };
+        if deps
+            .store
+            .count_chunk(job_id, chunk.chunk, counts, None)
+            .await?
+        {
+            maybe_finalize(deps, job_id).await?;
+        }
+        info!(status = %job.status, "job is ending; chunk dropped unrun");
+        return Ok(Some(ChunkResult::Dropped));
+    }
+    if matches!(job.status, JobStatus::Pausing | JobStatus::Paused) {
+        // Not run, not lost: a delayed copy waits on the queue (SQS keeps it up to 14 days),
+        // and this delivery is acknowledged, so it never reaches the DLQ.
+        deps.queues
+            .defer_chunk(chunk, job.priority, deps.config.pause_recheck_secs)
+            .await?;
+        if job.status == JobStatus::Pausing {
+            let _moved = deps
+                .store
+                .try_transition(
+                    job_id,
+                    &[JobStatus::Pausing],
+                    JobStatus::Paused,
+                    Default::default(),
+                )
+                .await?;
+        }
+        info!("job is paused; chunk deferred");
+        return Ok(Some(ChunkResult::Deferred));
+    }
+    if !matches!(
+        job.status,
+        JobStatus::Preparing | JobStatus::Ready | JobStatus::Active
+    ) {
+        return Err(Error::StatusConflict {
+            job_id: job_id.into(),
+            actual: job.status,
+            expected: vec![JobStatus::Preparing, JobStatus::Ready, JobStatus::Active],
+        });
+    }
+    Ok(None)
+}
+
+/// Accounts a chunk whose tasks ran but whose recording failed on its last delivery: the
+/// tasks that ran keep their outcomes, those that did not are not run.
+async fn account_outcomes(
+    deps: &Deps,
+    chunk: &Chunk,
+    ran_tasks: Vec<Task>,
+    ran_outcomes: Vec<Outcome>,
+    cause: &str,
+) -> Result<ChunkResult> {
+    let counts = ChunkCounts {
+        succeeded: ran_outcomes.iter().filter(|o| o.succeeded).count() as u64,
+        failed: ran_outcomes.iter().filter(|o| !o.succeeded).count() as u64,
+        not_run: (chunk.tasks.len() - ran_tasks.len()) as u64,
+    };
+    if !commit_rows(deps, chunk, &ran_tasks, &ran_outcomes, counts).await? {
+        return Ok(ChunkResult::Duplicate);
+    }
+    warn!(
+        cause,
+        "chunk accounted with its tasks' outcomes on its last delivery"
+    );
+    after_count(deps, &chunk.job_id).await?;
     Ok(ChunkResult::Counted(counts))
 }
 
@@ -266,6 +316,15 @@ pub async fn account_failed_chunk(deps: &Deps, chunk: &Chunk, cause: &str) -> Re
     let job_id = chunk.job_id.as_str();
     if deps.store.chunk_counted(job_id, chunk.chunk).await? {
         return Ok(ChunkResult::Duplicate);
+    }
+    // A chunk of an ending job is not run, and one of a paused job waits: neither failed.
+    if let Some(job) = deps.store.get(job_id).await?
+        && let Some(result) = unrunnable(deps, chunk, &job).await.or_else(|e| match e {
+            Error::StatusConflict { .. } => Ok(None),
+            e => Err(e),
+        })?
+    {
+        return Ok(result);
     }
     let outcome = Outcome::failure(500, "InternalError", cause);
     let outcomes = vec![outcome; chunk.tasks.len()];

@@ -18,9 +18,12 @@ pub async fn handle(deps: &Deps, event: SqsEvent, deadline: Instant) -> SqsBatch
     let messages = event.records.into_iter().map(message).collect();
     let failed = for_each_message(messages, 1, |m| async move {
         match parse_body(&m.body)? {
-            Body::Plan(msg) => batchops_core::planner::plan_job(deps, &msg.job_id, deadline)
-                .await
-                .map(drop),
+            Body::Plan(msg) => {
+                let last_delivery = m.receive_count >= deps.config.max_receives;
+                batchops_core::planner::plan_attempt(deps, &msg.job_id, deadline, last_delivery)
+                    .await
+                    .map(drop)
+            }
             Body::Intake(objects) => {
                 for (bucket, key) in objects {
                     let outcome =

@@ -17,7 +17,8 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let messages = event.records.into_iter().map(message).collect();
     let failed = for_each_message(messages, CHUNKS_AT_ONCE, |m| async move {
         let chunk = Chunk::from_body(&m.body)?;
-        match batchops_core::worker::process_chunk(deps, &chunk).await {
+        let last_delivery = m.receive_count >= deps.config.max_receives;
+        match batchops_core::worker::process_delivery(deps, &chunk, last_delivery).await {
             Ok(_) => Ok(()),
             // The last delivery before the DLQ: account the tasks as failed with the cause
             // rather than let the chunk vanish into the dead-letter queue.

@@ -216,11 +216,7 @@ pub async fn open(
             bucket: bucket.clone(),
             key: key.clone(),
         },
-        e => ManifestError::Unreadable {
-            bucket: bucket.clone(),
-            key: key.clone(),
-            reason: e.to_string(),
-        },
+        e => ManifestError::unreadable(&bucket, &key, e),
     })?;
     let etag = object.etag.trim_matches('"').to_string();
     match resume {

@@ -144,12 +144,7 @@ pub async fn open(
                 let (listed, next) = match page {
                     Ok(p) => p,
                     Err(e) => {
-                        tx.fail(ManifestError::Unreadable {
-                            bucket: bucket.clone(),
-                            key: prefix.clone(),
-                            reason: e.to_string(),
-                        })
-                        .await;
+                        tx.fail(ManifestError::unreadable(&bucket, prefix, e)).await;
                         return;
                     }
                 };

@@ -243,11 +243,7 @@ pub async fn open(
 ) -> Result<ManifestStream, ManifestError> {
     let (bucket, key) = parse_object_arn(&manifest.location.object_arn)
         .ok_or_else(|| ManifestError::Spec("Location.ObjectArn is not an S3 object ARN".into()))?;
-    let unreadable = |b: &str, k: &str, e: crate::Error| ManifestError::Unreadable {
-        bucket: b.to_string(),
-        key: k.to_string(),
-        reason: e.to_string(),
-    };
+    let unreadable = ManifestError::unreadable;
     let got = objects
         .get_object(
             &bucket,

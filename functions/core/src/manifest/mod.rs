@@ -94,15 +94,52 @@ pub enum ManifestError {
     },
     #[error("bucket {0} is not in this stack's allowed buckets")]
     Forbidden(String),
+    /// Throttling, a 5xx or a dropped connection: planning is retried from its checkpoint,
+    /// and fails the job only on the plan message's last delivery.
+    #[error("reading the manifest s3://{bucket}/{key} failed for now: {reason}")]
+    Transient {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
 }
 
 impl ManifestError {
+    /// The manifest object (or listing) could not be read: transient when retrying can
+    /// help (throttling, 5xx, transport), else the job fails (403, 404 …).
+    pub fn unreadable(bucket: &str, key: &str, e: crate::Error) -> Self {
+        let (bucket, key, reason) = (bucket.to_string(), key.to_string(), e.to_string());
+        if e.is_retryable() {
+            ManifestError::Transient {
+                bucket,
+                key,
+                reason,
+            }
+        } else {
+            ManifestError::Unreadable {
+                bucket,
+                key,
+                reason,
+            }
+        }
+    }
+
+    /// Whether planning should be retried rather than the job failed. A stream that breaks
+    /// mid-body (a reset connection) is transient too; a corrupt file is caught by its
+    /// checksum, which is not.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ManifestError::Transient { .. } | ManifestError::Stream { .. }
+        )
+    }
+
     /// The `FailureCode` reported in the job's `FailureReasons`.
     pub fn failure_code(&self) -> &'static str {
         match self {
-            ManifestError::Unreadable { .. } | ManifestError::Stream { .. } => {
-                "ManifestReadFailure"
-            }
+            ManifestError::Unreadable { .. }
+            | ManifestError::Stream { .. }
+            | ManifestError::Transient { .. } => "ManifestReadFailure",
             ManifestError::EtagMismatch { .. } | ManifestError::Changed { .. } => {
                 "ManifestETagMismatch"
             }
