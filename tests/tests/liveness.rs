@@ -600,3 +600,38 @@ async fn a_dead_lettered_chunk_of_a_cancelled_job_is_not_run_rather_than_failed(
     let stored = deps.store.require(&job_id).await.unwrap();
     assert_eq!(stored.not_run, 5, "{stored:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failure_threshold_crossed_during_a_plan_of_many_invocations_ends_failed() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: one_chunk_per_invocation,
+    })
+    .await;
+    let source = stack.bucket("src").await;
+    let target = stack.bucket("dst").await;
+    // Every object is missing: the threshold (10 tasks, 50%) is crossed in the first chunks,
+    // while most of the manifest is still unplanned.
+    let rows: Vec<_> = (0..600)
+        .map(|i| (source.clone(), format!("absent/{i:04}")))
+        .collect();
+    let etag = stack.put_manifest(&source, "m.csv", &rows).await;
+    let mut body = copy_job(&source, "m.csv", Some(&etag), &target, &target, "AllTasks");
+    body["FailureThreshold"] = serde_json::json!({"MinTasks": 10, "Percent": 50});
+    let job_id = stack.api.create(&body).await.unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(
+        failure_codes(&job),
+        ["TaskFailureThresholdExceeded"],
+        "{job}"
+    );
+    let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert!(stored.planned && stored.total_tasks < 600, "{stored:?}");
+    assert_eq!(
+        stored.succeeded + stored.failed + stored.not_run,
+        stored.total_tasks,
+        "{stored:?}"
+    );
+    assert_report_of_what_ran(&stack, &target, &job_id, &job).await;
+}
