@@ -635,3 +635,87 @@ async fn a_failure_threshold_crossed_during_a_plan_of_many_invocations_ends_fail
     );
     assert_report_of_what_ran(&stack, &target, &job_id, &job).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chunks_it_sent() {
+    let moto = batchops_tests::emulator().await;
+    let proxy = batchops_tests::faults::FaultProxy::start(moto).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .endpoint_url(proxy.url())
+        .load()
+        .await;
+    let stack = TestStack::start_with_sdk(
+        sdk,
+        StackOptions {
+            workers: 0,
+            tune: one_chunk_per_invocation,
+        },
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..50).map(|i| format!("g/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    // The planner's first checkpoint cannot be saved (every SDK try, twice over): it has sent
+    // chunk 0 and activated the job, then its invocation fails — as if it died there.
+    proxy.fail_next("POST", "TransactWriteItems", 10);
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    until(&stack, &job_id, 60, |j| j["Status"] == "Active").await;
+    let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
+    assert_eq!(code, 200, "{answer}");
+    // Wait for the planner to close planning.
+    for _ in 0..600 {
+        if deps.store.require(&job_id).await.unwrap().planned {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Now a worker gets whatever was queued: chunk 0, perhaps more than once.
+    for _ in 0..3 {
+        let out = stack
+            .sqs
+            .receive_message()
+            .queue_url(&deps.config.work_queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+        event.records = messages
+            .iter()
+            .map(|m| {
+                let mut r = aws_lambda_events::event::sqs::SqsMessage::default();
+                r.message_id = m.message_id.clone();
+                r.body = m.body.clone();
+                r
+            })
+            .collect();
+        let response = batchops_worker::handle(&deps, event).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Cancelled", "{job}");
+    let stored = deps.store.require(&job_id).await.unwrap();
+    assert!(
+        stored.total_tasks >= 5,
+        "chunk 0 was queued, so it is part of the job: {stored:?}"
+    );
+    assert_eq!(
+        stored.succeeded + stored.failed + stored.not_run,
+        stored.total_tasks,
+        "every task of the job accounted, none beyond it: {stored:?}"
+    );
+    assert_eq!(stored.chunks_done, stored.chunks_total, "{stored:?}");
+}

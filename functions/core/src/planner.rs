@@ -135,10 +135,8 @@ pub async fn plan_attempt(
         // Confirmed by the user: plan for real.
         JobStatus::Ready => {}
         JobStatus::Active if !job.planned => {}
-        // Cancelled or failing while planning: close planning with what was queued.
-        JobStatus::Cancelling | JobStatus::Failing if !job.planned => {
-            return close_planning(deps, &job).await;
-        }
+        // Cancelled or failing while planning: close planning with what was queued (below).
+        JobStatus::Cancelling | JobStatus::Failing if !job.planned => {}
         // Paused while planning: the checkpoint waits; resume queues planning again.
         JobStatus::Pausing | JobStatus::Paused if !job.planned => {
             info!(status = %job.status, "paused while planning; resume continues it");
@@ -178,6 +176,23 @@ pub async fn plan_attempt(
         })
         .or_else(|| confirmed_pin(&job, phase));
     let first_chunk = checkpoint.as_ref().map_or(0, |cp| cp.next_chunk);
+    // An ending job's plan closes at the highest chunk that may be queued: none past the
+    // checkpoint, or those an earlier invocation sent after it (cut again from the checkpoint
+    // and sent again, identical, so that every chunk below the close is counted).
+    let close_at = if matches!(job.status, JobStatus::Cancelling | JobStatus::Failing) {
+        let sent = deps.store.sent_through(job_id).await?;
+        if sent <= first_chunk {
+            return close_planning(deps, &job).await;
+        }
+        info!(
+            from = first_chunk,
+            to = sent,
+            "closing planning: queuing the in-doubt chunks again"
+        );
+        Some(sent)
+    } else {
+        None
+    };
     let first_row = checkpoint.as_ref().map_or(0, |cp| cp.row);
     let chunk_size = checkpoint
         .as_ref()
@@ -229,6 +244,7 @@ pub async fn plan_attempt(
     let mut interrupted: Option<JobStatus> = None;
     let mut resume_at: Option<(Position, u64)> = None;
     let mut stream_error: Option<ManifestError> = None;
+    let mut closing_reached = false;
 
     'read: loop {
         let batch = match stream.next_batch().await {
@@ -254,7 +270,15 @@ pub async fn plan_attempt(
                 {
                     deps.store.put_output_file(job_id, &file).await?;
                 }
+                let closed = close_at == Some(chunker.next_chunk());
                 round.push(full);
+                if closed {
+                    // The plan of an ending job closes here: the rows from this one on are
+                    // not part of the job.
+                    tasks = row;
+                    closing_reached = true;
+                    break 'read;
+                }
                 if stopping {
                     // This row opens the next chunk: it is where the next invocation starts.
                     resume_at = Some((item.at, row));
@@ -266,7 +290,7 @@ pub async fn plan_attempt(
             if round.len() >= CHUNKS_PER_ROUND {
                 // Once a round: has the job been paused, cancelled or failed meanwhile? Then
                 // stop at the next chunk boundary instead of queuing on.
-                if phase == Phase::Plan && interrupted.is_none() {
+                if phase == Phase::Plan && interrupted.is_none() && close_at.is_none() {
                     let now = deps.store.require(job_id).await?.status;
                     if matches!(
                         now,
@@ -297,6 +321,7 @@ pub async fn plan_attempt(
         }
     }
     if resume_at.is_none()
+        && !closing_reached
         && stream_error.is_none()
         && let Some(last) = chunker.finish()
     {
@@ -522,6 +547,9 @@ async fn send_round(
         return Ok(0);
     }
     let n: usize = batch.iter().map(|c| c.tasks.len()).sum();
+    if let Some(last) = batch.last() {
+        deps.store.record_sent(&job.job_id, last.chunk + 1).await?;
+    }
     if !*activated {
         deps.queues.send_chunks(&batch, job.priority).await?;
         activate(deps, job).await?;

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | job | `JOB#<id>` | `JOB` | status, request, counters; `gsi1pk = JOBS`, `gsi1sk = <created>#<id>` |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
-//! | planner checkpoint | `JOB#<id>` | `PLAN` | `seq`, `checkpoint` (JSON): where planning resumes |
+//! | planner checkpoint | `JOB#<id>` | `PLAN` | `seq`, `checkpoint` (JSON): where planning resumes; `sent_through`: chunks before it may be queued |
 //! | generated manifest file | `JOB#<id>` | `OUTFILE#<first chunk, 12 digits>` | `last_chunk`, `key`, `size`, `md5` |
 //!
 //! Exactly-once accounting rests on one transaction per chunk: a conditional put of the chunk
@@ -544,12 +544,51 @@ impl JobStore {
             .send()
             .await
             .map_err(|e| Error::dynamo("GetItem", e))?;
-        let Some(item) = out.item() else {
+        // The item can hold only `sent_through` (a first invocation that sent and died).
+        let Some(item) = out.item().filter(|i| i.contains_key("checkpoint")) else {
             return Ok(None);
         };
         let checkpoint = serde_json::from_str(&get_s(item, "checkpoint").unwrap_or_default())
             .map_err(|e| Error::Record(format!("job {job_id}: bad checkpoint: {e}")))?;
         Ok(Some((get_n(item, "seq"), checkpoint)))
+    }
+
+    /// Records, before a planner sends chunks up to `through` (exclusive), that they may be
+    /// queued: the high-water mark a closing planner must honour (chunks sent after the last
+    /// checkpoint are on the queue already). Only ever raised.
+    pub async fn record_sent(&self, job_id: &str, through: u64) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("PLAN"))
+            .update_expression("SET sent_through = :n")
+            .condition_expression("attribute_not_exists(sent_through) OR sent_through < :n")
+            .expression_attribute_values(":n", n(through))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(Error::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// The high-water mark of [`JobStore::record_sent`] (0: nothing sent).
+    pub async fn sent_through(&self, job_id: &str) -> Result<u64> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("PLAN"))
+            .consistent_read(true)
+            .projection_expression("sent_through")
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("GetItem", e))?;
+        Ok(out.item().map_or(0, |i| get_n(i, "sent_through")))
     }
 
     /// Saves a checkpoint, in one transaction with the job's running totals, only if the
@@ -566,16 +605,20 @@ impl JobStore {
     ) -> Result<bool> {
         let json = serde_json::to_string(checkpoint).map_err(Error::Message)?;
         let seq = prev_seq.map_or(1, |p| p + 1);
-        let mut put = Put::builder()
+        // An update, not a put: the item's `sent_through` mark stays.
+        let mut save = Update::builder()
             .table_name(&self.table)
-            .item("pk", job_pk(job_id))
-            .item("sk", s("PLAN"))
-            .item("seq", n(seq))
-            .item("checkpoint", s(json));
-        put = match prev_seq {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(p) => put
-                .condition_expression("seq = :prev")
+            .key("pk", job_pk(job_id))
+            .key("sk", s("PLAN"))
+            .update_expression("SET #seq = :seq, #cp = :cp")
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_names("#cp", "checkpoint")
+            .expression_attribute_values(":seq", n(seq))
+            .expression_attribute_values(":cp", s(json));
+        save = match prev_seq {
+            None => save.condition_expression("attribute_not_exists(#seq)"),
+            Some(p) => save
+                .condition_expression("#seq = :prev")
                 .expression_attribute_values(":prev", n(p)),
         };
         let update = Update::builder()
@@ -594,7 +637,7 @@ impl JobStore {
             .transact_write_items()
             .transact_items(
                 TransactWriteItem::builder()
-                    .put(put.build().map_err(|e| Error::Record(e.to_string()))?)
+                    .update(save.build().map_err(|e| Error::Record(e.to_string()))?)
                     .build(),
             )
             .transact_items(TransactWriteItem::builder().update(update).build())
