@@ -719,3 +719,35 @@ async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chun
     );
     assert_eq!(stored.chunks_done, stored.chunks_total, "{stored:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pausing_a_job_with_nothing_left_to_run_is_paused_and_resumes_to_complete() {
+    let stack = TestStack::start_with_dev(StackOptions::default(), no_finalizer).await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..3).map(|i| format!("z/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    // Every chunk counted; the finalize message waits unread.
+    until(&stack, &job_id, 60, |j| {
+        j["ProgressSummary"]["NumberOfTasksSucceeded"] == 3
+    })
+    .await;
+    let (code, answer) = set_status(&stack, &job_id, "Paused").await;
+    assert_eq!(code, 200, "{answer}");
+    let job = until(&stack, &job_id, 10, |j| j["Status"] != "Pausing").await;
+    assert_eq!(
+        job["Status"], "Paused",
+        "nothing runs, so the pause has settled: {job}"
+    );
+    let (code, answer) = set_status(&stack, &job_id, "Active").await;
+    assert_eq!(code, 200, "{answer}");
+    batchops_core::finalizer::finalize_job(&deps, &job_id)
+        .await
+        .unwrap();
+    let job = stack.api.describe(&job_id).await.unwrap();
+    assert_eq!(job["Status"], "Complete", "{job}");
+}

@@ -204,9 +204,25 @@ pub async fn update_status(
                 if from != JobStatus::Active {
                     return Err(illegal(&job, "Paused (only an Active job can be paused)"));
                 }
-                deps.store
+                let out = deps
+                    .store
                     .transition(job_id, &[from], JobStatus::Pausing, change())
-                    .await
+                    .await;
+                match out {
+                    // Every chunk is counted already: nothing is left to stop, so no worker
+                    // will ever settle the pause. It is `Paused` now.
+                    Ok(j) if j.reconciled() => Ok(deps
+                        .store
+                        .try_transition(
+                            job_id,
+                            &[JobStatus::Pausing],
+                            JobStatus::Paused,
+                            StatusChange::default(),
+                        )
+                        .await?
+                        .unwrap_or(j)),
+                    other => other,
+                }
             }
             _ => {
                 if !matches!(from, JobStatus::Paused | JobStatus::Pausing) {

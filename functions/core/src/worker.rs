@@ -256,6 +256,19 @@ async fn commit_rows(
 /// "was that the last chunk?" check.
 async fn after_count(deps: &Deps, job_id: &str) -> Result<()> {
     let job = deps.store.require(job_id).await?;
+    if job.status == JobStatus::Pausing && job.reconciled() {
+        // The last chunk of a pausing job: nothing is left running.
+        let _moved = deps
+            .store
+            .try_transition(
+                job_id,
+                &[JobStatus::Pausing],
+                JobStatus::Paused,
+                StatusChange::default(),
+            )
+            .await?;
+        return Ok(());
+    }
     let job = check_failure_threshold(deps, job).await?;
     finalize_if_reconciled(deps, &job).await
 }
