@@ -751,3 +751,29 @@ async fn pausing_a_job_with_nothing_left_to_run_is_paused_and_resumes_to_complet
     let job = stack.api.describe(&job_id).await.unwrap();
     assert_eq!(job["Status"], "Complete", "{job}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn result_files_live_as_long_as_the_job_and_are_deleted_after_its_report() {
+    let stack = TestStack::start().await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..7).map(|i| format!("e/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    assert_eq!(report.rows.len(), 7, "the report was written from them");
+    let left = stack
+        .s3
+        .list_objects_v2()
+        .bucket(&deps.config.bucket)
+        .prefix(format!("results/{job_id}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.key_count(), Some(0), "{:?}", left.contents());
+}

@@ -84,11 +84,50 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
     match deps.store.transition(job_id, &[from], to, change).await {
         Ok(_) => {
             info!(status = %to, succeeded = job.succeeded, failed = job.failed, "job ended");
+            delete_results(deps, job_id).await;
             Ok(Finalized::Ended(to, manifest))
         }
         Err(Error::StatusConflict { actual, .. }) => Ok(Finalized::AlreadyEnded(actual)),
         Err(e) => Err(e),
     }
+}
+
+/// Deletes an ended job's intermediate result files: they live as long as the job needs them
+/// (a pause of any length included), not by age. Best effort: what a crash leaves behind, the
+/// stack bucket's lifecycle rule removes after a year.
+async fn delete_results(deps: &Deps, job_id: &str) {
+    use futures::StreamExt;
+    let mut cursor = None;
+    let mut deleted = 0usize;
+    loop {
+        let (records, next) = match deps.store.chunk_page(job_id, cursor).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the job's result files; left to the lifecycle rule");
+                return;
+            }
+        };
+        let deletes: Vec<_> = records
+            .iter()
+            .filter_map(|r| r.result_key.as_deref())
+            .map(|key| deps.objects.delete(&deps.config.bucket, key))
+            .collect();
+        let results: Vec<Result<()>> = futures::stream::iter(deletes)
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for r in results {
+            match r {
+                Ok(()) => deleted += 1,
+                Err(e) => tracing::warn!(error = %e, "could not delete a result file"),
+            }
+        }
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    info!(deleted, "intermediate result files deleted");
 }
 
 /// Why a report could not be written.
