@@ -82,7 +82,12 @@ pub async fn emulator() -> &'static str {
 
 /// SDK configuration pointing every client at the emulator.
 pub async fn sdk() -> SdkConfig {
-    let endpoint = emulator().await;
+    sdk_at(emulator().await).await
+}
+
+/// SDK configuration pointing every client at `endpoint` (the emulator, or a
+/// [`faults::FaultProxy`] in front of it), with the emulator's dummy credentials.
+pub async fn sdk_at(endpoint: &str) -> SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
@@ -367,6 +372,21 @@ impl TestStack {
     }
 
     /// Waits (at most `limit`) for the job to end; returns its description.
+    /// Polls DescribeJob until `pred` holds (at most `secs`); panics with the job otherwise.
+    pub async fn until(&self, job_id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..secs * 10 {
+            let job = self.api.describe(job_id).await.unwrap();
+            if pred(&job) {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "condition not met for job {job_id}: {}",
+            self.api.describe(job_id).await.unwrap()
+        );
+    }
+
     pub async fn wait(&self, job_id: &str, limit: Duration) -> Value {
         tokio::time::timeout(
             limit,

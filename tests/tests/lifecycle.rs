@@ -27,21 +27,6 @@ async fn set_status(stack: &TestStack, job_id: &str, status: &str) -> (u16, Valu
     .await
 }
 
-/// Polls until `pred` holds for the job (at most `secs`).
-async fn until(stack: &TestStack, job_id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..secs * 10 {
-        let job = stack.api.describe(job_id).await.unwrap();
-        if pred(&job) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "condition not met for job {job_id}: {}",
-        stack.api.describe(job_id).await.unwrap()
-    );
-}
-
 async fn objects_in(stack: &TestStack, bucket: &str, prefix: &str) -> usize {
     let mut n = 0;
     let mut token = None;
@@ -77,7 +62,9 @@ async fn confirmation_required_suspends_with_the_total_until_ready() {
     let mut body = copy_job(&source, "m.csv", Some(&etag), &target, &target, "AllTasks");
     body["ConfirmationRequired"] = true.into();
     let job_id = stack.api.create(&body).await.unwrap();
-    let job = until(&stack, &job_id, 30, |j| j["Status"] == "Suspended").await;
+    let job = stack
+        .until(&job_id, 30, |j| j["Status"] == "Suspended")
+        .await;
     assert_eq!(
         job["ProgressSummary"]["TotalNumberOfTasks"], 25,
         "the total is known while suspended"
@@ -129,7 +116,9 @@ async fn cancelling_a_suspended_job_ends_it_without_running_anything() {
     let mut body = copy_job(&source, "m.csv", Some(&etag), &target, &target, "AllTasks");
     body["ConfirmationRequired"] = true.into();
     let job_id = stack.api.create(&body).await.unwrap();
-    until(&stack, &job_id, 30, |j| j["Status"] == "Suspended").await;
+    stack
+        .until(&job_id, 30, |j| j["Status"] == "Suspended")
+        .await;
     let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
     assert_eq!(
         (code, answer["Status"].as_str()),
@@ -170,10 +159,11 @@ async fn cancel_mid_run_stops_tasks_and_reports_what_ran() {
         ))
         .await
         .unwrap();
-    until(&stack, &job_id, 60, |j| {
-        j["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64() > Some(0)
-    })
-    .await;
+    stack
+        .until(&job_id, 60, |j| {
+            j["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64() > Some(0)
+        })
+        .await;
     let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["Status"], "Cancelling");
@@ -219,17 +209,18 @@ async fn pause_and_resume_lose_nothing() {
         ))
         .await
         .unwrap();
-    until(&stack, &job_id, 60, |j| {
-        j["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64() > Some(0)
-    })
-    .await;
+    stack
+        .until(&job_id, 60, |j| {
+            j["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64() > Some(0)
+        })
+        .await;
     let (code, answer) = set_status(&stack, &job_id, "Paused").await;
     assert_eq!(
         (code, answer["Status"].as_str()),
         (200, Some("Pausing")),
         "{answer}"
     );
-    let paused = until(&stack, &job_id, 30, |j| j["Status"] == "Paused").await;
+    let paused = stack.until(&job_id, 30, |j| j["Status"] == "Paused").await;
     let at_pause = paused["ProgressSummary"]["NumberOfTasksSucceeded"]
         .as_u64()
         .unwrap();
@@ -367,7 +358,7 @@ async fn list_jobs_pages_newest_first_and_filters_by_status() {
     }
     for (i, id) in ids.iter().enumerate() {
         let want = if i % 2 == 0 { "Suspended" } else { "Complete" };
-        until(&stack, id, 60, |j| j["Status"] == want).await;
+        stack.until(id, 60, |j| j["Status"] == want).await;
     }
     let http = reqwest::Client::new();
     let mut seen = Vec::new();
@@ -505,10 +496,11 @@ async fn with_limited_workers_a_high_priority_job_finishes_first() {
     let mut low = copy_job(&source, "m.csv", Some(&etag), &target, &target, "AllTasks");
     low["Priority"] = 5.into();
     let low_id = stack.api.create(&low).await.unwrap();
-    until(&stack, &low_id, 60, |j| {
-        j["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64() > Some(0)
-    })
-    .await;
+    stack
+        .until(&low_id, 60, |j| {
+            j["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64() > Some(0)
+        })
+        .await;
 
     let urgent_rows: Vec<_> = (0..20)
         .map(|i| (source.clone(), format!("o/{i:05}")))

@@ -8,21 +8,6 @@ use batchops_tests::{StackOptions, TestStack, copy_job, unique};
 use serde_json::Value;
 use std::time::Duration;
 
-/// Polls until `pred` holds for the job (at most `secs`).
-async fn until(stack: &TestStack, job_id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..secs * 10 {
-        let job = stack.api.describe(job_id).await.unwrap();
-        if pred(&job) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "condition not met for job {job_id}: {}",
-        stack.api.describe(job_id).await.unwrap()
-    );
-}
-
 fn failure_codes(job: &Value) -> Vec<String> {
     job["FailureReasons"]
         .as_array()
@@ -56,10 +41,12 @@ async fn a_report_bucket_that_does_not_exist_fails_the_job_with_report_write_fai
         "AllTasks",
     );
     let job_id = stack.api.create(&body).await.unwrap();
-    let job = until(&stack, &job_id, 60, |j| {
-        JobStatus::parse(j["Status"].as_str().unwrap_or_default()).is_some_and(|s| s.is_terminal())
-    })
-    .await;
+    let job = stack
+        .until(&job_id, 60, |j| {
+            JobStatus::parse(j["Status"].as_str().unwrap_or_default())
+                .is_some_and(|s| s.is_terminal())
+        })
+        .await;
     assert_eq!(job["Status"], "Failed", "{job}");
     assert_eq!(failure_codes(&job), ["ReportWriteFailed"], "{job}");
     // The tasks ran and stay counted.
@@ -70,14 +57,7 @@ async fn a_report_bucket_that_does_not_exist_fails_the_job_with_report_write_fai
 async fn a_report_prefix_too_long_for_s3_keys_is_refused_naming_the_field() {
     let stack = TestStack::start().await;
     let seeded = stack.seed(&["p/0".to_string()], &[]).await;
-    let mut body = copy_job(
-        &seeded.source,
-        "m.csv",
-        Some(&seeded.etag),
-        &seeded.target,
-        &seeded.target,
-        "AllTasks",
-    );
+    let mut body = seeded.copy_job("AllTasks");
     for prefix in ["x".repeat(513), "bad\nprefix".to_string(), String::new()] {
         body["Report"]["Prefix"] = prefix.clone().into();
         let (status, answer) = stack.post_jobs_raw(body.to_string()).await;
@@ -98,27 +78,22 @@ async fn one_broken_job_does_not_stop_the_sweep_repairing_the_others() {
     let deps = stack.dev.deps.clone();
     let keys: Vec<String> = (0..4).map(|i| format!("s/{i}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
-    let body = copy_job(
-        &seeded.source,
-        "m.csv",
-        Some(&seeded.etag),
-        &seeded.target,
-        &seeded.target,
-        "AllTasks",
-    );
+    let body = seeded.copy_job("AllTasks");
     // The older job is healthy; the newer one (which the sweep reaches first: newest first)
     // has lost its result rows.
     let healthy = stack.api.create(&body).await.unwrap();
-    until(&stack, &healthy, 60, |j| {
-        j["ProgressSummary"]["NumberOfTasksSucceeded"] == 4
-    })
-    .await;
+    stack
+        .until(&healthy, 60, |j| {
+            j["ProgressSummary"]["NumberOfTasksSucceeded"] == 4
+        })
+        .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let broken = stack.api.create(&body).await.unwrap();
-    until(&stack, &broken, 60, |j| {
-        j["ProgressSummary"]["NumberOfTasksSucceeded"] == 4
-    })
-    .await;
+    stack
+        .until(&broken, 60, |j| {
+            j["ProgressSummary"]["NumberOfTasksSucceeded"] == 4
+        })
+        .await;
     for job_id in [&healthy, &broken] {
         let job = deps.store.require(job_id).await.unwrap();
         assert!(
@@ -198,25 +173,41 @@ async fn assert_report_of_what_ran(stack: &TestStack, target: &str, job_id: &str
     assert_eq!(before as u64, ran, "one row for each task that ran");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cancel_during_a_plan_of_many_invocations_ends_cancelled() {
+/// A copy job of `n` objects on a stack that plans one chunk per invocation, once `Active`
+/// (its plan has most of its invocations ahead).
+async fn a_job_being_planned(
+    n: usize,
+    prefix: &str,
+) -> (TestStack, batchops_tests::Seeded, String) {
     let stack = TestStack::start_with(StackOptions {
         workers: 2,
         tune: one_chunk_per_invocation,
     })
     .await;
-    let keys: Vec<String> = (0..600).map(|i| format!("c/{i:04}")).collect();
+    let keys: Vec<String> = (0..n).map(|i| format!("{prefix}/{i:04}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
-    let body = copy_job(
-        &seeded.source,
-        "m.csv",
-        Some(&seeded.etag),
-        &seeded.target,
-        &seeded.target,
-        "AllTasks",
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    stack.until(&job_id, 60, |j| j["Status"] == "Active").await;
+    (stack, seeded, job_id)
+}
+
+/// Every task the job holds is counted once — succeeded, failed or not run — and none beyond.
+fn assert_accounted(job: &batchops_core::job::Job) {
+    assert_eq!(
+        job.succeeded + job.failed + job.not_run,
+        job.total_tasks,
+        "every task of the job accounted, none beyond it: {job:?}"
     );
-    let job_id = stack.api.create(&body).await.unwrap();
-    until(&stack, &job_id, 60, |j| j["Status"] == "Active").await;
+    assert_eq!(job.chunks_done, job.chunks_total, "{job:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_during_a_plan_of_many_invocations_ends_cancelled() {
+    let (stack, seeded, job_id) = a_job_being_planned(600, "c").await;
     let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
     assert_eq!(code, 200, "{answer}");
     let job = stack.wait(&job_id, Duration::from_secs(120)).await;
@@ -227,36 +218,16 @@ async fn a_cancel_during_a_plan_of_many_invocations_ends_cancelled() {
         stored.total_tasks < 600,
         "the cancel stopped planning early"
     );
-    assert_eq!(
-        stored.succeeded + stored.failed + stored.not_run,
-        stored.total_tasks,
-        "every planned task is accounted: {stored:?}"
-    );
+    assert_accounted(&stored);
     assert_report_of_what_ran(&stack, &seeded.target, &job_id, &job).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pause_and_resume_during_a_plan_of_many_invocations_completes_every_row() {
-    let stack = TestStack::start_with(StackOptions {
-        workers: 2,
-        tune: one_chunk_per_invocation,
-    })
-    .await;
-    let keys: Vec<String> = (0..400).map(|i| format!("p/{i:04}")).collect();
-    let seeded = stack.seed(&keys, &[]).await;
-    let body = copy_job(
-        &seeded.source,
-        "m.csv",
-        Some(&seeded.etag),
-        &seeded.target,
-        &seeded.target,
-        "AllTasks",
-    );
-    let job_id = stack.api.create(&body).await.unwrap();
-    until(&stack, &job_id, 60, |j| j["Status"] == "Active").await;
+    let (stack, seeded, job_id) = a_job_being_planned(400, "p").await;
     let (code, answer) = set_status(&stack, &job_id, "Paused").await;
     assert_eq!(code, 200, "{answer}");
-    until(&stack, &job_id, 60, |j| j["Status"] == "Paused").await;
+    stack.until(&job_id, 60, |j| j["Status"] == "Paused").await;
     let paused = stack.dev.deps.store.require(&job_id).await.unwrap();
     assert!(
         !paused.planned,
@@ -287,17 +258,12 @@ async fn a_confirmed_job_whose_plan_message_was_lost_is_planned_by_the_sweep() {
     let deps = stack.dev.deps.clone();
     let keys: Vec<String> = (0..12).map(|i| format!("l/{i}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
-    let mut body = copy_job(
-        &seeded.source,
-        "m.csv",
-        Some(&seeded.etag),
-        &seeded.target,
-        &seeded.target,
-        "AllTasks",
-    );
+    let mut body = seeded.copy_job("AllTasks");
     body["ConfirmationRequired"] = true.into();
     let job_id = stack.api.create(&body).await.unwrap();
-    until(&stack, &job_id, 60, |j| j["Status"] == "Suspended").await;
+    stack
+        .until(&job_id, 60, |j| j["Status"] == "Suspended")
+        .await;
     // The confirm's status write lands; its plan message is lost.
     deps.store
         .transition(
@@ -325,16 +291,9 @@ async fn a_failing_job_cannot_be_cancelled() {
     .await;
     let deps = stack.dev.deps.clone();
     let seeded = stack.seed(&["f/0".to_string()], &[]).await;
-    let body = copy_job(
-        &seeded.source,
-        "m.csv",
-        Some(&seeded.etag),
-        &seeded.target,
-        &seeded.target,
-        "AllTasks",
-    );
+    let body = seeded.copy_job("AllTasks");
     let job_id = stack.api.create(&body).await.unwrap();
-    until(&stack, &job_id, 60, |j| j["Status"] == "Active").await;
+    stack.until(&job_id, 60, |j| j["Status"] == "Active").await;
     deps.store
         .transition(
             &job_id,
@@ -366,7 +325,9 @@ async fn a_manifest_replaced_while_suspended_is_refused_not_run() {
     );
     body["ConfirmationRequired"] = true.into();
     let job_id = stack.api.create(&body).await.unwrap();
-    let counted = until(&stack, &job_id, 60, |j| j["Status"] == "Suspended").await;
+    let counted = stack
+        .until(&job_id, 60, |j| j["Status"] == "Suspended")
+        .await;
     assert_eq!(counted["ProgressSummary"]["TotalNumberOfTasks"], 6);
     // Replaced by a longer list while the user looks at the count.
     let more: Vec<(String, String)> = (0..9)
@@ -411,10 +372,11 @@ async fn a_long_count_that_keeps_checkpointing_is_not_timed_out_by_the_sweep() {
     body["ConfirmationRequired"] = true.into();
     let started = std::time::Instant::now();
     let job_id = stack.api.create(&body).await.unwrap();
-    let job = until(&stack, &job_id, 180, |j| {
-        j["Status"] != "New" && j["Status"] != "Preparing"
-    })
-    .await;
+    let job = stack
+        .until(&job_id, 180, |j| {
+            j["Status"] != "New" && j["Status"] != "Preparing"
+        })
+        .await;
     assert!(
         started.elapsed() > Duration::from_secs(5),
         "the count outlasted the timeout (else this test proves nothing)"
@@ -425,16 +387,8 @@ async fn a_long_count_that_keeps_checkpointing_is_not_timed_out_by_the_sweep() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_manifest_read_that_fails_for_now_is_retried_not_failed() {
-    let moto = batchops_tests::emulator().await;
-    let proxy = batchops_tests::faults::FaultProxy::start(moto).await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .endpoint_url(proxy.url())
-        .load()
-        .await;
+    let proxy = batchops_tests::faults::FaultProxy::start(batchops_tests::emulator().await).await;
+    let sdk = batchops_tests::sdk_at(&proxy.url()).await;
     let stack = TestStack::start_with_sdk(sdk, StackOptions::default()).await;
     let keys: Vec<String> = (0..8).map(|i| format!("t/{i}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
@@ -502,16 +456,8 @@ async fn take_chunks(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_chunk_whose_count_fails_on_its_last_delivery_keeps_its_tasks_outcomes() {
-    let moto = batchops_tests::emulator().await;
-    let proxy = batchops_tests::faults::FaultProxy::start(moto).await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .endpoint_url(proxy.url())
-        .load()
-        .await;
+    let proxy = batchops_tests::faults::FaultProxy::start(batchops_tests::emulator().await).await;
+    let sdk = batchops_tests::sdk_at(&proxy.url()).await;
     let stack = TestStack::start_with_sdk(
         sdk,
         StackOptions {
@@ -529,7 +475,7 @@ async fn a_chunk_whose_count_fails_on_its_last_delivery_keeps_its_tasks_outcomes
         .await
         .unwrap();
     let event = take_chunks(&stack, 1, deps.config.max_receives).await;
-    until(&stack, &job_id, 30, |j| j["Status"] == "Active").await;
+    stack.until(&job_id, 30, |j| j["Status"] == "Active").await;
     // Every try of the SDK at the chunk's commit is throttled; the tasks have run by then.
     proxy.fail_next("POST", "TransactWriteItems", 5);
     let response = batchops_worker::handle(&deps, event).await;
@@ -569,7 +515,7 @@ async fn a_dead_lettered_chunk_of_a_cancelled_job_is_not_run_rather_than_failed(
         .await
         .unwrap();
     let event = take_chunks(&stack, 1, 1).await;
-    until(&stack, &job_id, 30, |j| j["Status"] == "Active").await;
+    stack.until(&job_id, 30, |j| j["Status"] == "Active").await;
     let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
     assert_eq!(code, 200, "{answer}");
     // The chunk's message ends in the dead-letter queue.
@@ -628,26 +574,14 @@ async fn a_failure_threshold_crossed_during_a_plan_of_many_invocations_ends_fail
     );
     let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
     assert!(stored.planned && stored.total_tasks < 600, "{stored:?}");
-    assert_eq!(
-        stored.succeeded + stored.failed + stored.not_run,
-        stored.total_tasks,
-        "{stored:?}"
-    );
+    assert_accounted(&stored);
     assert_report_of_what_ran(&stack, &target, &job_id, &job).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chunks_it_sent() {
-    let moto = batchops_tests::emulator().await;
-    let proxy = batchops_tests::faults::FaultProxy::start(moto).await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .endpoint_url(proxy.url())
-        .load()
-        .await;
+    let proxy = batchops_tests::faults::FaultProxy::start(batchops_tests::emulator().await).await;
+    let sdk = batchops_tests::sdk_at(&proxy.url()).await;
     let stack = TestStack::start_with_sdk(
         sdk,
         StackOptions {
@@ -667,7 +601,7 @@ async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chun
         .create(&seeded.copy_job("AllTasks"))
         .await
         .unwrap();
-    until(&stack, &job_id, 60, |j| j["Status"] == "Active").await;
+    stack.until(&job_id, 60, |j| j["Status"] == "Active").await;
     let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
     assert_eq!(code, 200, "{answer}");
     // Wait for the planner to close planning.
@@ -712,11 +646,7 @@ async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chun
         stored.total_tasks >= 5,
         "chunk 0 was queued, so it is part of the job: {stored:?}"
     );
-    assert_eq!(
-        stored.succeeded + stored.failed + stored.not_run,
-        stored.total_tasks,
-        "every task of the job accounted, none beyond it: {stored:?}"
-    );
+    assert_accounted(&stored);
     assert_eq!(stored.chunks_done, stored.chunks_total, "{stored:?}");
 }
 
@@ -732,13 +662,14 @@ async fn pausing_a_job_with_nothing_left_to_run_is_paused_and_resumes_to_complet
         .await
         .unwrap();
     // Every chunk counted; the finalize message waits unread.
-    until(&stack, &job_id, 60, |j| {
-        j["ProgressSummary"]["NumberOfTasksSucceeded"] == 3
-    })
-    .await;
+    stack
+        .until(&job_id, 60, |j| {
+            j["ProgressSummary"]["NumberOfTasksSucceeded"] == 3
+        })
+        .await;
     let (code, answer) = set_status(&stack, &job_id, "Paused").await;
     assert_eq!(code, 200, "{answer}");
-    let job = until(&stack, &job_id, 10, |j| j["Status"] != "Pausing").await;
+    let job = stack.until(&job_id, 10, |j| j["Status"] != "Pausing").await;
     assert_eq!(
         job["Status"], "Paused",
         "nothing runs, so the pause has settled: {job}"

@@ -211,16 +211,9 @@ pub async fn update_status(
                 match out {
                     // Every chunk is counted already: nothing is left to stop, so no worker
                     // will ever settle the pause. It is `Paused` now.
-                    Ok(j) if j.reconciled() => Ok(deps
-                        .store
-                        .try_transition(
-                            job_id,
-                            &[JobStatus::Pausing],
-                            JobStatus::Paused,
-                            StatusChange::default(),
-                        )
-                        .await?
-                        .unwrap_or(j)),
+                    Ok(j) if j.reconciled() => {
+                        Ok(deps.store.settle_pause(job_id).await?.unwrap_or(j))
+                    }
                     other => other,
                 }
             }

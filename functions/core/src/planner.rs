@@ -518,15 +518,7 @@ async fn close_planning(deps: &Deps, job: &Job) -> Result<PlanSummary> {
 /// A planner that stopped for a pause: with nothing left running, `Pausing` is `Paused`.
 async fn pause_settled(deps: &Deps, job_id: &str, status: JobStatus) -> Result<()> {
     if status == JobStatus::Pausing {
-        let _moved = deps
-            .store
-            .try_transition(
-                job_id,
-                &[JobStatus::Pausing],
-                JobStatus::Paused,
-                StatusChange::default(),
-            )
-            .await?;
+        let _moved = deps.store.settle_pause(job_id).await?;
     }
     Ok(())
 }

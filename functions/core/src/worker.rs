@@ -177,15 +177,7 @@ async fn unrunnable(deps: &Deps, chunk: &Chunk, job: &Job) -> Result<Option<Chun
             .defer_chunk(chunk, job.priority, deps.config.pause_recheck_secs)
             .await?;
         if job.status == JobStatus::Pausing {
-            let _moved = deps
-                .store
-                .try_transition(
-                    job_id,
-                    &[JobStatus::Pausing],
-                    JobStatus::Paused,
-                    Default::default(),
-                )
-                .await?;
+            let _moved = deps.store.settle_pause(job_id).await?;
         }
         info!("job is paused; chunk deferred");
         return Ok(Some(ChunkResult::Deferred));
@@ -258,15 +250,7 @@ async fn after_count(deps: &Deps, job_id: &str) -> Result<()> {
     let job = deps.store.require(job_id).await?;
     if job.status == JobStatus::Pausing && job.reconciled() {
         // The last chunk of a pausing job: nothing is left running.
-        let _moved = deps
-            .store
-            .try_transition(
-                job_id,
-                &[JobStatus::Pausing],
-                JobStatus::Paused,
-                StatusChange::default(),
-            )
-            .await?;
+        let _moved = deps.store.settle_pause(job_id).await?;
         return Ok(());
     }
     let job = check_failure_threshold(deps, job).await?;

@@ -501,6 +501,17 @@ impl JobStore {
         }
     }
 
+    /// `Pausing → Paused`, once nothing of the job runs any more (a lost race is fine).
+    pub async fn settle_pause(&self, job_id: &str) -> Result<std::result::Result<Job, JobStatus>> {
+        self.try_transition(
+            job_id,
+            &[JobStatus::Pausing],
+            JobStatus::Paused,
+            StatusChange::default(),
+        )
+        .await
+    }
+
     /// Records the end of planning: the manifest's row and chunk totals, and its ETag.
     /// Idempotent (`SET`), so a re-run planner writes the same numbers.
     pub async fn finish_planning(
