@@ -47,6 +47,10 @@ struct Shared {
     counts: Mutex<BTreeMap<String, Arc<Counts>>>,
     /// Targeted failures: (HTTP method, path substring, requests left to fail).
     fail_next: Mutex<Vec<(String, String, u32)>>,
+    /// `TransactWriteItems` calls left to cancel with `TransactionConflict`.
+    conflicts_left: AtomicU64,
+    /// S3 requests carrying `x-amz-copy-source` (CopyObject, UploadPartCopy) forwarded.
+    copies: AtomicU64,
 }
 
 /// A running proxy.
@@ -70,6 +74,8 @@ impl FaultProxy {
             faults: Mutex::new(BTreeMap::new()),
             counts: Mutex::new(BTreeMap::new()),
             fail_next: Mutex::new(Vec::new()),
+            conflicts_left: AtomicU64::new(0),
+            copies: AtomicU64::new(0),
         });
         let s = shared.clone();
         tokio::spawn(async move {
@@ -112,6 +118,17 @@ impl FaultProxy {
             .lock()
             .unwrap()
             .push((method.into(), path.into(), n));
+    }
+
+    /// Cancels the next `n` DynamoDB `TransactWriteItems` calls as DynamoDB does under
+    /// contention: `TransactionCanceledException` with reasons `[None, TransactionConflict]`.
+    pub fn conflict_next(&self, n: u64) {
+        self.shared.conflicts_left.store(n, Ordering::Relaxed);
+    }
+
+    /// S3 copy requests (CopyObject, UploadPartCopy) forwarded so far: each is a task run.
+    pub fn copies(&self) -> u64 {
+        self.shared.copies.load(Ordering::Relaxed)
     }
 
     /// (service, requests, errors, drops, duplicated sends) so far.
@@ -217,6 +234,27 @@ async fn handle(
     if targeted {
         counts.errors.fetch_add(1, Ordering::Relaxed);
         return Ok(injected(&service));
+    }
+    let transaction = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.ends_with(".TransactWriteItems"));
+    if transaction
+        && s.conflicts_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        counts.errors.fetch_add(1, Ordering::Relaxed);
+        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict] (injected)","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
+        return Ok(Response::builder()
+            .status(400)
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap());
+    }
+    if req.headers().contains_key("x-amz-copy-source") {
+        s.copies.fetch_add(1, Ordering::Relaxed);
     }
     let roll: f64 = rand::rng().random();
     if roll < faults.drop_rate {

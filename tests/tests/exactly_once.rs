@@ -142,3 +142,43 @@ async fn a_chunk_delivered_twice_is_counted_once() {
     );
     stack.dev.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_cancelled_for_contention_is_retried_without_running_tasks_again() {
+    let proxy = batchops_tests::faults::FaultProxy::start(batchops_tests::emulator().await).await;
+    let sdk = batchops_tests::sdk_at(&proxy.url()).await;
+    let stack = TestStack::start_with_sdk(
+        sdk,
+        StackOptions {
+            workers: 4,
+            tune: |c| c.chunk_size = 5,
+        },
+    )
+    .await;
+    let keys: Vec<String> = (0..20).map(|i| format!("hot/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    // The first commits meet another transaction on the job item, as in DynamoDB under load.
+    proxy.conflict_next(6);
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 20,
+        "{job}"
+    );
+    let errors = proxy
+        .counts()
+        .into_iter()
+        .find(|(s, _)| s == "dynamodb")
+        .map_or(0, |(_, c)| c[1]);
+    assert_eq!(errors, 6, "every injected conflict was met");
+    assert_eq!(
+        proxy.copies(),
+        20,
+        "each task ran once: no chunk ran again after a conflict"
+    );
+}

@@ -103,6 +103,65 @@ fn first_condition_failed(
     }
 }
 
+/// Tries of a transaction that DynamoDB cancels for contention or throttling.
+const TRANSACTION_TRIES: u32 = 6;
+
+/// Whether DynamoDB cancelled a transaction for a reason that trying again fixes: another
+/// transaction on one of its items (`TransactionConflict`) or throttling (`ThrottlingError`),
+/// with no condition failed. The SDK does not retry these (`TransactionCanceledException` is
+/// not a retryable code).
+fn cancelled_for_contention(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        crate::error::HttpResponse,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => {
+            let reasons = tc.cancellation_reasons();
+            !reasons
+                .iter()
+                .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                && reasons
+                    .iter()
+                    .any(|r| matches!(r.code(), Some("TransactionConflict" | "ThrottlingError")))
+        }
+        _ => false,
+    }
+}
+
+/// Sends a transaction, trying it again (bounded, full-jitter backoff from 20 ms) while
+/// DynamoDB cancels it for contention or throttling, so that a contended commit is not left to
+/// the queue's visibility timeout (which would run a chunk's tasks again).
+async fn send_transaction(
+    tx: aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder,
+) -> std::result::Result<
+    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+    aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        crate::error::HttpResponse,
+    >,
+> {
+    let mut attempt = 0;
+    loop {
+        let result = tx.clone().send().await;
+        match &result {
+            Err(e) if cancelled_for_contention(e) && attempt + 1 < TRANSACTION_TRIES => {
+                let wait = rand::random_range(0..=20u64 << attempt);
+                tracing::info!(
+                    attempt,
+                    wait_ms = wait,
+                    "transaction cancelled for contention; trying again"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                attempt += 1;
+            }
+            _ => return result,
+        }
+    }
+}
+
 /// Whether a cancelled transaction failed on any item's condition.
 fn any_condition_failed(
     err: &aws_sdk_dynamodb::error::SdkError<
@@ -309,13 +368,13 @@ impl JobStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| Error::Record(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put_token).build())
-            .transact_items(TransactWriteItem::builder().put(put_job).build())
-            .send()
-            .await;
+        let result = send_transaction(
+            self.client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put_token).build())
+                .transact_items(TransactWriteItem::builder().put(put_job).build()),
+        )
+        .await;
         match result {
             Ok(_) => Ok(None),
             Err(e) if first_condition_failed(&e) => {
@@ -643,17 +702,17 @@ impl JobStore {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .build()
             .map_err(|e| Error::Record(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(save.build().map_err(|e| Error::Record(e.to_string()))?)
-                    .build(),
-            )
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
+        let result = send_transaction(
+            self.client
+                .transact_write_items()
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(save.build().map_err(|e| Error::Record(e.to_string()))?)
+                        .build(),
+                )
+                .transact_items(TransactWriteItem::builder().update(update).build()),
+        )
+        .await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if any_condition_failed(&e) => Ok(false),
@@ -775,13 +834,13 @@ impl JobStore {
             .expression_attribute_values(":one", n(1))
             .build()
             .map_err(|e| Error::Record(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
+        let result = send_transaction(
+            self.client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .transact_items(TransactWriteItem::builder().update(update).build()),
+        )
+        .await;
         match result {
             Ok(_) => Ok(true),
             // The first item's condition failing means the chunk record exists: a duplicate.
