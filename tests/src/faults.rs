@@ -45,12 +45,28 @@ struct Shared {
     http: reqwest::Client,
     faults: Mutex<BTreeMap<String, Faults>>,
     counts: Mutex<BTreeMap<String, Arc<Counts>>>,
-    /// Targeted failures: (HTTP method, path substring, requests left to fail).
-    fail_next: Mutex<Vec<(String, String, u32)>>,
-    /// `TransactWriteItems` calls left to cancel with `TransactionConflict`.
-    conflicts_left: AtomicU64,
+    /// Targeted failures, each for a number of requests.
+    rules: Mutex<Vec<Rule>>,
     /// S3 requests carrying `x-amz-copy-source` (CopyObject, UploadPartCopy) forwarded.
     copies: AtomicU64,
+}
+
+/// The next `left` requests of `method` whose path or `X-Amz-Target` contains `pattern` get
+/// `answer`, whatever the rates say.
+struct Rule {
+    method: String,
+    pattern: String,
+    left: u32,
+    answer: Answer,
+}
+
+#[derive(Clone, Copy)]
+enum Answer {
+    /// The service's injected error (S3 `503 SlowDown`, DynamoDB throttling, SQS `500`).
+    ServiceError,
+    /// `TransactionCanceledException` with reasons `[None, TransactionConflict]`, as DynamoDB
+    /// cancels a transaction that meets another one on an item.
+    TransactionConflict,
 }
 
 /// A running proxy.
@@ -73,8 +89,7 @@ impl FaultProxy {
                 .unwrap(),
             faults: Mutex::new(BTreeMap::new()),
             counts: Mutex::new(BTreeMap::new()),
-            fail_next: Mutex::new(Vec::new()),
-            conflicts_left: AtomicU64::new(0),
+            rules: Mutex::new(Vec::new()),
             copies: AtomicU64::new(0),
         });
         let s = shared.clone();
@@ -113,17 +128,22 @@ impl FaultProxy {
     /// with the service's injected error (S3 `503 SlowDown`, DynamoDB throttling), whatever
     /// the rates say.
     pub fn fail_next(&self, method: &str, path: &str, n: u32) {
-        self.shared
-            .fail_next
-            .lock()
-            .unwrap()
-            .push((method.into(), path.into(), n));
+        self.add_rule(method, path, n, Answer::ServiceError);
     }
 
     /// Cancels the next `n` DynamoDB `TransactWriteItems` calls as DynamoDB does under
     /// contention: `TransactionCanceledException` with reasons `[None, TransactionConflict]`.
-    pub fn conflict_next(&self, n: u64) {
-        self.shared.conflicts_left.store(n, Ordering::Relaxed);
+    pub fn conflict_next(&self, n: u32) {
+        self.add_rule("POST", "TransactWriteItems", n, Answer::TransactionConflict);
+    }
+
+    fn add_rule(&self, method: &str, pattern: &str, left: u32, answer: Answer) {
+        self.shared.rules.lock().unwrap().push(Rule {
+            method: method.into(),
+            pattern: pattern.into(),
+            left,
+            answer,
+        });
     }
 
     /// S3 copy requests (CopyObject, UploadPartCopy) forwarded so far: each is a task run.
@@ -184,6 +204,15 @@ fn injected(service: &str) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
+fn transaction_conflict() -> Response<Full<Bytes>> {
+    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict] (injected)","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
+    Response::builder()
+        .status(400)
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
 async fn handle(
     s: Arc<Shared>,
     req: Request<Incoming>,
@@ -214,7 +243,7 @@ async fn handle(
         tokio::time::sleep(faults.latency).await;
     }
     let targeted = {
-        let mut rules = s.fail_next.lock().unwrap();
+        let mut rules = s.rules.lock().unwrap();
         let path = req.uri().path();
         let target = req
             .headers()
@@ -223,35 +252,26 @@ async fn handle(
             .unwrap_or_default();
         rules
             .iter_mut()
-            .find(|(m, p, n)| {
-                *n > 0
-                    && req.method().as_str() == m
-                    && (path.contains(p.as_str()) || target.contains(p.as_str()))
+            .find(|r| {
+                r.left > 0
+                    && req.method().as_str() == r.method
+                    && (path.contains(&r.pattern) || target.contains(&r.pattern))
             })
-            .map(|rule| rule.2 -= 1)
-            .is_some()
+            .map(|r| {
+                r.left -= 1;
+                r.answer
+            })
     };
-    if targeted {
-        counts.errors.fetch_add(1, Ordering::Relaxed);
-        return Ok(injected(&service));
-    }
-    let transaction = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.ends_with(".TransactWriteItems"));
-    if transaction
-        && s.conflicts_left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
-    {
-        counts.errors.fetch_add(1, Ordering::Relaxed);
-        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict] (injected)","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
-        return Ok(Response::builder()
-            .status(400)
-            .header("content-type", "application/x-amz-json-1.0")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap());
+    match targeted {
+        Some(Answer::ServiceError) => {
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+            return Ok(injected(&service));
+        }
+        Some(Answer::TransactionConflict) => {
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+            return Ok(transaction_conflict());
+        }
+        None => {}
     }
     if req.headers().contains_key("x-amz-copy-source") {
         s.copies.fetch_add(1, Ordering::Relaxed);

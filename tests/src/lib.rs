@@ -80,6 +80,30 @@ pub async fn emulator() -> &'static str {
         .await
 }
 
+/// The SQS event Lambda's event source mapping would deliver for `messages`, on their
+/// `receive_count`th delivery.
+pub fn sqs_event(
+    messages: &[aws_sdk_sqs::types::Message],
+    receive_count: u32,
+) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut r = aws_lambda_events::event::sqs::SqsMessage::default();
+            r.message_id = m.message_id.clone();
+            r.receipt_handle = m.receipt_handle.clone();
+            r.body = m.body.clone();
+            r.attributes = std::collections::HashMap::from([(
+                "ApproximateReceiveCount".to_string(),
+                receive_count.to_string(),
+            )]);
+            r
+        })
+        .collect();
+    event
+}
+
 /// SDK configuration pointing every client at the emulator.
 pub async fn sdk() -> SdkConfig {
     sdk_at(emulator().await).await
@@ -371,7 +395,48 @@ impl TestStack {
         Some(out.body.collect().await.ok()?.into_bytes().to_vec())
     }
 
-    /// Waits (at most `limit`) for the job to end; returns its description.
+    /// A stack whose every AWS call goes through a new [`faults::FaultProxy`] in front of the
+    /// emulator (no faults until the test sets some).
+    pub async fn behind_proxy(options: StackOptions) -> (faults::FaultProxy, Self) {
+        let proxy = faults::FaultProxy::start(emulator().await).await;
+        let stack = Self::start_with_sdk(sdk_at(&proxy.url()).await, options).await;
+        (proxy, stack)
+    }
+
+    /// Receives chunk messages from the work queue (hidden for 300 s) until at least
+    /// `at_least` have come, polling up to 100 times; with 0, one poll.
+    pub async fn receive_chunks(&self, at_least: usize) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut messages = Vec::new();
+        for _ in 0..100 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.dev.deps.config.work_queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            messages.extend(out.messages.unwrap_or_default());
+            if messages.len() >= at_least {
+                break;
+            }
+        }
+        messages
+    }
+
+    /// Puts `body` on the work queue's dead-letter queue, as SQS's redrive does.
+    pub async fn dead_letter(&self, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(&self.dev.deps.config.work_dlq_urls[0])
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Polls DescribeJob until `pred` holds (at most `secs`); panics with the job otherwise.
     pub async fn until(&self, job_id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..secs * 10 {
@@ -387,6 +452,7 @@ impl TestStack {
         );
     }
 
+    /// Waits (at most `limit`) for the job to end; returns its description.
     pub async fn wait(&self, job_id: &str, limit: Duration) -> Value {
         tokio::time::timeout(
             limit,

@@ -1,28 +1,8 @@
 //! Exactly-once accounting: SQS delivers at least once, so a chunk handled twice — one after
 //! the other or at the same moment — must change neither the counters nor the report.
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::MessageSystemAttributeName;
-use batchops_tests::{StackOptions, TestStack, copy_job};
-use std::collections::HashMap;
+use batchops_tests::{StackOptions, TestStack, copy_job, sqs_event};
 use std::time::Duration;
-
-fn event_of(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = messages
-        .iter()
-        .map(|m| {
-            let mut r = SqsMessage::default();
-            r.message_id = m.message_id.clone();
-            r.receipt_handle = m.receipt_handle.clone();
-            r.body = m.body.clone();
-            r.attributes =
-                HashMap::from([("ApproximateReceiveCount".to_string(), "1".to_string())]);
-            r
-        })
-        .collect();
-    event
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_chunk_delivered_twice_is_counted_once() {
@@ -54,27 +34,10 @@ async fn a_chunk_delivered_twice_is_counted_once() {
         .unwrap();
 
     // Collect the three chunk messages the planner queued.
-    let mut messages = Vec::new();
-    for _ in 0..100 {
-        let out = stack
-            .sqs
-            .receive_message()
-            .queue_url(&deps.config.work_queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(300)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        messages.extend(out.messages.unwrap_or_default());
-        if messages.len() >= 3 {
-            break;
-        }
-    }
+    let messages = stack.receive_chunks(3).await;
     assert_eq!(messages.len(), 3, "30 rows in chunks of 10");
-    let first = event_of(&messages[..1]);
-    let rest = event_of(&messages[1..]);
+    let first = sqs_event(&messages[..1], 1);
+    let rest = sqs_event(&messages[1..], 1);
 
     // Chunk 0 delivered twice at the same moment.
     let (a, b) = tokio::join!(
@@ -145,15 +108,10 @@ async fn a_chunk_delivered_twice_is_counted_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_commit_cancelled_for_contention_is_retried_without_running_tasks_again() {
-    let proxy = batchops_tests::faults::FaultProxy::start(batchops_tests::emulator().await).await;
-    let sdk = batchops_tests::sdk_at(&proxy.url()).await;
-    let stack = TestStack::start_with_sdk(
-        sdk,
-        StackOptions {
-            workers: 4,
-            tune: |c| c.chunk_size = 5,
-        },
-    )
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 4,
+        tune: |c| c.chunk_size = 5,
+    })
     .await;
     let keys: Vec<String> = (0..20).map(|i| format!("hot/{i:02}")).collect();
     let seeded = stack.seed(&keys, &[]).await;

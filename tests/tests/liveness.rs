@@ -387,9 +387,7 @@ async fn a_long_count_that_keeps_checkpointing_is_not_timed_out_by_the_sweep() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_manifest_read_that_fails_for_now_is_retried_not_failed() {
-    let proxy = batchops_tests::faults::FaultProxy::start(batchops_tests::emulator().await).await;
-    let sdk = batchops_tests::sdk_at(&proxy.url()).await;
-    let stack = TestStack::start_with_sdk(sdk, StackOptions::default()).await;
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions::default()).await;
     let keys: Vec<String> = (0..8).map(|i| format!("t/{i}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
     // More 503 SlowDowns than the SDK's own retries absorb: the first plan attempt fails.
@@ -410,61 +408,12 @@ async fn a_manifest_read_that_fails_for_now_is_retried_not_failed() {
     assert_eq!(s3, Some(6), "all six injected errors were met");
 }
 
-/// The chunk messages waiting on the work queue (`n` of them), received as Lambda would be
-/// handed them on their `receive_count`th delivery.
-async fn take_chunks(
-    stack: &TestStack,
-    n: usize,
-    receive_count: u32,
-) -> aws_lambda_events::event::sqs::SqsEvent {
-    let deps = &stack.dev.deps;
-    let mut messages = Vec::new();
-    for _ in 0..100 {
-        let out = stack
-            .sqs
-            .receive_message()
-            .queue_url(&deps.config.work_queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(300)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        messages.extend(out.messages.unwrap_or_default());
-        if messages.len() >= n {
-            break;
-        }
-    }
-    assert_eq!(messages.len(), n);
-    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
-    event.records = messages
-        .iter()
-        .map(|m| {
-            let mut r = aws_lambda_events::event::sqs::SqsMessage::default();
-            r.message_id = m.message_id.clone();
-            r.receipt_handle = m.receipt_handle.clone();
-            r.body = m.body.clone();
-            r.attributes = std::collections::HashMap::from([(
-                "ApproximateReceiveCount".to_string(),
-                receive_count.to_string(),
-            )]);
-            r
-        })
-        .collect();
-    event
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_chunk_whose_count_fails_on_its_last_delivery_keeps_its_tasks_outcomes() {
-    let proxy = batchops_tests::faults::FaultProxy::start(batchops_tests::emulator().await).await;
-    let sdk = batchops_tests::sdk_at(&proxy.url()).await;
-    let stack = TestStack::start_with_sdk(
-        sdk,
-        StackOptions {
-            workers: 0,
-            tune: |_| {},
-        },
-    )
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 0,
+        tune: |_| {},
+    })
     .await;
     let deps = stack.dev.deps.clone();
     let keys: Vec<String> = (0..4).map(|i| format!("o/{i}")).collect();
@@ -474,7 +423,7 @@ async fn a_chunk_whose_count_fails_on_its_last_delivery_keeps_its_tasks_outcomes
         .create(&seeded.copy_job("AllTasks"))
         .await
         .unwrap();
-    let event = take_chunks(&stack, 1, deps.config.max_receives).await;
+    let event = batchops_tests::sqs_event(&stack.receive_chunks(1).await, deps.config.max_receives);
     stack.until(&job_id, 30, |j| j["Status"] == "Active").await;
     // Every try of the SDK at the chunk's commit is throttled; the tasks have run by then.
     proxy.fail_next("POST", "TransactWriteItems", 5);
@@ -514,26 +463,18 @@ async fn a_dead_lettered_chunk_of_a_cancelled_job_is_not_run_rather_than_failed(
         .create(&seeded.copy_job("AllTasks"))
         .await
         .unwrap();
-    let event = take_chunks(&stack, 1, 1).await;
+    let messages = stack.receive_chunks(1).await;
     stack.until(&job_id, 30, |j| j["Status"] == "Active").await;
     let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
     assert_eq!(code, 200, "{answer}");
     // The chunk's message ends in the dead-letter queue.
-    let dlq = &deps.config.work_dlq_urls[0];
-    for record in &event.records {
-        stack
-            .sqs
-            .send_message()
-            .queue_url(dlq)
-            .message_body(record.body.clone().unwrap())
-            .send()
-            .await
-            .unwrap();
+    for m in &messages {
+        stack.dead_letter(m.body().unwrap()).await;
         stack
             .sqs
             .delete_message()
             .queue_url(&deps.config.work_queue_url)
-            .receipt_handle(record.receipt_handle.clone().unwrap())
+            .receipt_handle(m.receipt_handle().unwrap())
             .send()
             .await
             .unwrap();
@@ -580,15 +521,10 @@ async fn a_failure_threshold_crossed_during_a_plan_of_many_invocations_ends_fail
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chunks_it_sent() {
-    let proxy = batchops_tests::faults::FaultProxy::start(batchops_tests::emulator().await).await;
-    let sdk = batchops_tests::sdk_at(&proxy.url()).await;
-    let stack = TestStack::start_with_sdk(
-        sdk,
-        StackOptions {
-            workers: 0,
-            tune: one_chunk_per_invocation,
-        },
-    )
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 0,
+        tune: one_chunk_per_invocation,
+    })
     .await;
     let deps = stack.dev.deps.clone();
     let keys: Vec<String> = (0..50).map(|i| format!("g/{i:02}")).collect();
@@ -613,30 +549,12 @@ async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chun
     }
     // Now a worker gets whatever was queued: chunk 0, perhaps more than once.
     for _ in 0..3 {
-        let out = stack
-            .sqs
-            .receive_message()
-            .queue_url(&deps.config.work_queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
+        let messages = stack.receive_chunks(0).await;
         if messages.is_empty() {
             break;
         }
-        let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut r = aws_lambda_events::event::sqs::SqsMessage::default();
-                r.message_id = m.message_id.clone();
-                r.body = m.body.clone();
-                r
-            })
-            .collect();
-        let response = batchops_worker::handle(&deps, event).await;
+        let response =
+            batchops_worker::handle(&deps, batchops_tests::sqs_event(&messages, 1)).await;
         assert!(response.batch_item_failures.is_empty());
     }
     let job = stack.wait(&job_id, Duration::from_secs(60)).await;

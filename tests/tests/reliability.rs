@@ -136,13 +136,8 @@ async fn the_sweep_accounts_dead_lettered_chunks() {
     let chunk = chunk_of(&job.job_id, &bucket, 7);
     // What SQS's redrive does after maxReceiveCount.
     stack
-        .sqs
-        .send_message()
-        .queue_url(&deps.config.work_dlq_urls[0])
-        .message_body(serde_json::to_string(&chunk).unwrap())
-        .send()
-        .await
-        .unwrap();
+        .dead_letter(&serde_json::to_string(&chunk).unwrap())
+        .await;
     let summary = batchops_core::finalizer::sweep(&deps).await.unwrap();
     assert_eq!(summary.dead_chunks, 1);
     let done = stack.wait(&job.job_id, Duration::from_secs(60)).await;

@@ -225,24 +225,24 @@ pub async fn update_status(
                     .store
                     .transition(job_id, &[from], JobStatus::Active, change())
                     .await;
-                if let Ok(j) = &out
-                    && !j.planned
-                {
+                match &out {
                     // Paused while planning: planning goes on from its checkpoint.
-                    deps.queues
-                        .send_plan(&PlanMessage {
-                            job_id: job_id.into(),
-                        })
-                        .await?;
-                } else if let Ok(j) = &out
-                    && j.reconciled()
-                {
+                    Ok(j) if !j.planned => {
+                        deps.queues
+                            .send_plan(&PlanMessage {
+                                job_id: job_id.into(),
+                            })
+                            .await?
+                    }
                     // Every chunk finished while paused: nothing else will end the job.
-                    deps.queues
-                        .send_finalize(&FinalizeMessage {
-                            job_id: job_id.into(),
-                        })
-                        .await?;
+                    Ok(j) if j.reconciled() => {
+                        deps.queues
+                            .send_finalize(&FinalizeMessage {
+                                job_id: job_id.into(),
+                            })
+                            .await?
+                    }
+                    _ => {}
                 }
                 out
             }

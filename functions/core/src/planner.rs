@@ -163,7 +163,8 @@ pub async fn plan_attempt(
             return Ok(PlanSummary::default());
         }
     };
-    let saved = deps.store.get_checkpoint(job_id).await?;
+    let plan = deps.store.plan_state(job_id).await?;
+    let saved = plan.saved;
     let seq = saved.as_ref().map(|(seq, _)| *seq);
     // A count's checkpoint does not carry over into planning for real.
     let checkpoint = saved.map(|(_, cp)| cp).filter(|cp| cp.phase == phase);
@@ -180,9 +181,13 @@ pub async fn plan_attempt(
     // checkpoint, or those an earlier invocation sent after it (cut again from the checkpoint
     // and sent again, identical, so that every chunk below the close is counted).
     let close_at = if matches!(job.status, JobStatus::Cancelling | JobStatus::Failing) {
-        let sent = deps.store.sent_through(job_id).await?;
+        let sent = plan.sent_through;
         if sent <= first_chunk {
-            return close_planning(deps, &job).await;
+            let (rows, etag) = checkpoint.map_or_else(
+                || (0, job.manifest_etag.clone().unwrap_or_default()),
+                |cp| (cp.row, cp.etag),
+            );
+            return close_planning(deps, job_id, rows, first_chunk, &etag).await;
         }
         info!(
             from = first_chunk,
@@ -291,7 +296,7 @@ pub async fn plan_attempt(
                 // Once a round: has the job been paused, cancelled or failed meanwhile? Then
                 // stop at the next chunk boundary instead of queuing on.
                 if phase == Phase::Plan && interrupted.is_none() && close_at.is_none() {
-                    let now = deps.store.require(job_id).await?.status;
+                    let now = deps.store.status(job_id).await?;
                     if matches!(
                         now,
                         JobStatus::Pausing
@@ -387,9 +392,7 @@ pub async fn plan_attempt(
         match interrupted {
             Some(JobStatus::Cancelling | JobStatus::Failing) => {
                 // Every queued chunk is sent: planning closes here.
-                let job = deps.store.require(job_id).await?;
-                close_planning(deps, &job).await?;
-                return Ok(summary(row, next_chunk, false));
+                return close_planning(deps, job_id, row, next_chunk, &checkpoint.etag).await;
             }
             Some(status) => {
                 // Paused: resume sends the plan message that continues from the checkpoint.
@@ -489,23 +492,20 @@ fn confirmed_pin(job: &Job, phase: Phase) -> Option<Resume> {
     })
 }
 
-/// Closes planning of a job that was cancelled or failed before it was planned: the chunks
-/// queued so far (those before the last checkpoint; the rows after it are not part of the job,
-/// as with AWS's cancel) are the job's, and it ends once they are counted.
-async fn close_planning(deps: &Deps, job: &Job) -> Result<PlanSummary> {
-    let checkpoint = deps
-        .store
-        .get_checkpoint(&job.job_id)
-        .await?
-        .map(|(_, cp)| cp)
-        .filter(|cp| cp.phase == Phase::Plan);
-    let (rows, chunks, etag) =
-        checkpoint.map_or((0, 0, String::new()), |cp| (cp.row, cp.next_chunk, cp.etag));
-    let etag = job.manifest_etag.clone().unwrap_or(etag);
-    info!(status = %job.status, rows, chunks, "closing planning of an ending job");
+/// Closes planning of a job that was cancelled or failed before it was planned: the `chunks`
+/// queued (holding `rows` rows; the rows after them are not part of the job, as with AWS's
+/// cancel) are the job's, and it ends once they are counted.
+async fn close_planning(
+    deps: &Deps,
+    job_id: &str,
+    rows: u64,
+    chunks: u64,
+    etag: &str,
+) -> Result<PlanSummary> {
+    info!(rows, chunks, "closing planning of an ending job");
     let planned = deps
         .store
-        .finish_planning(&job.job_id, rows, chunks, &etag)
+        .finish_planning(job_id, rows, chunks, etag)
         .await?;
     finalize_if_reconciled(deps, &planned).await?;
     Ok(PlanSummary {

@@ -56,6 +56,16 @@ pub async fn process_delivery(
     if let Some(result) = unrunnable(deps, chunk, &job).await? {
         return Ok(result);
     }
+    if !matches!(
+        job.status,
+        JobStatus::Preparing | JobStatus::Ready | JobStatus::Active
+    ) {
+        return Err(Error::StatusConflict {
+            job_id: job_id.into(),
+            actual: job.status,
+            expected: vec![JobStatus::Preparing, JobStatus::Ready, JobStatus::Active],
+        });
+    }
     let policy = RetryPolicy {
         max_attempts: deps.config.task_max_attempts,
         base: deps.config.retry_base,
@@ -122,17 +132,13 @@ pub async fn process_delivery(
         .zip(outcomes)
         .filter_map(|(t, o)| o.map(|o| (t.clone(), o)))
         .unzip();
-    let counts = ChunkCounts {
-        succeeded: ran_outcomes.iter().filter(|o| o.succeeded).count() as u64,
-        failed: ran_outcomes.iter().filter(|o| !o.succeeded).count() as u64,
-        not_run: (chunk.tasks.len() - ran_tasks.len()) as u64,
-    };
+    let counts = counts_of(chunk, &ran_outcomes);
     let committed = match commit_rows(deps, chunk, &ran_tasks, &ran_outcomes, counts).await {
         Ok(committed) => committed,
         Err(e) if last_delivery => {
             // The tasks ran; only recording them failed. Keep what they did.
             let cause = format!("recording the chunk failed: {e}");
-            return account_outcomes(deps, chunk, ran_tasks, ran_outcomes, &cause).await;
+            return account(deps, chunk, &ran_tasks, &ran_outcomes, &cause).await;
         }
         Err(e) => return Err(e),
     };
@@ -151,8 +157,18 @@ pub async fn process_delivery(
     Ok(ChunkResult::Counted(counts))
 }
 
-/// A chunk that must not run now: its job is ending (counted as not run), paused (deferred),
-/// or not running. `None`: run it.
+/// A chunk's counts from the outcomes of the tasks that ran (the rest did not run).
+fn counts_of(chunk: &Chunk, outcomes: &[Outcome]) -> ChunkCounts {
+    let succeeded = outcomes.iter().filter(|o| o.succeeded).count();
+    ChunkCounts {
+        succeeded: succeeded as u64,
+        failed: (outcomes.len() - succeeded) as u64,
+        not_run: (chunk.tasks.len() - outcomes.len()) as u64,
+    }
+}
+
+/// A chunk that must not run now because its job is ending (counted as not run) or paused
+/// (deferred). `None`: its status does not stop it.
 async fn unrunnable(deps: &Deps, chunk: &Chunk, job: &Job) -> Result<Option<ChunkResult>> {
     let job_id = chunk.job_id.as_str();
     if job.status.drops_work() {
@@ -182,39 +198,29 @@ async fn unrunnable(deps: &Deps, chunk: &Chunk, job: &Job) -> Result<Option<Chun
         info!("job is paused; chunk deferred");
         return Ok(Some(ChunkResult::Deferred));
     }
-    if !matches!(
-        job.status,
-        JobStatus::Preparing | JobStatus::Ready | JobStatus::Active
-    ) {
-        return Err(Error::StatusConflict {
-            job_id: job_id.into(),
-            actual: job.status,
-            expected: vec![JobStatus::Preparing, JobStatus::Ready, JobStatus::Active],
-        });
-    }
     Ok(None)
 }
 
-/// Accounts a chunk whose tasks ran but whose recording failed on its last delivery: the
-/// tasks that ran keep their outcomes, those that did not are not run.
-async fn account_outcomes(
+/// Accounts a chunk that will not be delivered again (its last delivery failed, or it was
+/// dead-lettered) with the `outcomes` of the `tasks` that ran — the rest count as not run —
+/// so that no work is lost silently.
+async fn account(
     deps: &Deps,
     chunk: &Chunk,
-    ran_tasks: Vec<Task>,
-    ran_outcomes: Vec<Outcome>,
+    tasks: &[Task],
+    outcomes: &[Outcome],
     cause: &str,
 ) -> Result<ChunkResult> {
-    let counts = ChunkCounts {
-        succeeded: ran_outcomes.iter().filter(|o| o.succeeded).count() as u64,
-        failed: ran_outcomes.iter().filter(|o| !o.succeeded).count() as u64,
-        not_run: (chunk.tasks.len() - ran_tasks.len()) as u64,
-    };
-    if !commit_rows(deps, chunk, &ran_tasks, &ran_outcomes, counts).await? {
+    let counts = counts_of(chunk, outcomes);
+    if !commit_rows(deps, chunk, tasks, outcomes, counts).await? {
         return Ok(ChunkResult::Duplicate);
     }
     warn!(
         cause,
-        "chunk accounted with its tasks' outcomes on its last delivery"
+        succeeded = counts.succeeded,
+        failed = counts.failed,
+        not_run = counts.not_run,
+        "chunk accounted on its last chance"
     );
     after_count(deps, &chunk.job_id).await?;
     Ok(ChunkResult::Counted(counts))
@@ -261,9 +267,9 @@ async fn after_count(deps: &Deps, job_id: &str) -> Result<()> {
 async fn watch_status(deps: Deps, job_id: String, stop: Arc<AtomicBool>) {
     loop {
         tokio::time::sleep(deps.config.status_check_interval).await;
-        match deps.store.get(&job_id).await {
-            Ok(Some(job)) if job.status.drops_work() => {
-                info!(status = %job.status, "job is ending; starting no further task");
+        match deps.store.status(&job_id).await {
+            Ok(status) if status.drops_work() => {
+                info!(%status, "job is ending; starting no further task");
                 stop.store(true, Ordering::Relaxed);
                 return;
             }
@@ -316,28 +322,10 @@ pub async fn account_failed_chunk(deps: &Deps, chunk: &Chunk, cause: &str) -> Re
     }
     // A chunk of an ending job is not run, and one of a paused job waits: neither failed.
     if let Some(job) = deps.store.get(job_id).await?
-        && let Some(result) = unrunnable(deps, chunk, &job).await.or_else(|e| match e {
-            Error::StatusConflict { .. } => Ok(None),
-            e => Err(e),
-        })?
+        && let Some(result) = unrunnable(deps, chunk, &job).await?
     {
         return Ok(result);
     }
-    let outcome = Outcome::failure(500, "InternalError", cause);
-    let outcomes = vec![outcome; chunk.tasks.len()];
-    let counts = ChunkCounts {
-        succeeded: 0,
-        failed: chunk.tasks.len() as u64,
-        not_run: 0,
-    };
-    if !commit_rows(deps, chunk, &chunk.tasks, &outcomes, counts).await? {
-        return Ok(ChunkResult::Duplicate);
-    }
-    warn!(
-        cause,
-        tasks = chunk.tasks.len(),
-        "chunk accounted as failed tasks"
-    );
-    after_count(deps, job_id).await?;
-    Ok(ChunkResult::Counted(counts))
+    let outcomes = vec![Outcome::failure(500, "InternalError", cause); chunk.tasks.len()];
+    account(deps, chunk, &chunk.tasks, &outcomes, cause).await
 }

@@ -17,6 +17,9 @@ use crate::manifest::generator::OutputFile;
 use crate::planner::Checkpoint;
 use crate::{Error, Result};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::{
+    TransactWriteItemsError, TransactWriteItemsOutput, builders::TransactWriteItemsFluentBuilder,
+};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use std::collections::HashMap;
 
@@ -37,6 +40,15 @@ pub struct ChunkCounts {
     pub succeeded: u64,
     pub failed: u64,
     pub not_run: u64,
+}
+
+/// What the job's `PLAN` item holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanState {
+    /// The last checkpoint and its sequence number, if planning has stopped part-way before.
+    pub saved: Option<(u64, Checkpoint)>,
+    /// Every chunk below this number may be queued ([`JobStore::record_sent`]).
+    pub sent_through: u64,
 }
 
 /// A counted chunk.
@@ -84,23 +96,29 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
-/// Whether a cancelled transaction failed on its first item's condition (DynamoDB names a
-/// reason per item).
-fn first_condition_failed(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        crate::error::HttpResponse,
-    >,
-) -> bool {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+type TransactionError =
+    aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, crate::error::HttpResponse>;
+
+/// The reason codes of a cancelled transaction, one per item (empty for any other error).
+fn cancellation_codes(err: &TransactionError) -> Vec<&str> {
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
             .cancellation_reasons()
-            .first()
-            .and_then(|r| r.code())
-            .is_some_and(|c| c == "ConditionalCheckFailed"),
-        _ => false,
+            .iter()
+            .map(|r| r.code().unwrap_or_default())
+            .collect(),
+        _ => Vec::new(),
     }
+}
+
+/// Whether a cancelled transaction failed on its first item's condition.
+fn first_condition_failed(err: &TransactionError) -> bool {
+    cancellation_codes(err).first() == Some(&"ConditionalCheckFailed")
+}
+
+/// Whether a cancelled transaction failed on any item's condition.
+fn any_condition_failed(err: &TransactionError) -> bool {
+    cancellation_codes(err).contains(&"ConditionalCheckFailed")
 }
 
 /// Tries of a transaction that DynamoDB cancels for contention or throttling.
@@ -110,39 +128,20 @@ const TRANSACTION_TRIES: u32 = 6;
 /// transaction on one of its items (`TransactionConflict`) or throttling (`ThrottlingError`),
 /// with no condition failed. The SDK does not retry these (`TransactionCanceledException` is
 /// not a retryable code).
-fn cancelled_for_contention(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        crate::error::HttpResponse,
-    >,
-) -> bool {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => {
-            let reasons = tc.cancellation_reasons();
-            !reasons
-                .iter()
-                .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                && reasons
-                    .iter()
-                    .any(|r| matches!(r.code(), Some("TransactionConflict" | "ThrottlingError")))
-        }
-        _ => false,
-    }
+fn cancelled_for_contention(err: &TransactionError) -> bool {
+    let codes = cancellation_codes(err);
+    !codes.contains(&"ConditionalCheckFailed")
+        && codes
+            .iter()
+            .any(|c| matches!(*c, "TransactionConflict" | "ThrottlingError"))
 }
 
 /// Sends a transaction, trying it again (bounded, full-jitter backoff from 20 ms) while
 /// DynamoDB cancels it for contention or throttling, so that a contended commit is not left to
 /// the queue's visibility timeout (which would run a chunk's tasks again).
 async fn send_transaction(
-    tx: aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder,
-) -> std::result::Result<
-    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
-    aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        crate::error::HttpResponse,
-    >,
-> {
+    tx: TransactWriteItemsFluentBuilder,
+) -> std::result::Result<TransactWriteItemsOutput, TransactionError> {
     let mut attempt = 0;
     loop {
         let result = tx.clone().send().await;
@@ -159,23 +158,6 @@ async fn send_transaction(
             }
             _ => return result,
         }
-    }
-}
-
-/// Whether a cancelled transaction failed on any item's condition.
-fn any_condition_failed(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        crate::error::HttpResponse,
-    >,
-) -> bool {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-        _ => false,
     }
 }
 
@@ -460,6 +442,29 @@ impl JobStore {
             .ok_or_else(|| Error::JobNotFound(job_id.into()))
     }
 
+    /// A job's status alone (a strongly consistent read of one attribute, not of the whole
+    /// request): what the planner and workers poll while they run.
+    pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .consistent_read(true)
+            .projection_expression("#status")
+            .expression_attribute_names("#status", "status")
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("GetItem", e))?;
+        let item = out
+            .item()
+            .ok_or_else(|| Error::JobNotFound(job_id.into()))?;
+        get_s(item, "status")
+            .and_then(|st| JobStatus::parse(&st))
+            .ok_or_else(|| Error::Record(format!("job {job_id}: bad status")))
+    }
+
     /// Moves a job from one of `from` to `to`, atomically, with `change` and the stamps the
     /// move implies (see [`StatusChange`]). The caller must have checked the transition with
     /// [`JobStatus::can_become`]. When the job is no longer in any of `from`, returns
@@ -604,6 +609,12 @@ impl JobStore {
     /// The planner's saved checkpoint and its sequence number, if planning has stopped
     /// part-way before.
     pub async fn get_checkpoint(&self, job_id: &str) -> Result<Option<(u64, Checkpoint)>> {
+        Ok(self.plan_state(job_id).await?.saved)
+    }
+
+    /// The job's `PLAN` item, read once: the checkpoint (with its sequence number) and the
+    /// [`JobStore::record_sent`] high-water mark.
+    pub async fn plan_state(&self, job_id: &str) -> Result<PlanState> {
         let out = self
             .client
             .get_item()
@@ -614,13 +625,22 @@ impl JobStore {
             .send()
             .await
             .map_err(|e| Error::dynamo("GetItem", e))?;
-        // The item can hold only `sent_through` (a first invocation that sent and died).
-        let Some(item) = out.item().filter(|i| i.contains_key("checkpoint")) else {
-            return Ok(None);
+        let Some(item) = out.item() else {
+            return Ok(PlanState::default());
         };
-        let checkpoint = serde_json::from_str(&get_s(item, "checkpoint").unwrap_or_default())
-            .map_err(|e| Error::Record(format!("job {job_id}: bad checkpoint: {e}")))?;
-        Ok(Some((get_n(item, "seq"), checkpoint)))
+        // The item can hold only `sent_through` (a first invocation that sent and died).
+        let saved = match get_s(item, "checkpoint") {
+            None => None,
+            Some(json) => Some((
+                get_n(item, "seq"),
+                serde_json::from_str(&json)
+                    .map_err(|e| Error::Record(format!("job {job_id}: bad checkpoint: {e}")))?,
+            )),
+        };
+        Ok(PlanState {
+            saved,
+            sent_through: get_n(item, "sent_through"),
+        })
     }
 
     /// Records, before a planner sends chunks up to `through` (exclusive), that they may be
@@ -643,22 +663,6 @@ impl JobStore {
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(Error::dynamo("UpdateItem", e)),
         }
-    }
-
-    /// The high-water mark of [`JobStore::record_sent`] (0: nothing sent).
-    pub async fn sent_through(&self, job_id: &str) -> Result<u64> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", job_pk(job_id))
-            .key("sk", s("PLAN"))
-            .consistent_read(true)
-            .projection_expression("sent_through")
-            .send()
-            .await
-            .map_err(|e| Error::dynamo("GetItem", e))?;
-        Ok(out.item().map_or(0, |i| get_n(i, "sent_through")))
     }
 
     /// Saves a checkpoint, in one transaction with the job's running totals, only if the
