@@ -62,7 +62,7 @@ pub struct Config {
     pub multipart_part_size: u64,
     /// `BATCHOPS_PLANNER_BUDGET_SECS` [600]: how long one planner invocation reads a manifest
     /// before it checkpoints and re-enqueues itself (within Lambda's 15 minutes; a shorter
-    /// Lambda deadline wins).
+    /// Lambda deadline wins). 0: one chunk per invocation.
     pub planner_budget: Duration,
 }
 
@@ -85,14 +85,20 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| Error::Config(format!("{name} must be set")))
         };
-        let number = |name: &str, default: u64| -> Result<u64> {
+        let at_least = |name: &str, default: u64, min: u64| -> Result<u64> {
             match lookup(name).filter(|v| !v.is_empty()) {
                 None => Ok(default),
-                Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    Error::Config(format!("{name} must be a positive integer, got {v:?}"))
+                Some(v) => v.parse::<u64>().ok().filter(|n| *n >= min).ok_or_else(|| {
+                    let kind = if min == 0 {
+                        "a whole number"
+                    } else {
+                        "a positive integer"
+                    };
+                    Error::Config(format!("{name} must be {kind}, got {v:?}"))
                 }),
             }
         };
+        let number = |name: &str, default: u64| at_least(name, default, 1);
         let chunk_size = number("BATCHOPS_CHUNK_SIZE", 1000)? as usize;
         let list = |name: &str| -> Vec<String> {
             lookup(name)
@@ -141,7 +147,8 @@ impl Config {
                 lookup("BATCHOPS_S3_PATH_STYLE").as_deref(),
                 Some("1" | "true" | "TRUE" | "yes")
             ),
-            planner_budget: Duration::from_secs(number("BATCHOPS_PLANNER_BUDGET_SECS", 600)?),
+            // 0: one chunk per invocation (every manifest spans many: tests use it).
+            planner_budget: Duration::from_secs(at_least("BATCHOPS_PLANNER_BUDGET_SECS", 600, 0)?),
             multipart_threshold: number(
                 "BATCHOPS_MULTIPART_THRESHOLD_BYTES",
                 DEFAULT_MULTIPART_THRESHOLD,
@@ -288,6 +295,18 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("BATCHOPS_CHUNK_SIZE", "lots"));
         let err = Config::from_lookup(env(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("BATCHOPS_CHUNK_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_planner_budget_is_accepted_and_other_zeros_are_not() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCHOPS_PLANNER_BUDGET_SECS", "0"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.planner_budget, Duration::ZERO, "one chunk per invocation");
+        let mut zero_chunks = BASE.to_vec();
+        zero_chunks.push(("BATCHOPS_CHUNK_SIZE", "0"));
+        let err = Config::from_lookup(env(&zero_chunks)).unwrap_err();
         assert!(err.to_string().contains("BATCHOPS_CHUNK_SIZE"), "{err}");
     }
 
