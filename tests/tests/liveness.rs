@@ -626,3 +626,47 @@ async fn result_files_live_as_long_as_the_job_and_are_deleted_after_its_report()
         .unwrap();
     assert_eq!(left.key_count(), Some(0), "{:?}", left.contents());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pause_that_nothing_settles_is_settled_by_the_sweep() {
+    // No workers and no automatic sweep: nothing will ever deliver the queued chunk, so no
+    // worker can see the pause.
+    let stack = TestStack::start_with_dev(
+        StackOptions {
+            workers: 0,
+            tune: |c| c.preparing_timeout = Duration::from_secs(4),
+        },
+        |d| d.sweep_interval = Duration::ZERO,
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..5).map(|i| format!("q/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    stack.until(&job_id, 30, |j| j["Status"] == "Active").await;
+    let (code, answer) = set_status(&stack, &job_id, "Paused").await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["Status"], "Pausing", "{answer}");
+    // Past a quarter of the timeout, nothing of the job can still be running.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let summary = batchops_core::finalizer::sweep(&deps).await.unwrap();
+    assert_eq!(summary.settled_pauses, 1, "{summary:?}");
+    let job = stack.api.describe(&job_id).await.unwrap();
+    assert_eq!(job["Status"], "Paused", "{job}");
+    // From there the user's resume runs the job to its end.
+    let (code, answer) = set_status(&stack, &job_id, "Active").await;
+    assert_eq!(code, 200, "{answer}");
+    let event = batchops_tests::sqs_event(&stack.receive_chunks(1).await, 1);
+    assert!(
+        batchops_worker::handle(&deps, event)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+}

@@ -226,6 +226,8 @@ pub struct SweepSummary {
     pub replanned: u64,
     /// Dead-lettered chunks accounted as failed tasks.
     pub dead_chunks: u64,
+    /// Jobs left `Pausing` with nothing of theirs running: now `Paused`.
+    pub settled_pauses: u64,
     /// Repairs that failed (logged); the sweep went on with the other jobs.
     pub errors: u64,
 }
@@ -323,6 +325,12 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
         );
         crate::planner::fail_job(deps, &job.job_id, "PreparingTimeout", &reason).await?;
         summary.failed_stuck += 1;
+    } else if job.status == JobStatus::Pausing && age(&job.status_time) > timeout / 4 {
+        // A worker that sees the pause settles it; when none is left to (nothing queued
+        // reaches one, nothing still runs that long after the pause), the sweep does.
+        if deps.store.settle_pause(&job.job_id).await?.is_ok() {
+            summary.settled_pauses += 1;
+        }
     } else if job.status == JobStatus::New && age(&job.status_time) > timeout / 10 {
         deps.queues
             .send_plan(&crate::chunk::PlanMessage {
