@@ -670,3 +670,25 @@ async fn a_pause_that_nothing_settles_is_settled_by_the_sweep() {
     let job = stack.wait(&job_id, Duration::from_secs(60)).await;
     assert_eq!(job["Status"], "Complete", "{job}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manifest_that_changes_while_its_job_is_paused_fails_the_job_after_resume() {
+    let (stack, seeded, job_id) = a_job_being_planned(400, "m").await;
+    let (code, answer) = set_status(&stack, &job_id, "Paused").await;
+    assert_eq!(code, 200, "{answer}");
+    stack.until(&job_id, 60, |j| j["Status"] == "Paused").await;
+    // Replaced while paused: what is left to plan is no longer the list the job started on.
+    let other: Vec<(String, String)> = (0..400)
+        .map(|i| (seeded.source.clone(), format!("m/{:04}", 399 - i)))
+        .collect();
+    stack.put_manifest(&seeded.source, "m.csv", &other).await;
+    let (code, answer) = set_status(&stack, &job_id, "Active").await;
+    assert_eq!(code, 200, "{answer}");
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(failure_codes(&job), ["ManifestETagMismatch"], "{job}");
+    let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert!(stored.planned && stored.total_tasks < 400, "{stored:?}");
+    assert_accounted(&stored);
+    assert_report_of_what_ran(&stack, &seeded.target, &job_id, &job).await;
+}
