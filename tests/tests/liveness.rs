@@ -692,3 +692,47 @@ async fn a_manifest_that_changes_while_its_job_is_paused_fails_the_job_after_res
     assert_accounted(&stored);
     assert_report_of_what_ran(&stack, &seeded.target, &job_id, &job).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manifest_gone_after_a_planner_died_past_its_first_chunk_fails_the_job() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 0,
+        tune: one_chunk_per_invocation,
+    })
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..50).map(|i| format!("v/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    // The first invocation queues chunk 0 and activates the job, then cannot save its
+    // checkpoint (every SDK try throttled) and fails; by its retry the manifest is gone.
+    proxy.fail_next("POST", "TransactWriteItems", 5);
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    stack.until(&job_id, 60, |j| j["Status"] == "Active").await;
+    stack
+        .s3
+        .delete_object()
+        .bucket(&seeded.source)
+        .key("m.csv")
+        .send()
+        .await
+        .unwrap();
+    stack.until(&job_id, 60, |j| j["Status"] != "Active").await;
+    // The chunk that was queued is part of the job, and counted when a worker gets it.
+    let event = batchops_tests::sqs_event(&stack.receive_chunks(1).await, 1);
+    assert!(
+        batchops_worker::handle(&deps, event)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(failure_codes(&job), ["ManifestReadFailure"], "{job}");
+    let stored = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(stored.total_tasks, 5, "chunk 0's rows: {stored:?}");
+    assert_accounted(&stored);
+}

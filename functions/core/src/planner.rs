@@ -164,6 +164,7 @@ pub async fn plan_attempt(
         }
     };
     let plan = deps.store.plan_state(job_id).await?;
+    let sent = (plan.sent_through, plan.sent_rows);
     let saved = plan.saved;
     let seq = saved.as_ref().map(|(seq, _)| *seq);
     // A count's checkpoint does not carry over into planning for real.
@@ -219,7 +220,7 @@ pub async fn plan_attempt(
                 return Err(e.into());
             }
             Err(e) => {
-                abort(deps, &job, phase, first_row, first_chunk, "", e).await?;
+                abort(deps, &job, phase, (first_row, first_chunk), sent, "", e).await?;
                 return Ok(PlanSummary::default());
             }
         };
@@ -425,7 +426,7 @@ pub async fn plan_attempt(
         // The open chunk was not sent: only the rows of queued chunks count as planned.
         let planned = tasks - open_tasks as u64;
         warn!(error = %e, planned, chunks, "manifest stream failed");
-        abort(deps, &job, phase, planned, chunks, &etag, e).await?;
+        abort(deps, &job, phase, (planned, chunks), sent, &etag, e).await?;
         return Ok(summary(planned, chunks, false));
     }
     if tasks == 0 {
@@ -540,7 +541,10 @@ async fn send_round(
     }
     let n: usize = batch.iter().map(|c| c.tasks.len()).sum();
     if let Some(last) = batch.last() {
-        deps.store.record_sent(&job.job_id, last.chunk + 1).await?;
+        let rows = last.tasks.last().map_or(0, |t| t.row + 1);
+        deps.store
+            .record_sent(&job.job_id, last.chunk + 1, rows)
+            .await?;
     }
     if !*activated {
         deps.queues.send_chunks(&batch, job.priority).await?;
@@ -565,12 +569,19 @@ async fn abort(
     deps: &Deps,
     job: &Job,
     phase: Phase,
-    tasks: u64,
-    chunks: u64,
+    (tasks, chunks): (u64, u64),
+    (sent_chunks, sent_rows): (u64, u64),
     etag: &str,
     e: ManifestError,
 ) -> Result<()> {
     let job_id = job.job_id.as_str();
+    // What an earlier invocation may have queued beyond this one's (it sent past its last
+    // checkpoint, then died) is the job's too: the workers will count it.
+    let (tasks, chunks) = if sent_chunks > chunks {
+        (sent_rows, sent_chunks)
+    } else {
+        (tasks, chunks)
+    };
     if phase == Phase::Count || chunks == 0 {
         return fail_job(deps, job_id, e.failure_code(), &e.to_string()).await;
     }
@@ -582,7 +593,13 @@ async fn abort(
         .store
         .transition(
             job_id,
-            &[JobStatus::Active, JobStatus::Pausing, JobStatus::Paused],
+            &[
+                JobStatus::Preparing,
+                JobStatus::Ready,
+                JobStatus::Active,
+                JobStatus::Pausing,
+                JobStatus::Paused,
+            ],
             JobStatus::Failing,
             change,
         )

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | job | `JOB#<id>` | `JOB` | status, request, counters; `gsi1pk = JOBS`, `gsi1sk = <created>#<id>` |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
-//! | planner checkpoint | `JOB#<id>` | `PLAN` | `seq`, `checkpoint` (JSON): where planning resumes; `sent_through`: chunks before it may be queued |
+//! | planner checkpoint | `JOB#<id>` | `PLAN` | `seq`, `checkpoint` (JSON): where planning resumes; `sent_through`, `sent_rows`: chunks before it (and their rows) may be queued |
 //! | generated manifest file | `JOB#<id>` | `OUTFILE#<first chunk, 12 digits>` | `last_chunk`, `key`, `size`, `md5` |
 //!
 //! Exactly-once accounting rests on one transaction per chunk: a conditional put of the chunk
@@ -49,6 +49,8 @@ pub struct PlanState {
     pub saved: Option<(u64, Checkpoint)>,
     /// Every chunk below this number may be queued ([`JobStore::record_sent`]).
     pub sent_through: u64,
+    /// The rows those chunks hold.
+    pub sent_rows: u64,
 }
 
 /// A counted chunk.
@@ -640,22 +642,24 @@ impl JobStore {
         Ok(PlanState {
             saved,
             sent_through: get_n(item, "sent_through"),
+            sent_rows: get_n(item, "sent_rows"),
         })
     }
 
-    /// Records, before a planner sends chunks up to `through` (exclusive), that they may be
-    /// queued: the high-water mark a closing planner must honour (chunks sent after the last
-    /// checkpoint are on the queue already). Only ever raised.
-    pub async fn record_sent(&self, job_id: &str, through: u64) -> Result<()> {
+    /// Records, before a planner sends the chunks below `chunks` (holding the rows below
+    /// `rows`), that they may be queued: the high-water mark a closing or failing planner must
+    /// honour (chunks sent after the last checkpoint are on the queue already). Only raised.
+    pub async fn record_sent(&self, job_id: &str, chunks: u64, rows: u64) -> Result<()> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", job_pk(job_id))
             .key("sk", s("PLAN"))
-            .update_expression("SET sent_through = :n")
+            .update_expression("SET sent_through = :n, sent_rows = :r")
             .condition_expression("attribute_not_exists(sent_through) OR sent_through < :n")
-            .expression_attribute_values(":n", n(through))
+            .expression_attribute_values(":n", n(chunks))
+            .expression_attribute_values(":r", n(rows))
             .send()
             .await;
         match result {

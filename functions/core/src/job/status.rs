@@ -82,9 +82,10 @@ impl JobStatus {
         use JobStatus::*;
         match (self, next) {
             (New, Preparing) => true,
-            (Preparing, Suspended | Active | Ready) => true,
+            // `Failing`: its manifest broke after a chunk was queued, before it was `Active`.
+            (Preparing, Suspended | Active | Ready | Failing) => true,
             (Suspended, Ready) => true,
-            (Ready, Active) => true,
+            (Ready, Active | Failing) => true,
             (Active, Pausing | Completing | Failing) => true,
             // A paused job whose manifest cannot be read any more fails.
             (Pausing, Paused | Active | Failing) => true,
@@ -180,6 +181,13 @@ mod tests {
     #[test]
     fn a_paused_job_whose_manifest_breaks_can_fail() {
         assert!(Pausing.can_become(Failing) && Paused.can_become(Failing));
+    }
+
+    #[test]
+    fn a_job_whose_manifest_breaks_after_chunks_were_queued_can_fail() {
+        for from in [Preparing, Ready, Active, Pausing, Paused] {
+            assert!(from.can_become(Failing), "{from}");
+        }
     }
 
     #[test]
