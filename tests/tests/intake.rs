@@ -117,3 +117,35 @@ async fn a_bad_intake_object_becomes_a_failed_job_with_a_reason() {
     );
     stack.dev.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_intake_report_prefix_too_long_for_s3_keys_fails_the_job_naming_it() {
+    let stack = TestStack::start().await;
+    let target = stack.bucket("dst").await;
+    stack
+        .s3
+        .put_object()
+        .bucket(&stack.dev.deps.config.bucket)
+        .key("intake/long-prefix.csv")
+        .body(ByteStream::from_static(b"some-bucket,key\n"))
+        .metadata("operation", "S3PutObjectCopy")
+        .metadata("target-bucket", &target)
+        .metadata("report-prefix", "x".repeat(513))
+        .send()
+        .await
+        .unwrap();
+    let job = intake_job(&stack).await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(
+        job["FailureReasons"][0]["FailureCode"], "IntakeInvalid",
+        "{job}"
+    );
+    assert!(
+        job["FailureReasons"][0]["FailureReason"]
+            .as_str()
+            .unwrap()
+            .contains("Report.Prefix"),
+        "{job}"
+    );
+    stack.dev.stop().await;
+}
