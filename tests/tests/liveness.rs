@@ -245,16 +245,22 @@ async fn a_pause_and_resume_during_a_plan_of_many_invocations_completes_every_ro
     assert_report_of_what_ran(&stack, &seeded.target, &job_id, &job).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_confirmed_job_whose_plan_message_was_lost_is_planned_by_the_sweep() {
-    let stack = TestStack::start_with_dev(
+/// A stack whose sweep runs only when the test calls it, with a preparing timeout of 4 s (so
+/// the sweep's re-plan and pause thresholds, a quarter of it, are 1 s).
+async fn stack_swept_by_hand(workers: usize) -> TestStack {
+    TestStack::start_with_dev(
         StackOptions {
-            workers: 2,
+            workers,
             tune: |c| c.preparing_timeout = Duration::from_secs(4),
         },
         |d| d.sweep_interval = Duration::ZERO,
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_confirmed_job_whose_plan_message_was_lost_is_planned_by_the_sweep() {
+    let stack = stack_swept_by_hand(2).await;
     let deps = stack.dev.deps.clone();
     let keys: Vec<String> = (0..12).map(|i| format!("l/{i}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
@@ -447,14 +453,7 @@ async fn a_chunk_whose_count_fails_on_its_last_delivery_keeps_its_tasks_outcomes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_lettered_chunk_of_a_cancelled_job_is_not_run_rather_than_failed() {
-    let stack = TestStack::start_with_dev(
-        StackOptions {
-            workers: 0,
-            tune: |_| {},
-        },
-        |d| d.sweep_interval = Duration::ZERO,
-    )
-    .await;
+    let stack = stack_swept_by_hand(0).await;
     let deps = stack.dev.deps.clone();
     let keys: Vec<String> = (0..5).map(|i| format!("d/{i}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
@@ -519,25 +518,49 @@ async fn a_failure_threshold_crossed_during_a_plan_of_many_invocations_ends_fail
     assert_report_of_what_ran(&stack, &target, &job_id, &job).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chunks_it_sent() {
+/// A copy job of 50 objects, planned one chunk per invocation on a stack with no workers,
+/// whose first planner invocation queues chunk 0 and activates the job, then cannot save its
+/// checkpoint (each of `invocations` invocations meets five throttled SDK tries) and fails —
+/// as if it died there. Returns once the job is `Active`.
+async fn a_planner_that_dies_after_its_first_chunk(
+    prefix: &str,
+    invocations: u32,
+) -> (TestStack, batchops_tests::Seeded, String) {
     let (proxy, stack) = TestStack::behind_proxy(StackOptions {
         workers: 0,
         tune: one_chunk_per_invocation,
     })
     .await;
-    let deps = stack.dev.deps.clone();
-    let keys: Vec<String> = (0..50).map(|i| format!("g/{i:02}")).collect();
+    let keys: Vec<String> = (0..50).map(|i| format!("{prefix}/{i:02}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
-    // The planner's first checkpoint cannot be saved (every SDK try, twice over): it has sent
-    // chunk 0 and activated the job, then its invocation fails — as if it died there.
-    proxy.fail_next("POST", "TransactWriteItems", 10);
+    proxy.fail_next("POST", "TransactWriteItems", 5 * invocations);
     let job_id = stack
         .api
         .create(&seeded.copy_job("AllTasks"))
         .await
         .unwrap();
     stack.until(&job_id, 60, |j| j["Status"] == "Active").await;
+    (stack, seeded, job_id)
+}
+
+/// Hands every chunk message on the work queue to the worker, as its event source would.
+async fn run_queued_chunks(stack: &TestStack) {
+    loop {
+        let messages = stack.receive_chunks(0).await;
+        if messages.is_empty() {
+            return;
+        }
+        let event = batchops_tests::sqs_event(&messages, 1);
+        let response = batchops_worker::handle(&stack.dev.deps, event).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chunks_it_sent() {
+    // Twice over: the retried invocation cannot save its checkpoint either.
+    let (stack, _, job_id) = a_planner_that_dies_after_its_first_chunk("g", 2).await;
+    let deps = stack.dev.deps.clone();
     let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
     assert_eq!(code, 200, "{answer}");
     // Wait for the planner to close planning.
@@ -548,15 +571,7 @@ async fn a_cancel_after_a_planner_died_past_its_checkpoint_still_counts_the_chun
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Now a worker gets whatever was queued: chunk 0, perhaps more than once.
-    for _ in 0..3 {
-        let messages = stack.receive_chunks(0).await;
-        if messages.is_empty() {
-            break;
-        }
-        let response =
-            batchops_worker::handle(&deps, batchops_tests::sqs_event(&messages, 1)).await;
-        assert!(response.batch_item_failures.is_empty());
-    }
+    run_queued_chunks(&stack).await;
     let job = stack.wait(&job_id, Duration::from_secs(60)).await;
     assert_eq!(job["Status"], "Cancelled", "{job}");
     let stored = deps.store.require(&job_id).await.unwrap();
@@ -631,14 +646,7 @@ async fn result_files_live_as_long_as_the_job_and_are_deleted_after_its_report()
 async fn a_pause_that_nothing_settles_is_settled_by_the_sweep() {
     // No workers and no automatic sweep: nothing will ever deliver the queued chunk, so no
     // worker can see the pause.
-    let stack = TestStack::start_with_dev(
-        StackOptions {
-            workers: 0,
-            tune: |c| c.preparing_timeout = Duration::from_secs(4),
-        },
-        |d| d.sweep_interval = Duration::ZERO,
-    )
-    .await;
+    let stack = stack_swept_by_hand(0).await;
     let deps = stack.dev.deps.clone();
     let keys: Vec<String> = (0..5).map(|i| format!("q/{i}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
@@ -695,23 +703,9 @@ async fn a_manifest_that_changes_while_its_job_is_paused_fails_the_job_after_res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_manifest_gone_after_a_planner_died_past_its_first_chunk_fails_the_job() {
-    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
-        workers: 0,
-        tune: one_chunk_per_invocation,
-    })
-    .await;
+    // By the failed invocation's retry the manifest is gone.
+    let (stack, seeded, job_id) = a_planner_that_dies_after_its_first_chunk("v", 1).await;
     let deps = stack.dev.deps.clone();
-    let keys: Vec<String> = (0..50).map(|i| format!("v/{i:02}")).collect();
-    let seeded = stack.seed(&keys, &[]).await;
-    // The first invocation queues chunk 0 and activates the job, then cannot save its
-    // checkpoint (every SDK try throttled) and fails; by its retry the manifest is gone.
-    proxy.fail_next("POST", "TransactWriteItems", 5);
-    let job_id = stack
-        .api
-        .create(&seeded.copy_job("AllTasks"))
-        .await
-        .unwrap();
-    stack.until(&job_id, 60, |j| j["Status"] == "Active").await;
     stack
         .s3
         .delete_object()
@@ -722,13 +716,7 @@ async fn a_manifest_gone_after_a_planner_died_past_its_first_chunk_fails_the_job
         .unwrap();
     stack.until(&job_id, 60, |j| j["Status"] != "Active").await;
     // The chunk that was queued is part of the job, and counted when a worker gets it.
-    let event = batchops_tests::sqs_event(&stack.receive_chunks(1).await, 1);
-    assert!(
-        batchops_worker::handle(&deps, event)
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
+    run_queued_chunks(&stack).await;
     let job = stack.wait(&job_id, Duration::from_secs(60)).await;
     assert_eq!(job["Status"], "Failed", "{job}");
     assert_eq!(failure_codes(&job), ["ManifestReadFailure"], "{job}");
