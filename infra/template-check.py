@@ -222,6 +222,16 @@ def stack_checks(url, res, stack, user_buckets, kms_keys, max_receives):
         check(f"{stack} {fn}: logs to {want[0]}", statements.get("Logs") == want, str(statements.get("Logs")))
     check(f"{stack} worker: results/ of the stack bucket only",
           worker.get("ChunkResults") == [f"arn:aws:s3:::{bucket}/results/*"], str(worker.get("ChunkResults")))
+    api = role_statements(iam, res["ApiFunctionRole"])
+    parked = [f"arn:aws:s3:::{bucket}/parked/*"]
+    for fn, statements in (("api", api), ("planner", planner), ("worker", worker), ("finalizer", finalizer)):
+        check(f"{stack} {fn}: parked chunks under parked/ of the stack bucket only",
+              statements.get("ParkedChunks") == parked, str(statements.get("ParkedChunks")))
+    work_arns = [sqs.get_queue_attributes(QueueUrl=res[q], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                 for q in ("WorkQueue", "WorkHighQueue")]
+    for fn, sid in (("api", "QueueJobs"), ("finalizer", "SweepReplansAndFinalizes")):
+        sent = api.get(sid, []) if fn == "api" else finalizer.get(sid, [])
+        check(f"{stack} {fn}: can queue parked chunks again", all(a in sent for a in work_arns), str(sent))
 
 
 def main():

@@ -192,7 +192,6 @@ async fn pause_and_resume_lose_nothing() {
         tune: |c| {
             c.chunk_size = 10;
             c.task_concurrency = 2;
-            c.pause_recheck_secs = 1;
         },
     })
     .await;

@@ -724,3 +724,282 @@ async fn a_manifest_gone_after_a_planner_died_past_its_first_chunk_fails_the_job
     assert_eq!(stored.total_tasks, 5, "chunk 0's rows: {stored:?}");
     assert_accounted(&stored);
 }
+
+/// A stack with no workers whose job of `n` objects (five a chunk) is `Active` with every
+/// chunk message received and held by the test: `(stack, job id, chunks)`.
+async fn a_job_with_its_chunks_in_hand(
+    n: usize,
+    prefix: &str,
+    dev: fn(&mut DevOptions),
+) -> (TestStack, String, Vec<batchops_core::chunk::Chunk>) {
+    let stack = TestStack::start_with_dev(
+        StackOptions {
+            workers: 0,
+            tune: |c| {
+                c.chunk_size = 5;
+                c.preparing_timeout = Duration::from_secs(4);
+            },
+        },
+        dev,
+    )
+    .await;
+    let keys: Vec<String> = (0..n).map(|i| format!("{prefix}/{i:03}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let want = n.div_ceil(5);
+    let messages = stack.receive_chunks(want).await;
+    assert_eq!(messages.len(), want, "every chunk queued once");
+    // Acknowledged, as the event source mapping does once the handler returns.
+    for m in &messages {
+        stack
+            .sqs
+            .delete_message()
+            .queue_url(&stack.dev.deps.config.work_queue_url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let chunks = messages
+        .iter()
+        .map(|m| batchops_core::chunk::Chunk::from_body(m.body().unwrap()).unwrap())
+        .collect();
+    stack.until(&job_id, 30, |j| j["Status"] == "Active").await;
+    (stack, job_id, chunks)
+}
+
+fn counts(job: &batchops_core::job::Job) -> [u64; 4] {
+    [job.succeeded, job.failed, job.not_run, job.chunks_done]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_that_arrives_after_its_job_ended_changes_no_count() {
+    let (stack, job_id, chunks) = a_job_with_its_chunks_in_hand(5, "a", |_| {}).await;
+    let deps = stack.dev.deps.clone();
+    batchops_core::worker::process_chunk(&deps, &chunks[0])
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let ended = deps.store.require(&job_id).await.unwrap();
+    // A copy numbered past the plan's end (a stale planner's late send), delivered to a
+    // worker and, failing that, dead-lettered.
+    let stray = batchops_core::chunk::Chunk {
+        chunk: ended.chunks_total,
+        ..chunks[0].clone()
+    };
+    let delivered = batchops_core::worker::process_chunk(&deps, &stray).await;
+    assert!(
+        delivered.is_ok(),
+        "acknowledged, not retried: {delivered:?}"
+    );
+    batchops_core::worker::account_failed_chunk(&deps, &stray, "dead-lettered")
+        .await
+        .unwrap();
+    let after = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(counts(&after), counts(&ended), "{after:?}");
+    assert_accounted(&after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_past_the_closed_plan_of_a_cancelled_job_is_not_counted() {
+    let (stack, job_id, chunks) = a_job_with_its_chunks_in_hand(10, "b", |_| {}).await;
+    let deps = stack.dev.deps.clone();
+    let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
+    assert_eq!(code, 200, "{answer}");
+    for chunk in &chunks {
+        batchops_core::worker::process_chunk(&deps, chunk)
+            .await
+            .unwrap();
+    }
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Cancelled", "{job}");
+    let ended = deps.store.require(&job_id).await.unwrap();
+    let stray = batchops_core::chunk::Chunk {
+        chunk: ended.chunks_total,
+        ..chunks[1].clone()
+    };
+    batchops_core::worker::process_chunk(&deps, &stray)
+        .await
+        .unwrap();
+    let after = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(counts(&after), counts(&ended), "{after:?}");
+    assert_accounted(&after);
+}
+
+/// Chunk messages waiting on the work queue, visible, in flight or delayed.
+async fn queued(stack: &TestStack) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&stack.dev.deps.config.work_queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    out.attributes()
+        .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_jobs_chunks_wait_off_the_queue_and_run_after_resume() {
+    let (stack, job_id, chunks) = a_job_with_its_chunks_in_hand(15, "w", |_| {}).await;
+    let deps = stack.dev.deps.clone();
+    let (code, answer) = set_status(&stack, &job_id, "Paused").await;
+    assert_eq!(code, 200, "{answer}");
+    for chunk in &chunks {
+        let result = batchops_core::worker::process_chunk(&deps, chunk)
+            .await
+            .unwrap();
+        assert_eq!(result, batchops_core::worker::ChunkResult::Deferred);
+    }
+    let job = stack.api.describe(&job_id).await.unwrap();
+    assert_eq!(job["Status"], "Paused", "{job}");
+    // Parked, not cycling through the queue for the length of the pause.
+    assert_eq!(
+        queued(&stack).await,
+        0,
+        "nothing on the work queue while paused"
+    );
+    let (code, answer) = set_status(&stack, &job_id, "Active").await;
+    assert_eq!(code, 200, "{answer}");
+    let back = stack.receive_chunks(chunks.len()).await;
+    assert_eq!(back.len(), chunks.len(), "every parked chunk queued again");
+    let event = batchops_tests::sqs_event(&back, 1);
+    assert!(
+        batchops_worker::handle(&deps, event)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 15,
+        "{job}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelling_a_paused_job_accounts_its_parked_chunks_as_not_run() {
+    let (stack, job_id, chunks) = a_job_with_its_chunks_in_hand(10, "x", |_| {}).await;
+    let deps = stack.dev.deps.clone();
+    let (code, answer) = set_status(&stack, &job_id, "Paused").await;
+    assert_eq!(code, 200, "{answer}");
+    for chunk in &chunks {
+        batchops_core::worker::process_chunk(&deps, chunk)
+            .await
+            .unwrap();
+    }
+    let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
+    assert_eq!(code, 200, "{answer}");
+    let back = stack.receive_chunks(chunks.len()).await;
+    let event = batchops_tests::sqs_event(&back, 1);
+    assert!(
+        batchops_worker::handle(&deps, event)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Cancelled", "{job}");
+    let stored = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(stored.not_run, 10, "{stored:?}");
+    assert_accounted(&stored);
+}
+
+/// Plan messages waiting on the plan queue.
+async fn plans_queued(stack: &TestStack) -> u64 {
+    let out = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&stack.dev.deps.config.plan_queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    out.attributes()
+        .and_then(|a| a.values().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_job_waiting_for_its_planner_is_requeued_once_not_on_every_sweep() {
+    // No planner: the job stays `New`, as behind a long plan queue.
+    let stack = TestStack::start_with_dev(
+        StackOptions {
+            workers: 0,
+            tune: |c| c.preparing_timeout = Duration::from_secs(8),
+        },
+        |d| {
+            d.sweep_interval = Duration::ZERO;
+            d.planner = false;
+        },
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let seeded = stack.seed(&["y/0".to_string()], &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    assert_eq!(
+        plans_queued(&stack).await,
+        1,
+        "the create's own plan message"
+    );
+    // Past a tenth of the timeout the sweep suspects a lost message and sends one more …
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let first = batchops_core::finalizer::sweep(&deps).await.unwrap();
+    assert_eq!(first.replanned, 1, "{first:?}");
+    // … and not one more on each of the following sweeps.
+    for _ in 0..3 {
+        let again = batchops_core::finalizer::sweep(&deps).await.unwrap();
+        assert_eq!(again.replanned, 0, "{again:?}");
+    }
+    assert_eq!(plans_queued(&stack).await, 2);
+    let job = stack.api.describe(&job_id).await.unwrap();
+    assert_eq!(job["Status"], "New", "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sweep_queues_again_the_parked_chunks_of_a_job_no_longer_paused() {
+    let (stack, job_id, chunks) =
+        a_job_with_its_chunks_in_hand(10, "u", |d| d.sweep_interval = Duration::ZERO).await;
+    let deps = stack.dev.deps.clone();
+    let (code, answer) = set_status(&stack, &job_id, "Paused").await;
+    assert_eq!(code, 200, "{answer}");
+    for chunk in &chunks {
+        batchops_core::worker::process_chunk(&deps, chunk)
+            .await
+            .unwrap();
+    }
+    // A resume whose status write landed and which died before queuing the parked chunks.
+    deps.store
+        .transition(
+            &job_id,
+            &[JobStatus::Paused],
+            JobStatus::Active,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let summary = batchops_core::finalizer::sweep(&deps).await.unwrap();
+    assert_eq!(summary.unparked, 2, "{summary:?}");
+    run_queued_chunks(&stack).await;
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 10,
+        "{job}"
+    );
+}

@@ -45,6 +45,8 @@ pub struct DevOptions {
     pub tune: fn(&mut Config),
     /// Run the finalize-queue poller [true] (tests turn it off to lose finalize messages).
     pub finalizer: bool,
+    /// Run the plan-queue poller [true] (tests turn it off to keep jobs `New`).
+    pub planner: bool,
 }
 
 impl DevOptions {
@@ -59,6 +61,7 @@ impl DevOptions {
             sweep_interval: Duration::from_secs(60),
             tune: |_| {},
             finalizer: true,
+            planner: true,
         }
     }
 }
@@ -110,11 +113,13 @@ impl Dev {
         };
         let d = deps.clone();
         // No Lambda deadline here: the planner's own budget decides when it re-enqueues itself.
-        tasks.spawn(poller(d.config.plan_queue_url.clone(), 1).run(move |ev| {
-            let d = d.clone();
-            let stop = batchops_core::planner::stop_time(&d.config, None);
-            async move { batchops_planner::handle(&d, ev, stop).await }
-        }));
+        if opts.planner {
+            tasks.spawn(poller(d.config.plan_queue_url.clone(), 1).run(move |ev| {
+                let d = d.clone();
+                let stop = batchops_core::planner::stop_time(&d.config, None);
+                async move { batchops_planner::handle(&d, ev, stop).await }
+            }));
+        }
         let d = deps.clone();
         tasks.spawn(poller(intake_queue_url, 10).run(move |ev| {
             let d = d.clone();

@@ -38,9 +38,6 @@ pub struct Config {
     /// `BATCHOPS_ALLOWED_BUCKETS` [empty = none]: comma-separated bucket names jobs may touch,
     /// `*` for any (development only).
     pub allowed_buckets: Vec<String>,
-    /// `BATCHOPS_PAUSE_RECHECK_SECS` [60]: delay of a paused job's chunk before it is looked
-    /// at again (at most 900, SQS's longest delay).
-    pub pause_recheck_secs: i32,
     /// `BATCHOPS_STATUS_CHECK_MS` [5000]: how often a running chunk re-reads its job's status.
     pub status_check_interval: Duration,
     /// `BATCHOPS_MAX_RECEIVES` [5]: the work queues' redrive `maxReceiveCount`; on the last
@@ -134,7 +131,6 @@ impl Config {
             retry_cap: Duration::from_millis(number("BATCHOPS_RETRY_CAP_MS", 5000)?),
             report_file_max_bytes: number("BATCHOPS_REPORT_FILE_MAX_BYTES", 64 * 1024 * 1024)?
                 as usize,
-            pause_recheck_secs: number("BATCHOPS_PAUSE_RECHECK_SECS", 60)?.min(900) as i32,
             max_receives: number("BATCHOPS_MAX_RECEIVES", 5)? as u32,
             preparing_timeout: Duration::from_secs(number(
                 "BATCHOPS_PREPARING_TIMEOUT_SECS",
@@ -197,7 +193,6 @@ impl Config {
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_millis(5000),
             report_file_max_bytes: 64 * 1024 * 1024,
-            pause_recheck_secs: 60,
             max_receives: 5,
             preparing_timeout: Duration::from_secs(7200),
             work_dlq_urls: names.work_dlq_urls,

@@ -222,12 +222,17 @@ pub struct SweepSummary {
     pub finalized: u64,
     /// Jobs stuck in `Preparing` past the timeout: failed with a reason.
     pub failed_stuck: u64,
-    /// Jobs still `New` long after creation (their plan message was lost): planned again.
+    /// Jobs whose plan message looked lost (still `New` long after creation, or planning with
+    /// no progress): their plan message queued again, at most once per quarter of the
+    /// preparing timeout.
     pub replanned: u64,
     /// Dead-lettered chunks accounted as failed tasks.
     pub dead_chunks: u64,
     /// Jobs left `Pausing` with nothing of theirs running: now `Paused`.
     pub settled_pauses: u64,
+    /// Parked chunks of jobs no longer paused (their resume or cancel died before queuing
+    /// them again): queued again.
+    pub unparked: u64,
     /// Repairs that failed (logged); the sweep went on with the other jobs.
     pub errors: u64,
 }
@@ -245,6 +250,13 @@ pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
         Ok(n) => summary.dead_chunks = n,
         Err(e) => {
             tracing::error!(error = %e, "sweep: draining the dead-letter queues failed");
+            summary.errors += 1;
+        }
+    }
+    match unpark_stray(deps).await {
+        Ok(n) => summary.unparked += n,
+        Err(e) => {
+            tracing::error!(error = %e, "sweep: looking for parked chunks failed");
             summary.errors += 1;
         }
     }
@@ -312,12 +324,7 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
         // Confirmed, activated, cancelled or failing, but planning made no progress for a
         // quarter of the timeout: its plan message was lost (a confirm whose send failed, a
         // planner that died). Planning again resumes from the checkpoint, or closes it.
-        deps.queues
-            .send_plan(&crate::chunk::PlanMessage {
-                job_id: job.job_id.clone(),
-            })
-            .await?;
-        summary.replanned += 1;
+        replan(deps, job, summary).await?;
     } else if job.status == JobStatus::Preparing && progress_age > timeout {
         let reason = format!(
             "the job was still Preparing after {} s: its planner stopped (see the planner's logs and DLQ)",
@@ -332,14 +339,45 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
             summary.settled_pauses += 1;
         }
     } else if job.status == JobStatus::New && age(&job.status_time) > timeout / 10 {
-        deps.queues
-            .send_plan(&crate::chunk::PlanMessage {
-                job_id: job.job_id.clone(),
-            })
-            .await?;
-        summary.replanned += 1;
+        // Still `New`: its plan message may be lost, or only waiting behind others.
+        replan(deps, job, summary).await?;
     }
     Ok(())
+}
+
+/// Re-queues a job's plan message, at most once per quarter of the preparing timeout: a plan
+/// message that is only slow to be read is not joined by another one on every sweep (each
+/// would start a planner), and a lost one is replaced.
+async fn replan(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result<()> {
+    if !deps
+        .store
+        .claim_replan(&job.job_id, deps.config.preparing_timeout / 4)
+        .await?
+    {
+        return Ok(());
+    }
+    deps.queues
+        .send_plan(&crate::chunk::PlanMessage {
+            job_id: job.job_id.clone(),
+        })
+        .await?;
+    summary.replanned += 1;
+    Ok(())
+}
+
+/// Queues again the parked chunks of every job that is no longer paused (a job that is gone
+/// has its parked chunks deleted).
+async fn unpark_stray(deps: &Deps) -> Result<u64> {
+    let mut queued = 0;
+    for job_id in crate::parking::parked_jobs(deps).await? {
+        let job = deps.store.get(&job_id).await?;
+        match job {
+            Some(job) if matches!(job.status, JobStatus::Pausing | JobStatus::Paused) => {}
+            Some(job) => queued += crate::parking::unpark(deps, &job_id, job.priority).await?,
+            None => crate::parking::discard(deps, &job_id).await?,
+        }
+    }
+    Ok(queued)
 }
 
 /// Accounts every chunk waiting in the work queues' dead-letter queues as failed tasks, then

@@ -225,6 +225,10 @@ pub async fn update_status(
                     .store
                     .transition(job_id, &[from], JobStatus::Active, change())
                     .await;
+                if out.is_ok() {
+                    // The chunks that reached a worker during the pause run now.
+                    crate::parking::unpark(deps, job_id, job.priority).await?;
+                }
                 match &out {
                     // Paused while planning: planning goes on from its checkpoint.
                     Ok(j) if !j.planned => {
@@ -281,6 +285,10 @@ async fn cancel(deps: &Deps, job: &Job, change: StatusChange) -> crate::Result<J
         .store
         .transition(&job.job_id, &[job.status], JobStatus::Cancelling, change)
         .await?;
+    if matches!(job.status, JobStatus::Pausing | JobStatus::Paused) {
+        // Its parked chunks are counted as not run by the workers they go to.
+        crate::parking::unpark(deps, &job.job_id, job.priority).await?;
+    }
     if cancelling.reconciled() {
         deps.queues
             .send_finalize(&FinalizeMessage {

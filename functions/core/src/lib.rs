@@ -31,6 +31,7 @@ pub mod job;
 pub mod jobs;
 pub mod manifest;
 pub mod ops;
+pub mod parking;
 pub mod planner;
 pub mod report;
 pub mod telemetry;

@@ -608,6 +608,8 @@ async fn abort(
         Ok(_) | Err(Error::StatusConflict { .. }) => {}
         Err(other) => return Err(other),
     }
+    // Failed during a pause: the chunks parked meanwhile are counted as not run.
+    crate::parking::unpark(deps, job_id, job.priority).await?;
     maybe_finalize(deps, job_id).await
 }
 

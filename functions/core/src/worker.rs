@@ -24,7 +24,7 @@ pub enum ChunkResult {
     Duplicate,
     /// The job is cancelled or failed: the tasks were counted as not run.
     Dropped,
-    /// The job is paused: the chunk was queued again, delayed, to run after resume.
+    /// The job is paused: the chunk was parked, to be queued again when the pause ends.
     Deferred,
 }
 
@@ -171,6 +171,12 @@ fn counts_of(chunk: &Chunk, outcomes: &[Outcome]) -> ChunkCounts {
 /// (deferred). `None`: its status does not stop it.
 async fn unrunnable(deps: &Deps, chunk: &Chunk, job: &Job) -> Result<Option<ChunkResult>> {
     let job_id = chunk.job_id.as_str();
+    if matches!(job.status, JobStatus::Completing | JobStatus::Complete) {
+        // Every chunk of the job was counted before it could end: this one is a stray (a
+        // late send of a stale planner) and not part of it.
+        info!(status = %job.status, "job has ended; stray chunk dropped");
+        return Ok(Some(ChunkResult::Dropped));
+    }
     if job.status.drops_work() {
         let counts = ChunkCounts {
             not_run: chunk.tasks.len() as u64,
@@ -187,15 +193,13 @@ async fn unrunnable(deps: &Deps, chunk: &Chunk, job: &Job) -> Result<Option<Chun
         return Ok(Some(ChunkResult::Dropped));
     }
     if matches!(job.status, JobStatus::Pausing | JobStatus::Paused) {
-        // Not run, not lost: a delayed copy waits on the queue (SQS keeps it up to 14 days),
-        // and this delivery is acknowledged, so it never reaches the DLQ.
-        deps.queues
-            .defer_chunk(chunk, job.priority, deps.config.pause_recheck_secs)
-            .await?;
+        // Not run, not lost: parked off the queue until the pause ends (see
+        // [`crate::parking`]), and this delivery is acknowledged, so it never reaches the DLQ.
+        crate::parking::park(deps, chunk, job.priority).await?;
         if job.status == JobStatus::Pausing {
             let _moved = deps.store.settle_pause(job_id).await?;
         }
-        info!("job is paused; chunk deferred");
+        info!("job is paused; chunk parked");
         return Ok(Some(ChunkResult::Deferred));
     }
     Ok(None)

@@ -669,6 +669,34 @@ impl JobStore {
         }
     }
 
+    /// Claims the right to re-queue a job's plan message: `true` at most once per `every`
+    /// (a conditional write of the claim time on the job), so a sweep that suspects a lost
+    /// plan message sends one, not one on every run, and two sweeps never both send.
+    pub async fn claim_replan(&self, job_id: &str, every: std::time::Duration) -> Result<bool> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let cutoff = now - every.as_millis() as i128;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .update_expression("SET replan_claimed_ms = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(replan_claimed_ms) OR \
+                 replan_claimed_ms < :cutoff)",
+            )
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(Error::dynamo("UpdateItem", e)),
+        }
+    }
+
     /// Saves a checkpoint, in one transaction with the job's running totals, only if the
     /// stored checkpoint is still `prev_seq` (none: absent) and the job is not yet planned.
     /// Returns `false`, changing nothing, when another planner got there first: two planners
@@ -805,7 +833,10 @@ impl JobStore {
 
     /// Counts a chunk exactly once: one transaction puts the chunk record (only if absent)
     /// and adds its counts to the job. Returns `false`, changing nothing, when the chunk was
-    /// already counted (a redelivery).
+    /// already counted (a redelivery), or is not part of the job: the job has ended (or is
+    /// writing its report), or its plan is closed below this chunk's number (a stale
+    /// planner's late send). So no count changes once a job is terminal, and none ever goes
+    /// past the plan's totals.
     pub async fn count_chunk(
         &self,
         job_id: &str,
@@ -835,7 +866,17 @@ impl JobStore {
             .key("pk", job_pk(job_id))
             .key("sk", s("JOB"))
             .update_expression("ADD succeeded :s, failed :f, not_run :n, chunks_done :one")
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(
+                "attribute_exists(pk) AND NOT (#status IN (:completing, :complete, :cancelled, \
+                 :failed)) AND (planned <> :yes OR chunks_total > :chunk)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":completing", s(JobStatus::Completing.as_str()))
+            .expression_attribute_values(":complete", s(JobStatus::Complete.as_str()))
+            .expression_attribute_values(":cancelled", s(JobStatus::Cancelled.as_str()))
+            .expression_attribute_values(":failed", s(JobStatus::Failed.as_str()))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":chunk", n(chunk))
             .expression_attribute_values(":s", n(counts.succeeded))
             .expression_attribute_values(":f", n(counts.failed))
             .expression_attribute_values(":n", n(counts.not_run))
@@ -851,8 +892,17 @@ impl JobStore {
         .await;
         match result {
             Ok(_) => Ok(true),
-            // The first item's condition failing means the chunk record exists: a duplicate.
-            Err(e) if first_condition_failed(&e) => Ok(false),
+            // The chunk record exists (a duplicate), or the job refuses the count.
+            Err(e) if any_condition_failed(&e) => {
+                if !first_condition_failed(&e) {
+                    tracing::warn!(
+                        job_id,
+                        chunk,
+                        "chunk not counted: its job has ended or its plan closed below it"
+                    );
+                }
+                Ok(false)
+            }
             Err(e) => Err(Error::dynamo("TransactWriteItems", e)),
         }
     }

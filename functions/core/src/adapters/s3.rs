@@ -157,6 +157,34 @@ impl Objects {
         Ok((objects, next))
     }
 
+    /// The common prefixes one level below `prefix` (ListObjectsV2 with delimiter `/`), every
+    /// page.
+    pub async fn list_prefixes(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+        let mut prefixes = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .control
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .delimiter("/")
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| s3_error("ListObjectsV2", bucket, prefix, e))?;
+            prefixes.extend(
+                out.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(String::from)),
+            );
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
+                _ => return Ok(prefixes),
+            }
+        }
+    }
+
     pub async fn head(&self, bucket: &str, key: &str) -> Result<Head> {
         let out = self
             .control

@@ -65,20 +65,6 @@ impl Queues {
         }
     }
 
-    /// Queues a chunk again, invisible for `delay_secs` (a paused job's chunk waiting).
-    pub async fn defer_chunk(&self, chunk: &Chunk, priority: i64, delay_secs: i32) -> Result<()> {
-        let body = serde_json::to_string(chunk).map_err(Error::Message)?;
-        self.client
-            .send_message()
-            .queue_url(self.work_queue_for(priority))
-            .message_body(body)
-            .delay_seconds(delay_secs.clamp(0, 900))
-            .send()
-            .await
-            .map_err(|e| Error::sqs("SendMessage", e))?;
-        Ok(())
-    }
-
     /// Up to 10 messages of a dead-letter queue: (body, receipt handle). They stay invisible
     /// for 5 minutes unless deleted.
     pub async fn receive_dead_letters(&self, queue: &str) -> Result<Vec<(String, String)>> {
