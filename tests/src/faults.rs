@@ -51,22 +51,29 @@ struct Shared {
     copies: AtomicU64,
 }
 
-/// The next `left` requests of `method` whose path or `X-Amz-Target` contains `pattern` get
-/// `answer`, whatever the rates say.
+/// The next `left` requests of `method` whose path or `X-Amz-Target` contains `pattern` (and
+/// whose body contains `body`, when set) get `answer`, whatever the rates say.
 struct Rule {
     method: String,
     pattern: String,
+    body: Option<String>,
     left: u32,
     answer: Answer,
 }
 
-#[derive(Clone, Copy)]
+/// Something a test does at an exact point of the code under test (another actor's write, say).
+pub type Hook =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
+#[derive(Clone)]
 enum Answer {
     /// The service's injected error (S3 `503 SlowDown`, DynamoDB throttling, SQS `500`).
     ServiceError,
     /// `TransactionCanceledException` with reasons `[None, TransactionConflict]`, as DynamoDB
     /// cancels a transaction that meets another one on an item.
     TransactionConflict,
+    /// Runs the hook to its end, then forwards the request: a race lost at that exact point.
+    Before(Hook),
 }
 
 /// A running proxy.
@@ -137,10 +144,24 @@ impl FaultProxy {
         self.add_rule("POST", "TransactWriteItems", n, Answer::TransactionConflict);
     }
 
+    /// Before forwarding the next request of `method` whose path or `X-Amz-Target` contains
+    /// `pattern` and whose body contains `body`, runs `hook` to its end: another actor's write
+    /// lands just before this one, deterministically.
+    pub fn before_next(&self, method: &str, pattern: &str, body: &str, hook: Hook) {
+        self.shared.rules.lock().unwrap().push(Rule {
+            method: method.into(),
+            pattern: pattern.into(),
+            body: Some(body.into()),
+            left: 1,
+            answer: Answer::Before(hook),
+        });
+    }
+
     fn add_rule(&self, method: &str, pattern: &str, left: u32, answer: Answer) {
         self.shared.rules.lock().unwrap().push(Rule {
             method: method.into(),
             pattern: pattern.into(),
+            body: None,
             left,
             answer,
         });
@@ -242,24 +263,28 @@ async fn handle(
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
     let targeted = {
         let mut rules = s.rules.lock().unwrap();
-        let path = req.uri().path();
-        let target = req
-            .headers()
+        let path = parts.uri.path();
+        let target = parts
+            .headers
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
         rules
             .iter_mut()
             .find(|r| {
                 r.left > 0
-                    && req.method().as_str() == r.method
+                    && parts.method.as_str() == r.method
                     && (path.contains(&r.pattern) || target.contains(&r.pattern))
+                    && r.body.as_ref().is_none_or(|b| text.contains(b.as_str()))
             })
             .map(|r| {
                 r.left -= 1;
-                r.answer
+                r.answer.clone()
             })
     };
     match targeted {
@@ -271,9 +296,10 @@ async fn handle(
             counts.errors.fetch_add(1, Ordering::Relaxed);
             return Ok(transaction_conflict());
         }
+        Some(Answer::Before(hook)) => hook().await,
         None => {}
     }
-    if req.headers().contains_key("x-amz-copy-source") {
+    if parts.headers.contains_key("x-amz-copy-source") {
         s.copies.fetch_add(1, Ordering::Relaxed);
     }
     let roll: f64 = rand::rng().random();
@@ -285,8 +311,6 @@ async fn handle(
         counts.errors.fetch_add(1, Ordering::Relaxed);
         return Ok(injected(&service));
     }
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await?.to_bytes();
     let path = parts
         .uri
         .path_and_query()

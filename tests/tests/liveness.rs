@@ -1003,3 +1003,90 @@ async fn the_sweep_queues_again_the_parked_chunks_of_a_job_no_longer_paused() {
         "{job}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_finalizer_that_loses_the_race_to_a_pause_writes_no_report_until_the_job_ends() {
+    let proxy = batchops_tests::faults::FaultProxy::start(batchops_tests::emulator().await).await;
+    let stack = TestStack::start_with_sdk_dev(
+        batchops_tests::sdk_at(&proxy.url()).await,
+        StackOptions {
+            workers: 0,
+            tune: |_| {},
+        },
+        no_finalizer,
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..5).map(|i| format!("r/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let messages = stack.receive_chunks(1).await;
+    stack.until(&job_id, 30, |j| j["Status"] == "Active").await;
+    let chunk = batchops_core::chunk::Chunk::from_body(messages[0].body().unwrap()).unwrap();
+    batchops_core::worker::process_chunk(&deps, &chunk)
+        .await
+        .unwrap();
+    // The user's pause lands between the finalizer's read of the job and its `→ Completing`.
+    let direct = batchops_core::adapters::dynamo::JobStore::new(
+        aws_sdk_dynamodb::Client::new(&batchops_tests::sdk().await),
+        deps.store.table().to_string(),
+    );
+    let (id, store) = (job_id.clone(), direct.clone());
+    proxy.before_next(
+        "POST",
+        "UpdateItem",
+        "\"Completing\"",
+        std::sync::Arc::new(move || {
+            let (id, store) = (id.clone(), store.clone());
+            Box::pin(async move {
+                store
+                    .transition(
+                        &id,
+                        &[JobStatus::Active],
+                        JobStatus::Pausing,
+                        Default::default(),
+                    )
+                    .await
+                    .unwrap();
+            })
+        }),
+    );
+    let raced = batchops_core::finalizer::finalize_job(&deps, &job_id)
+        .await
+        .unwrap();
+    assert_eq!(raced, batchops_core::finalizer::Finalized::NotReady);
+    let reports = stack
+        .s3
+        .list_objects_v2()
+        .bucket(&seeded.target)
+        .prefix("reports/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reports.key_count(),
+        Some(0),
+        "no report of a job that has not ended"
+    );
+    let paused = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(paused.report_date, None, "{paused:?}");
+    // Resumed, it ends with its report.
+    let (code, answer) = set_status(&stack, &job_id, "Active").await;
+    assert_eq!(code, 200, "{answer}");
+    let ended = batchops_core::finalizer::finalize_job(&deps, &job_id)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            ended,
+            batchops_core::finalizer::Finalized::Ended(JobStatus::Complete, Some(_))
+        ),
+        "{ended:?}"
+    );
+    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    assert_eq!(report.rows.len(), 5);
+}

@@ -22,43 +22,60 @@ pub enum Finalized {
 
 #[instrument(skip(deps), fields(job_id = %job_id))]
 pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
-    let mut job = deps.store.require(job_id).await?;
-    if job.status.is_terminal() {
-        return Ok(Finalized::AlreadyEnded(job.status));
-    }
-    if !job.reconciled() {
-        info!(
-            done = job.chunks_done,
-            total = job.chunks_total,
-            "not all chunks counted yet"
-        );
-        return Ok(Finalized::NotReady);
-    }
-    let (from, to) = match job.status {
-        JobStatus::Active | JobStatus::Completing => (JobStatus::Completing, JobStatus::Complete),
-        JobStatus::Failing => (JobStatus::Failing, JobStatus::Failed),
-        JobStatus::Cancelling => (JobStatus::Cancelling, JobStatus::Cancelled),
-        other => {
-            info!(status = %other, "job is not ending");
-            return Ok(Finalized::NotReady);
-        }
-    };
-    if job.status == JobStatus::Active {
-        let change = StatusChange::default();
-        job = match deps
-            .store
-            .transition(job_id, &[JobStatus::Active], JobStatus::Completing, change)
-            .await
-        {
-            Ok(j) => j,
-            // A concurrent finalizer moved it first: carry on from what it wrote.
-            Err(Error::StatusConflict { .. }) => deps.store.require(job_id).await?,
-            Err(e) => return Err(e),
-        };
+    // A lost race for `Active → Completing` (a pause, cancel or failure landed first) starts
+    // over from the job as it now is: nothing is written for a status this run did not win.
+    let mut tries = 0;
+    let (job, from, to) = loop {
+        tries += 1;
+        let job = deps.store.require(job_id).await?;
         if job.status.is_terminal() {
             return Ok(Finalized::AlreadyEnded(job.status));
         }
-    }
+        if !job.reconciled() {
+            info!(
+                done = job.chunks_done,
+                total = job.chunks_total,
+                "not all chunks counted yet"
+            );
+            return Ok(Finalized::NotReady);
+        }
+        let (from, to) = match job.status {
+            JobStatus::Active | JobStatus::Completing => {
+                (JobStatus::Completing, JobStatus::Complete)
+            }
+            JobStatus::Failing => (JobStatus::Failing, JobStatus::Failed),
+            JobStatus::Cancelling => (JobStatus::Cancelling, JobStatus::Cancelled),
+            JobStatus::Pausing => {
+                // Paused with every chunk counted: nothing runs, so the pause has settled;
+                // resume finalizes it.
+                let _moved = deps.store.settle_pause(job_id).await?;
+                return Ok(Finalized::NotReady);
+            }
+            other => {
+                info!(status = %other, "job is not ending");
+                return Ok(Finalized::NotReady);
+            }
+        };
+        if job.status != JobStatus::Active {
+            break (job, from, to);
+        }
+        match deps
+            .store
+            .transition(
+                job_id,
+                &[JobStatus::Active],
+                JobStatus::Completing,
+                StatusChange::default(),
+            )
+            .await
+        {
+            Ok(j) => break (j, from, to),
+            Err(Error::StatusConflict { actual, .. }) if tries < 3 => {
+                info!(%actual, "the job moved before it could complete; looking again");
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let report_date = match &job.report_date {
         Some(d) => d.clone(),
         None => deps.store.fix_report_date(job_id).await?,
