@@ -1090,3 +1090,119 @@ async fn a_finalizer_that_loses_the_race_to_a_pause_writes_no_report_until_the_j
     let report = stack.report(&seeded.target, "reports", &job_id).await;
     assert_eq!(report.rows.len(), 5);
 }
+
+/// A tagging job generated from `source`'s listing, keeping the keys ending `.hit`, writing
+/// its generated manifest to `out` and its report to `reports`.
+fn selective_generator_job(source: &str, out: &str, reports: &str) -> Value {
+    serde_json::json!({
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "batch", "Value": "done"}]}},
+        "ManifestGenerator": {"S3JobManifestGenerator": {
+            "SourceBucket": format!("arn:aws:s3:::{source}"),
+            "EnableManifestOutput": true,
+            "ManifestOutputLocation": {"Bucket": format!("arn:aws:s3:::{out}"),
+                                       "ManifestPrefix": "generated",
+                                       "ManifestFormat": "S3InventoryReport_CSV_20211130"},
+            "Filter": {"KeyNameConstraint": {"MatchAnySuffix": [".hit"]}}
+        }},
+        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{reports}"),
+                   "Format": "Report_CSV_20180820", "Prefix": "reports", "ReportScope": "AllTasks"},
+        "Priority": 10
+    })
+}
+
+/// `n` objects `k/0000.dat` …, except that those numbered in `hits` end `.hit`.
+async fn listing(stack: &TestStack, n: usize, hits: &[usize]) -> (String, Vec<String>) {
+    let source = stack.bucket("gen").await;
+    let keys: Vec<String> = (0..n)
+        .map(|i| {
+            let ext = if hits.contains(&i) { "hit" } else { "dat" };
+            format!("k/{i:04}.{ext}")
+        })
+        .collect();
+    stack.put_objects(&source, &keys).await;
+    (source, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_selective_generator_reaches_a_checkpoint_within_its_budget() {
+    // A zero budget: every invocation should stop at its first chunk boundary. Three keys in
+    // 400 pass the filter, so no chunk of five ever fills: only the scan span (100 listed
+    // keys) gives the planner somewhere to stop.
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: |c| {
+            one_chunk_per_invocation(c);
+            c.generator_scan_span = 100;
+        },
+    })
+    .await;
+    let (source, _) = listing(&stack, 400, &[30, 170, 310]).await;
+    let out = stack.bucket("out").await;
+    let job_id = stack
+        .api
+        .create(&selective_generator_job(&source, &out, &out))
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 3, "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 3, "{job}");
+    let (_, checkpoint) = stack
+        .dev
+        .deps
+        .store
+        .get_checkpoint(&job_id)
+        .await
+        .unwrap()
+        .expect("the planner stopped part-way and checkpointed");
+    assert!(
+        checkpoint.continuations >= 4,
+        "one invocation per 100 listed keys: {checkpoint:?}"
+    );
+    // The generated manifest still lists the three, once each, across the invocations.
+    let manifest: Value = serde_json::from_slice(
+        &stack
+            .get(&out, &format!("generated/job-{job_id}/manifest.json"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut listed = 0;
+    for f in manifest["files"].as_array().unwrap() {
+        let body = stack.get(&out, f["key"].as_str().unwrap()).await.unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+            .unwrap();
+        listed += text.lines().count();
+    }
+    assert_eq!(listed, 3, "{manifest}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_generated_manifest_that_cannot_be_written_fails_the_job_naming_it() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: |c| c.chunk_size = 5,
+    })
+    .await;
+    let (source, _) = listing(&stack, 12, &[1, 2, 3, 4, 5, 6, 7]).await;
+    let reports = stack.bucket("rep").await;
+    let missing = unique("no-such-bucket");
+    let job_id = stack
+        .api
+        .create(&selective_generator_job(&source, &missing, &reports))
+        .await
+        .unwrap();
+    let job = stack
+        .until(&job_id, 60, |j| {
+            JobStatus::parse(j["Status"].as_str().unwrap_or_default())
+                .is_some_and(|s| s.is_terminal())
+        })
+        .await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(failure_codes(&job), ["ManifestOutputWriteFailed"], "{job}");
+    // What was queued before the write failed ran and is accounted.
+    let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert_accounted(&stored);
+    assert_eq!(stored.total_tasks, 7, "{stored:?}");
+}

@@ -61,6 +61,11 @@ pub struct Config {
     /// before it checkpoints and re-enqueues itself (within Lambda's 15 minutes; a shorter
     /// Lambda deadline wins). 0: one chunk per invocation.
     pub planner_budget: Duration,
+    /// `BATCHOPS_GENERATOR_SCAN_SPAN` [100000]: a manifest generator's chunk also ends after
+    /// this many listed keys (counted from where an invocation's listing starts), full or not,
+    /// so that a filter admitting few keys still reaches a checkpoint within the budget (about
+    /// 100 ListObjectsV2 pages). Kept in the checkpoint, like the chunk size.
+    pub generator_scan_span: u64,
 }
 
 /// Defaults of the multipart copy settings.
@@ -145,6 +150,7 @@ impl Config {
             ),
             // 0: one chunk per invocation (every manifest spans many: tests use it).
             planner_budget: Duration::from_secs(at_least("BATCHOPS_PLANNER_BUDGET_SECS", 600, 0)?),
+            generator_scan_span: number("BATCHOPS_GENERATOR_SCAN_SPAN", 100_000)?,
             multipart_threshold: number(
                 "BATCHOPS_MULTIPART_THRESHOLD_BYTES",
                 DEFAULT_MULTIPART_THRESHOLD,
@@ -202,6 +208,7 @@ impl Config {
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
             planner_budget: Duration::from_secs(600),
+            generator_scan_span: 100_000,
         }
     }
 

@@ -10,7 +10,9 @@
 //!
 //! Running a plan message twice is harmless. Chunk boundaries are a pure function of the
 //! manifest: an invocation starts at a chunk boundary and stops only where the chunker cuts a
-//! full chunk, so every chunk number always holds the same rows, and a chunk sent twice is
+//! full chunk or at a generator's scan boundary (every `generator_scan_span` listed keys from
+//! the invocation's start, so a selective filter still reaches one), so every chunk number
+//! always holds the same rows, and a chunk sent twice is
 //! counted once by the worker. Checkpoints are written conditionally on the one read, so two
 //! planners racing from one checkpoint cannot both go on, and totals are written with `SET`.
 //!
@@ -72,6 +74,10 @@ pub struct Checkpoint {
     pub chunk_size: usize,
     /// Invocations that have stopped part-way so far.
     pub continuations: u64,
+    /// The generator scan span planning started with (kept like the chunk size; absent in
+    /// checkpoints written before it existed: the configured one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_span: Option<u64>,
     /// When it was saved: the sweep judges a long plan's progress by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_at: Option<String>,
@@ -212,8 +218,16 @@ pub async fn plan_attempt(
         );
     }
 
+    let scan_span = checkpoint
+        .as_ref()
+        .and_then(|cp| cp.scan_span)
+        .unwrap_or(deps.config.generator_scan_span);
+    let config = crate::Config {
+        generator_scan_span: scan_span,
+        ..deps.config.clone()
+    };
     let mut stream =
-        match crate::manifest::open(&deps.objects, &deps.config, source, resume.as_ref()).await {
+        match crate::manifest::open(&deps.objects, &config, source, resume.as_ref()).await {
             Ok(s) => s,
             Err(e) if e.is_transient() && !last_delivery => {
                 warn!(error = %e, "manifest not readable for now; planning is retried");
@@ -265,33 +279,54 @@ pub async fn plan_attempt(
             stopping = true;
         }
         for item in batch {
-            let row = item.task.row;
-            open_tasks += 1;
-            if let Some(full) = chunker.push(item.task) {
-                open_tasks = 1;
+            // A row opens the next chunk when the open one is full; a scan boundary ends the
+            // open one (if it has rows) and is a place to stop even if it has none. Either
+            // way the next invocation may start at `item.at`, with row number `tasks` (the
+            // rows before it are all in chunks cut).
+            let is_row = item.task.is_some();
+            let (cut, boundary) = match item.task {
+                Some(task) => {
+                    debug_assert_eq!(task.row, tasks);
+                    open_tasks += 1;
+                    let cut = chunker.push(task);
+                    if cut.is_some() {
+                        open_tasks = 1;
+                    }
+                    let boundary = cut.is_some();
+                    (cut, boundary)
+                }
+                None => {
+                    open_tasks = 0;
+                    (chunker.finish(), true)
+                }
+            };
+            if let Some(full) = cut {
                 round_tasks += full.tasks.len();
                 if let Some(out) = output.as_mut()
-                    && out.add_chunk(&full)?
-                    && let Some(file) = out.roll(&deps.objects).await?
+                    && let Err(e) = add_to_output(deps, job_id, out, &full).await
                 {
-                    deps.store.put_output_file(job_id, &file).await?;
+                    // The chunk is sent with its round; planning then ends with the error
+                    // (the row just read, in the open chunk, was not sent).
+                    round.push(full);
+                    tasks += u64::from(is_row);
+                    stream_error = Some(e);
+                    break 'read;
                 }
                 let closed = close_at == Some(chunker.next_chunk());
                 round.push(full);
                 if closed {
                     // The plan of an ending job closes here: the rows from this one on are
                     // not part of the job.
-                    tasks = row;
                     closing_reached = true;
                     break 'read;
                 }
-                if stopping {
-                    // This row opens the next chunk: it is where the next invocation starts.
-                    resume_at = Some((item.at, row));
-                    break 'read;
-                }
             }
-            tasks = row + 1;
+            if stopping && boundary {
+                // The next invocation starts here (the open chunk, if any, was not sent).
+                resume_at = Some((item.at, tasks));
+                break 'read;
+            }
+            tasks += u64::from(is_row);
             max_held = max_held.max(open_tasks + round_tasks + in_flight_tasks);
             if round.len() >= CHUNKS_PER_ROUND {
                 // Once a round: has the job been paused, cancelled or failed meanwhile? Then
@@ -331,8 +366,10 @@ pub async fn plan_attempt(
         && stream_error.is_none()
         && let Some(last) = chunker.finish()
     {
-        if let Some(out) = output.as_mut() {
-            out.add_chunk(&last)?;
+        if let Some(out) = output.as_mut()
+            && let Err(e) = out.add_chunk(&last)
+        {
+            stream_error = Some(output_error(out.bucket(), e));
         }
         round.push(last);
     }
@@ -352,10 +389,13 @@ pub async fn plan_attempt(
     while let Some(sent) = in_flight.join_next().await {
         sent??;
     }
-    if let Some(out) = output.as_mut()
-        && let Some(file) = out.roll(&deps.objects).await?
+    if stream_error.is_none()
+        && let Some(out) = output.as_mut()
+        && let Err(e) = roll_output(deps, job_id, out).await
     {
-        deps.store.put_output_file(job_id, &file).await?;
+        // Every chunk is sent: none is open.
+        open_tasks = 0;
+        stream_error = Some(e);
     }
     let chunks = chunker.next_chunk();
     let summary = |tasks, chunks, continued| PlanSummary {
@@ -379,6 +419,7 @@ pub async fn plan_attempt(
             etag,
             chunk_size,
             continuations: checkpoint.as_ref().map_or(0, |c| c.continuations) + 1,
+            scan_span: Some(scan_span),
             saved_at: Some(crate::time::now_iso()),
         };
         let planned_chunks = if phase == Phase::Plan { next_chunk } else { 0 };
@@ -457,9 +498,20 @@ pub async fn plan_attempt(
         let created = crate::time::parse(&job.creation_time)
             .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
         let source = crate::job::spec::parse_bucket_arn(&g.s3().source_bucket).unwrap_or_default();
-        let key = out
+        let key = match out
             .finish(&deps.objects, &source, created, &recorded, chunks)
-            .await?;
+            .await
+        {
+            Ok(key) => key,
+            Err(e) => {
+                let e = output_error(out.bucket(), e);
+                if e.is_transient() && !last_delivery {
+                    return Err(e.into());
+                }
+                abort(deps, &job, phase, (tasks, chunks), sent, &etag, e).await?;
+                return Ok(summary(tasks, chunks, false));
+            }
+        };
         info!(bucket = out.bucket(), key, "generated manifest written");
     }
     let planned = deps
@@ -469,6 +521,52 @@ pub async fn plan_attempt(
     info!(tasks, chunks, "planned");
     finalize_if_reconciled(deps, &planned).await?;
     Ok(summary(tasks, chunks, false))
+}
+
+/// Adds a cut chunk to the generated manifest, writing (and recording) a data file when one
+/// is full.
+async fn add_to_output(
+    deps: &Deps,
+    job_id: &str,
+    out: &mut ManifestOutput,
+    chunk: &Chunk,
+) -> std::result::Result<(), ManifestError> {
+    let full = out
+        .add_chunk(chunk)
+        .map_err(|e| output_error(out.bucket(), e))?;
+    if full {
+        roll_output(deps, job_id, out).await?;
+    }
+    Ok(())
+}
+
+/// Writes the generated manifest's open data file, if any, and records it.
+async fn roll_output(
+    deps: &Deps,
+    job_id: &str,
+    out: &mut ManifestOutput,
+) -> std::result::Result<(), ManifestError> {
+    let bucket = out.bucket().to_string();
+    if let Some(file) = out
+        .roll(&deps.objects)
+        .await
+        .map_err(|e| output_error(&bucket, e))?
+    {
+        deps.store
+            .put_output_file(job_id, &file)
+            .await
+            .map_err(|e| output_error(&bucket, e))?;
+    }
+    Ok(())
+}
+
+/// A failed write of the generated manifest: transient when retrying can help.
+fn output_error(bucket: &str, e: Error) -> ManifestError {
+    ManifestError::OutputWrite {
+        bucket: bucket.to_string(),
+        transient: e.is_retryable(),
+        reason: e.to_string(),
+    }
 }
 
 /// A confirmed job runs the manifest that was counted: planning starts at the top, pinned to

@@ -247,12 +247,12 @@ pub async fn open(
                     return;
                 }
                 Some(Ok((task, at))) => {
-                    let item = Item {
+                    let item = Item::row(
                         task,
-                        at: Position::Csv {
+                        Position::Csv {
                             offset: offset + at,
                         },
-                    };
+                    );
                     if !tx.push_blocking(item) {
                         return;
                     }

@@ -101,7 +101,9 @@ pub async fn open(
     objects: &Objects,
     generator: &S3JobManifestGenerator,
     resume: Option<&Resume>,
+    scan_span: u64,
 ) -> Result<ManifestStream, ManifestError> {
+    let scan_span = scan_span.max(1);
     let bucket = parse_bucket_arn(&generator.source_bucket)
         .ok_or_else(|| ManifestError::Spec("SourceBucket is not a bucket ARN".into()))?;
     let (first_prefix, first_after, first_row) = match resume {
@@ -128,6 +130,8 @@ pub async fn open(
     let objects = objects.clone();
     tokio::spawn(async move {
         let mut row = first_row;
+        // Keys listed since the start or the last scan boundary.
+        let mut scanned = 0u64;
         for (index, prefix) in prefixes.iter().enumerate().skip(first_prefix) {
             let mut prev = if index == first_prefix {
                 first_after.clone()
@@ -151,25 +155,37 @@ pub async fn open(
                 first_page = false;
                 for object in listed {
                     if filter.admits(&object) {
-                        let item = Item {
-                            task: Task {
+                        let item = Item::row(
+                            Task {
                                 row,
                                 bucket: bucket.clone(),
                                 key: object.key.clone(),
                                 version_id: None,
                                 invalid: None,
                             },
-                            at: Position::Generator {
+                            Position::Generator {
                                 prefix: index as u32,
                                 start_after: prev.clone(),
                             },
-                        };
+                        );
                         row += 1;
                         if !tx.push(item).await {
                             return;
                         }
                     }
                     prev = Some(object.key);
+                    scanned += 1;
+                    if scanned >= scan_span {
+                        scanned = 0;
+                        let at = Position::Generator {
+                            prefix: index as u32,
+                            start_after: prev.clone(),
+                        };
+                        // Handed over at once: the planner may stop here.
+                        if !tx.push(Item::boundary(at)).await || !tx.flush().await {
+                            return;
+                        }
+                    }
                 }
                 match next {
                     Some(t) => token = Some(t),

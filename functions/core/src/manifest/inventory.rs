@@ -336,7 +336,7 @@ pub async fn open(
                             file: index as u32,
                             record,
                         };
-                        if !tx.push_blocking(Item { task, at }) {
+                        if !tx.push_blocking(Item::row(task, at)) {
                             return;
                         }
                     }

@@ -46,11 +46,32 @@ pub enum Position {
     },
 }
 
-/// One row of a manifest: its task and where it stands.
+/// One row of a manifest (its task and where it stands), or a scan boundary.
+///
+/// A scan boundary (`task: None`) is a point of a generator's listing where a chunk ends even
+/// if it is not full, placed every [`Config::generator_scan_span`] listed keys counted from
+/// where the listing started (a pure function of the listing and the start, like a full
+/// chunk's end): a generator whose filter admits few keys still reaches a chunk boundary, and
+/// so a checkpoint, within its time budget. `at` is where the listing goes on.
+///
+/// [`Config::generator_scan_span`]: crate::Config::generator_scan_span
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {
-    pub task: Task,
+    pub task: Option<Task>,
     pub at: Position,
+}
+
+impl Item {
+    pub fn row(task: Task, at: Position) -> Self {
+        Self {
+            task: Some(task),
+            at,
+        }
+    }
+
+    pub fn boundary(at: Position) -> Self {
+        Self { task: None, at }
+    }
 }
 
 /// Where to resume reading: a saved position, the number the row there gets, and the ETag of
@@ -94,6 +115,14 @@ pub enum ManifestError {
     },
     #[error("bucket {0} is not in this stack's allowed buckets")]
     Forbidden(String),
+    /// Writing the generated manifest (`EnableManifestOutput`) failed: for good (no such
+    /// bucket, access denied) the job fails; for now (throttling, 5xx), planning is retried.
+    #[error("the generated manifest could not be written to s3://{bucket}: {reason}")]
+    OutputWrite {
+        bucket: String,
+        reason: String,
+        transient: bool,
+    },
     /// Throttling, a 5xx or a dropped connection: planning is retried from its checkpoint,
     /// and fails the job only on the plan message's last delivery.
     #[error("reading the manifest s3://{bucket}/{key} failed for now: {reason}")]
@@ -130,7 +159,12 @@ impl ManifestError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ManifestError::Transient { .. } | ManifestError::Stream { .. }
+            ManifestError::Transient { .. }
+                | ManifestError::Stream { .. }
+                | ManifestError::OutputWrite {
+                    transient: true,
+                    ..
+                }
         )
     }
 
@@ -147,6 +181,7 @@ impl ManifestError {
             ManifestError::Spec(_) | ManifestError::Inventory(_) => "ManifestInvalid",
             ManifestError::Checksum { .. } => "ManifestChecksumMismatch",
             ManifestError::Forbidden(_) => "ManifestAccessDenied",
+            ManifestError::OutputWrite { .. } => "ManifestOutputWriteFailed",
         }
     }
 }

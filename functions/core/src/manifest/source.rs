@@ -156,6 +156,8 @@ pub async fn open(
                 super::inventory::open(objects, config, m, resume).await
             }
         },
-        ManifestSource::Generator(g) => super::generator::open(objects, g, resume).await,
+        ManifestSource::Generator(g) => {
+            super::generator::open(objects, g, resume, config.generator_scan_span).await
+        }
     }
 }
