@@ -25,7 +25,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export BATCHOPS_S3_PATH_STYLE ?= true
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup emulator emulator-stop build dev demo test unit lint deny validate fmt clean chaos fuzz \
+.PHONY: setup emulator emulator-stop build dev demo test test-continuations unit lint deny validate fmt clean chaos fuzz \
 	bench build-lambdas watch invoke-check
 
 setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint, aws-sam-cli and cargo-lambda (idempotent)
@@ -52,9 +52,17 @@ dev: emulator build ## Run the stack locally (API on 127.0.0.1:9000)
 demo: setup build ## Run a real copy job end to end on the emulator and print the report
 	@infra/demo.sh
 
-test: setup ## The whole suite: unit tests and integration tests against moto (and cargo lambda watch)
+test: setup ## The whole suite: unit tests and integration tests against moto (and cargo lambda watch), then the lifecycle matrix
 	BATCHOPS_EMULATOR_PYTHON=$(abspath $(VENV))/bin/python BATCHOPS_CARGO_LAMBDA=$(abspath $(VENV))/bin/cargo-lambda \
 		$(CARGO) test --workspace --all-targets
+	@$(MAKE) --no-print-directory test-continuations
+
+# The copy, lifecycle and exactly-once tests again, with every manifest planned one chunk per
+# invocation (chunks of 7 unless a test sets its own): cancel, pause, thresholds and duplicates
+# meet a plan that continues across invocations. `TestStack::wait` checks that it did.
+test-continuations: setup ## The copy, lifecycle and exactly-once tests with a zero planner budget
+	BATCHOPS_EMULATOR_PYTHON=$(abspath $(VENV))/bin/python BATCHOPS_PLANNER_BUDGET_SECS=0 BATCHOPS_CHUNK_SIZE=7 \
+		$(CARGO) test -p batchops-tests --test copy_jobs --test lifecycle --test exactly_once
 
 chaos: setup ## The full chaos run: 10,000 tasks under injected faults, duplicates, SIGKILL
 	BATCHOPS_EMULATOR_PYTHON=$(abspath $(VENV))/bin/python BATCHOPS_CHAOS_TASKS=$${BATCHOPS_CHAOS_TASKS:-10000} \

@@ -453,14 +453,30 @@ impl TestStack {
     }
 
     /// Waits (at most `limit`) for the job to end; returns its description.
+    ///
+    /// On a stack whose planner budget is zero (one chunk per invocation: the lifecycle
+    /// matrix of `make test`), it also checks that a job of more than two chunks was planned
+    /// across several invocations, so the matrix cannot pass by planning in one.
     pub async fn wait(&self, job_id: &str, limit: Duration) -> Value {
-        tokio::time::timeout(
+        let job = tokio::time::timeout(
             limit,
             self.api.wait(job_id, Duration::from_millis(200), |_| {}),
         )
         .await
         .unwrap_or_else(|_| panic!("job {job_id} did not end within {limit:?}"))
-        .unwrap()
+        .unwrap();
+        let config = &self.dev.deps.config;
+        let total = job["ProgressSummary"]["TotalNumberOfTasks"]
+            .as_u64()
+            .unwrap_or(0);
+        if config.planner_budget.is_zero() && total > 2 * config.chunk_size as u64 {
+            let checkpoint = self.dev.deps.store.get_checkpoint(job_id).await.unwrap();
+            assert!(
+                checkpoint.is_some_and(|(_, cp)| cp.continuations > 0),
+                "job {job_id} of {total} tasks was planned in one invocation under a zero budget"
+            );
+        }
+        job
     }
 
     pub async fn report(&self, bucket: &str, prefix: &str, job_id: &str) -> Report {

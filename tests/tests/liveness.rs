@@ -1206,3 +1206,65 @@ async fn a_generated_manifest_that_cannot_be_written_fails_the_job_naming_it() {
     assert_accounted(&stored);
     assert_eq!(stored.total_tasks, 7, "{stored:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manifest_read_that_fails_for_now_mid_plan_is_retried_from_the_checkpoint() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 2,
+        tune: one_chunk_per_invocation,
+    })
+    .await;
+    let keys: Vec<String> = (0..60).map(|i| format!("h/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    // Planning is under way (one chunk per invocation): a later invocation's ranged read of
+    // the manifest meets more 503s than the SDK's retries absorb.
+    stack.until(&job_id, 60, |j| j["Status"] == "Active").await;
+    proxy.fail_next("GET", "/m.csv", 6);
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 60, "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 60,
+        "{job}"
+    );
+    assert_report_of_what_ran(&stack, &seeded.target, &job_id, &job).await;
+    let s3 = proxy
+        .counts()
+        .into_iter()
+        .find(|(s, _)| s == "s3")
+        .map(|(_, c)| c[1]);
+    assert_eq!(s3, Some(6), "all six injected errors were met");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_report_that_cannot_be_written_fails_a_job_planned_across_invocations() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: one_chunk_per_invocation,
+    })
+    .await;
+    let keys: Vec<String> = (0..30).map(|i| format!("w/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let body = copy_job(
+        &seeded.source,
+        "m.csv",
+        Some(&seeded.etag),
+        &seeded.target,
+        &unique("no-such-bucket"),
+        "AllTasks",
+    );
+    let job_id = stack.api.create(&body).await.unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(failure_codes(&job), ["ReportWriteFailed"], "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 30,
+        "{job}"
+    );
+    assert_accounted(&stack.dev.deps.store.require(&job_id).await.unwrap());
+}
