@@ -1268,3 +1268,35 @@ async fn a_report_that_cannot_be_written_fails_a_job_planned_across_invocations(
     );
     assert_accounted(&stack.dev.deps.store.require(&job_id).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelling_a_confirmed_job_while_it_is_planned_ends_cancelled_with_what_ran_accounted() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: one_chunk_per_invocation,
+    })
+    .await;
+    let keys: Vec<String> = (0..300).map(|i| format!("j/{i:03}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["ConfirmationRequired"] = true.into();
+    let job_id = stack.api.create(&body).await.unwrap();
+    stack
+        .until(&job_id, 120, |j| j["Status"] == "Suspended")
+        .await;
+    let (code, answer) = set_status(&stack, &job_id, "Ready").await;
+    assert_eq!(code, 200, "{answer}");
+    // At once: the confirmed plan has barely started (it is `Ready` or just `Active`).
+    let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
+    assert_eq!(code, 200, "{answer}");
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Cancelled", "{job}");
+    let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert!(stored.planned && stored.total_tasks < 300, "{stored:?}");
+    assert_accounted(&stored);
+    assert_report_of_what_ran(&stack, &seeded.target, &job_id, &job).await;
+    // Nothing changes after the end.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert_eq!(counts(&later), counts(&stored), "{later:?}");
+}
