@@ -11,6 +11,22 @@ pub const SQS_MAX_BYTES: usize = 256 * 1024;
 /// A chunk body's JSON stays under this, leaving room for SQS's own accounting.
 pub const CHUNK_MAX_BYTES: usize = SQS_MAX_BYTES - 6 * 1024;
 
+/// The longest bucket, key, version id or reason a task carries (S3's key limit). A row with
+/// a longer field is an invalid task, and an invalid task's fields are cut to this for its
+/// report row, so every task fits in a chunk message whatever the manifest holds.
+pub const MAX_FIELD_BYTES: usize = 1024;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
 /// One object to operate on: one manifest row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
@@ -33,6 +49,39 @@ pub struct Chunk {
     pub job_id: String,
     pub chunk: u64,
     pub tasks: Vec<Task>,
+}
+
+impl Task {
+    /// The task with every field within [`MAX_FIELD_BYTES`]: a valid row with a longer key,
+    /// version id or bucket becomes invalid (saying which field, and how long it was), and an
+    /// invalid row's fields are cut.
+    pub fn bounded(mut self) -> Self {
+        if self.invalid.is_none() {
+            let fields = [
+                ("bucket name", self.bucket.len()),
+                ("key", self.key.len()),
+                (
+                    "version id",
+                    self.version_id.as_ref().map_or(0, String::len),
+                ),
+            ];
+            if let Some((name, len)) = fields.iter().find(|(_, len)| *len > MAX_FIELD_BYTES) {
+                self.invalid = Some(format!(
+                    "row {}: the {name} is {len} bytes; at most {MAX_FIELD_BYTES}",
+                    self.row + 1
+                ));
+            }
+        }
+        if let Some(reason) = self.invalid.as_mut() {
+            truncate_utf8(reason, MAX_FIELD_BYTES);
+            truncate_utf8(&mut self.bucket, MAX_FIELD_BYTES);
+            truncate_utf8(&mut self.key, MAX_FIELD_BYTES);
+            if let Some(v) = self.version_id.as_mut() {
+                truncate_utf8(v, MAX_FIELD_BYTES);
+            }
+        }
+        self
+    }
 }
 
 impl Chunk {
@@ -179,6 +228,40 @@ impl Chunker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_with_an_overlong_field_becomes_invalid_and_its_fields_are_cut() {
+        let valid = Task {
+            row: 6,
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: Some("é".repeat(600)),
+            invalid: None,
+        }
+        .bounded();
+        assert_eq!(
+            valid.invalid.as_deref(),
+            Some("row 7: the version id is 1200 bytes; at most 1024")
+        );
+        assert_eq!(valid.version_id.as_ref().unwrap().len(), 1024);
+        let invalid = Task {
+            row: 0,
+            bucket: "x".repeat(300_000),
+            key: "é".repeat(700),
+            version_id: None,
+            invalid: Some("r".repeat(5000)),
+        }
+        .bounded();
+        assert_eq!(invalid.bucket.len(), 1024);
+        assert_eq!(invalid.key.len(), 1024, "cut at a character boundary");
+        assert_eq!(invalid.invalid.as_ref().unwrap().len(), 1024);
+        let fine = task(3, 1024);
+        assert_eq!(
+            fine.clone().bounded(),
+            fine,
+            "a row within the bounds is unchanged"
+        );
+    }
 
     fn task(row: u64, key_len: usize) -> Task {
         Task {

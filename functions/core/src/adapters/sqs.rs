@@ -106,6 +106,21 @@ impl Queues {
             .iter()
             .map(|c| serde_json::to_string(c).map_err(Error::Message))
             .collect::<Result<Vec<_>>>()?;
+        // The chunker and the task bounds keep every chunk under the limit; were one over it,
+        // SQS would refuse the batch on every retry.
+        if let Some((chunk, body)) = chunks
+            .iter()
+            .zip(&bodies)
+            .find(|(_, b)| b.len() > crate::chunk::SQS_MAX_BYTES)
+        {
+            return Err(Error::Record(format!(
+                "chunk {} of job {} is {} bytes, over SQS's {} bytes",
+                chunk.chunk,
+                chunk.job_id,
+                body.len(),
+                crate::chunk::SQS_MAX_BYTES
+            )));
+        }
         for batch in pack_batches(bodies.iter().map(String::len)) {
             let mut pending: Vec<usize> = batch;
             for attempt in 0..5u32 {

@@ -96,7 +96,7 @@ impl<R: std::io::Read> Rows<R> {
                 task.invalid = Some(reason);
             }
         }
-        task
+        task.bounded()
     }
 
     /// The row's decoded key, or why the row names no object.
@@ -117,7 +117,7 @@ impl<R: std::io::Read> Rows<R> {
         };
         if task.bucket.is_empty() || !crate::job::spec::valid_bucket_name(&task.bucket) {
             return Err(format!(
-                "row {line}: {:?} is not a valid bucket name",
+                "row {line}: not a valid bucket name: {:?}",
                 task.bucket
             ));
         }

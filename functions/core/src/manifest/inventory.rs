@@ -208,7 +208,7 @@ impl<R: std::io::Read> InventoryRows<R> {
             Some(format!("row {} is not valid UTF-8", row + 1))
         } else if !valid_bucket_name(&task.bucket) {
             Some(format!(
-                "row {}: {:?} is not a valid bucket name",
+                "row {}: not a valid bucket name: {:?}",
                 row + 1,
                 task.bucket
             ))
@@ -230,7 +230,7 @@ impl<R: std::io::Read> InventoryRows<R> {
             }
         };
         task.invalid = problem;
-        task
+        task.bounded()
     }
 }
 

@@ -192,13 +192,28 @@ pub struct Outcome {
     pub message: String,
 }
 
+/// The longest `ResultMessage` a report row carries (a LambdaInvoke `resultString` can be
+/// megabytes): longer messages are cut, saying so.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+fn bounded_message(message: impl Into<String>) -> String {
+    let mut message = message.into();
+    if message.len() > MAX_MESSAGE_BYTES {
+        let total = message.len();
+        let note = format!(" … (truncated; {total} bytes)");
+        crate::chunk::truncate_utf8(&mut message, MAX_MESSAGE_BYTES - note.len());
+        message.push_str(&note);
+    }
+    message
+}
+
 impl Outcome {
     pub fn success(message: impl Into<String>) -> Self {
         Self {
             succeeded: true,
             http_status: 200,
             error_code: String::new(),
-            message: message.into(),
+            message: bounded_message(message),
         }
     }
 
@@ -211,7 +226,7 @@ impl Outcome {
             succeeded: false,
             http_status,
             error_code: error_code.into(),
-            message: message.into(),
+            message: bounded_message(message),
         }
     }
 }
@@ -423,6 +438,19 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_megabyte_result_message_is_cut_to_the_report_bound_saying_so() {
+        let outcome = Outcome::success("ü".repeat(500_000));
+        assert!(outcome.message.len() <= MAX_MESSAGE_BYTES);
+        assert!(
+            outcome.message.ends_with("(truncated; 1000000 bytes)"),
+            "{}",
+            &outcome.message[outcome.message.len() - 40..]
+        );
+        let short = Outcome::failure(500, "InternalError", "short");
+        assert_eq!(short.message, "short");
+    }
 
     #[test]
     fn backoff_is_capped_and_grows() {
