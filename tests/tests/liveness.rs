@@ -1300,3 +1300,54 @@ async fn cancelling_a_confirmed_job_while_it_is_planned_ends_cancelled_with_what
     let later = stack.dev.deps.store.require(&job_id).await.unwrap();
     assert_eq!(counts(&later), counts(&stored), "{later:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manifest_without_an_etag_is_pinned_on_first_read_so_a_retried_plan_cuts_the_same_chunks()
+{
+    // No `Location.ETag`, and a first planner invocation (retried twice) that queues chunk 0,
+    // then cannot checkpoint: the retry reads the manifest from the start again.
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 2,
+        tune: one_chunk_per_invocation,
+    })
+    .await;
+    let keys: Vec<String> = (0..50).map(|i| format!("q/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    proxy.fail_next("POST", "TransactWriteItems", 15);
+    let body = copy_job(
+        &seeded.source,
+        "m.csv",
+        None,
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    let job_id = stack.api.create(&body).await.unwrap();
+    stack.until(&job_id, 60, |j| j["Status"] == "Active").await;
+    // Replaced before the retry: the same keys in another order (unpinned, the retry would
+    // cut a different chunk 0 — one row lost, another run twice).
+    let reversed: Vec<(String, String)> = keys
+        .iter()
+        .rev()
+        .map(|k| (seeded.source.clone(), k.clone()))
+        .collect();
+    stack.put_manifest(&seeded.source, "m.csv", &reversed).await;
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(failure_codes(&job), ["ManifestETagMismatch"], "{job}");
+    let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert_accounted(&stored);
+    assert_report_of_what_ran(&stack, &seeded.target, &job_id, &job).await;
+    // The job is the chunk queued from the list as first read (its tasks ran, or were
+    // dropped unrun once the job was failing), nothing of the replaced list.
+    assert_eq!(stored.total_tasks, 5, "{stored:?}");
+    if stored.succeeded + stored.failed > 0 {
+        let report = stack.report(&seeded.target, "reports", &job_id).await;
+        let first = ["q/00", "q/01", "q/02", "q/03", "q/04"];
+        assert!(
+            report.rows.iter().all(|r| first.contains(&r.key.as_str())),
+            "{:?}",
+            report.rows
+        );
+    }
+}

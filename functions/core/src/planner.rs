@@ -182,7 +182,8 @@ pub async fn plan_attempt(
             row: cp.row,
             etag: cp.etag.clone(),
         })
-        .or_else(|| confirmed_pin(&job, phase));
+        .or_else(|| confirmed_pin(&job, phase))
+        .or_else(|| start_pinned(&job, plan.pinned_etag.as_deref()));
     let first_chunk = checkpoint.as_ref().map_or(0, |cp| cp.next_chunk);
     // An ending job's plan closes at the highest chunk that may be queued: none past the
     // checkpoint, or those an earlier invocation sent after it (cut again from the checkpoint
@@ -241,6 +242,19 @@ pub async fn plan_attempt(
     let etag = checkpoint
         .as_ref()
         .map_or_else(|| stream.etag.clone(), |cp| cp.etag.clone());
+    if resume.is_none() && !stream.etag.is_empty() {
+        // The first read of the manifest: pin it. Another planner of this job may have pinned
+        // a different one first (the manifest was replaced between the two reads).
+        let pinned = deps.store.pin_manifest(job_id, &stream.etag).await?;
+        if pinned != stream.etag {
+            let e = ManifestError::EtagMismatch {
+                expected: pinned,
+                actual: stream.etag.clone(),
+            };
+            abort(deps, &job, phase, (first_row, first_chunk), sent, "", e).await?;
+            return Ok(PlanSummary::default());
+        }
+    }
     let mut output = match (phase, &job.request.manifest_generator) {
         (Phase::Plan, Some(g)) if g.s3().enable_manifest_output => g
             .s3()
@@ -588,6 +602,25 @@ fn confirmed_pin(job: &Job, phase: Phase) -> Option<Resume> {
         at,
         row: 0,
         etag: counted.to_string(),
+    })
+}
+
+/// A manifest already read once by this job's planning (pinned) is read from the start again
+/// only if its ETag is still the pinned one: a replaced manifest is refused
+/// (`ManifestETagMismatch`), never cut into different chunks.
+fn start_pinned(job: &Job, pinned: Option<&str>) -> Option<Resume> {
+    let pinned = pinned.filter(|e| !e.is_empty())?;
+    let manifest = job.request.manifest.as_ref()?;
+    let at = match manifest.spec.format {
+        crate::job::spec::ManifestFormat::BatchOperationsCsv => Position::Csv { offset: 0 },
+        crate::job::spec::ManifestFormat::InventoryReportCsv => {
+            Position::Inventory { file: 0, record: 0 }
+        }
+    };
+    Some(Resume {
+        at,
+        row: 0,
+        etag: pinned.to_string(),
     })
 }
 

@@ -51,6 +51,8 @@ pub struct PlanState {
     pub sent_through: u64,
     /// The rows those chunks hold.
     pub sent_rows: u64,
+    /// The manifest's ETag as its first read saw it ([`JobStore::pin_manifest`]).
+    pub pinned_etag: Option<String>,
 }
 
 /// A counted chunk.
@@ -643,6 +645,7 @@ impl JobStore {
             saved,
             sent_through: get_n(item, "sent_through"),
             sent_rows: get_n(item, "sent_rows"),
+            pinned_etag: get_s(item, "pinned_etag"),
         })
     }
 
@@ -667,6 +670,29 @@ impl JobStore {
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(Error::dynamo("UpdateItem", e)),
         }
+    }
+
+    /// Pins the manifest a job's planning read first: records `etag` on the `PLAN` item unless
+    /// an ETag is pinned already, and returns the pinned one. Every later read of the manifest
+    /// (a retried or continued plan) must see that ETag, so chunk N always holds the same rows
+    /// even when the request named no `Location.ETag`.
+    pub async fn pin_manifest(&self, job_id: &str, etag: &str) -> Result<String> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("PLAN"))
+            .update_expression("SET pinned_etag = if_not_exists(pinned_etag, :e)")
+            .expression_attribute_values(":e", s(etag))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("UpdateItem", e))?;
+        Ok(out
+            .attributes()
+            .and_then(|a| get_s(a, "pinned_etag"))
+            .unwrap_or_else(|| etag.to_string()))
     }
 
     /// Claims the right to re-queue a job's plan message: `true` at most once per `every`
