@@ -29,6 +29,10 @@ pub struct Faults {
     /// Share of SQS `SendMessage`/`SendMessageBatch` requests forwarded twice, so the messages
     /// they carry are delivered twice (SQS's at-least-once delivery, made frequent).
     pub duplicate_rate: f64,
+    /// Share of DynamoDB writes refused as DynamoDB refuses them under contention:
+    /// `UpdateItem` with `TransactionConflictException`, `TransactWriteItems` cancelled with
+    /// `TransactionConflict`.
+    pub conflict_rate: f64,
 }
 
 /// What the proxy did to one service's requests.
@@ -74,6 +78,9 @@ enum Answer {
     TransactionConflict,
     /// Runs the hook to its end, then forwards the request: a race lost at that exact point.
     Before(Hook),
+    /// `TransactionConflictException`, as DynamoDB refuses a single-item write to an item a
+    /// running transaction holds.
+    UpdateConflict,
 }
 
 /// A running proxy.
@@ -142,6 +149,11 @@ impl FaultProxy {
     /// contention: `TransactionCanceledException` with reasons `[None, TransactionConflict]`.
     pub fn conflict_next(&self, n: u32) {
         self.add_rule("POST", "TransactWriteItems", n, Answer::TransactionConflict);
+    }
+
+    /// Refuses the next `n` DynamoDB `UpdateItem` calls with `TransactionConflictException`.
+    pub fn update_conflict_next(&self, n: u32) {
+        self.add_rule("POST", "UpdateItem", n, Answer::UpdateConflict);
     }
 
     /// Before forwarding the next request of `method` whose path or `X-Amz-Target` contains
@@ -225,6 +237,15 @@ fn injected(service: &str) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
+fn update_conflict() -> Response<Full<Bytes>> {
+    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item (injected)"}"#;
+    Response::builder()
+        .status(400)
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
 fn transaction_conflict() -> Response<Full<Bytes>> {
     let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict] (injected)","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
     Response::builder()
@@ -297,7 +318,26 @@ async fn handle(
             return Ok(transaction_conflict());
         }
         Some(Answer::Before(hook)) => hook().await,
+        Some(Answer::UpdateConflict) => {
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+            return Ok(update_conflict());
+        }
         None => {}
+    }
+    if faults.conflict_rate > 0.0 && rand::rng().random::<f64>() < faults.conflict_rate {
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if target.ends_with(".UpdateItem") {
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+            return Ok(update_conflict());
+        }
+        if target.ends_with(".TransactWriteItems") {
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+            return Ok(transaction_conflict());
+        }
     }
     if parts.headers.contains_key("x-amz-copy-source") {
         s.copies.fetch_add(1, Ordering::Relaxed);

@@ -142,9 +142,18 @@ async fn chaos_copy_job_is_exactly_counted() {
         drop_rate,
         latency: Duration::from_millis(latency_ms),
         duplicate_rate,
+        conflict_rate: 0.0,
     };
     proxy.set("s3", faults(0.05, 0.01, 2, 0.0));
-    proxy.set("dynamodb", faults(0.03, 0.005, 0, 0.0));
+    // DynamoDB also refuses one write in twenty as under contention (UpdateItem
+    // TransactionConflictException, TransactWriteItems cancelled with TransactionConflict).
+    proxy.set(
+        "dynamodb",
+        Faults {
+            conflict_rate: 0.05,
+            ..faults(0.03, 0.005, 0, 0.0)
+        },
+    );
     // Every SendMessage(Batch) call is delivered twice (a rate below 1 could, with a job of
     // two chunk batches, duplicate none), so each chunk message arrives twice at once and the
     // two deliveries race to be counted. The harness serves

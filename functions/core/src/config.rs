@@ -66,6 +66,9 @@ pub struct Config {
     /// so that a filter admitting few keys still reaches a checkpoint within the budget (about
     /// 100 ListObjectsV2 pages). Kept in the checkpoint, like the chunk size.
     pub generator_scan_span: u64,
+    /// `BATCHOPS_RETRY_VISIBILITY_SECS` [10]: a message whose handler failed is visible again
+    /// after this, doubled per delivery (at most 900), instead of the queue's visibility timeout.
+    pub retry_visibility_secs: u32,
 }
 
 /// Defaults of the multipart copy settings.
@@ -151,6 +154,7 @@ impl Config {
             // 0: one chunk per invocation (every manifest spans many: tests use it).
             planner_budget: Duration::from_secs(at_least("BATCHOPS_PLANNER_BUDGET_SECS", 600, 0)?),
             generator_scan_span: number("BATCHOPS_GENERATOR_SCAN_SPAN", 100_000)?,
+            retry_visibility_secs: number("BATCHOPS_RETRY_VISIBILITY_SECS", 10)?.min(900) as u32,
             multipart_threshold: number(
                 "BATCHOPS_MULTIPART_THRESHOLD_BYTES",
                 DEFAULT_MULTIPART_THRESHOLD,
@@ -209,6 +213,7 @@ impl Config {
             multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
             planner_budget: Duration::from_secs(600),
             generator_scan_span: 100_000,
+            retry_visibility_secs: 10,
         }
     }
 

@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use batchops_core::batch::for_each_message;
 use batchops_core::chunk::FinalizeMessage;
 use batchops_core::{Deps, Error};
-use batchops_planner::{batch_response, message};
+use batchops_planner::{deliveries, message, respond};
 use serde::Deserialize;
 
 /// What the finalizer is invoked with.
@@ -37,6 +37,7 @@ pub async fn handle(deps: &Deps, event: FinalizerEvent) -> Result<FinalizerRespo
 }
 
 pub async fn handle_sqs(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let sources = deliveries(&event);
     let messages = event.records.into_iter().map(message).collect();
     let failed = for_each_message(messages, 4, |m| async move {
         let msg: FinalizeMessage = serde_json::from_str(&m.body).map_err(Error::Message)?;
@@ -45,7 +46,7 @@ pub async fn handle_sqs(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             .map(drop)
     })
     .await;
-    batch_response(failed)
+    respond(deps, &sources, failed).await
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 /// Handles one SQS event: plans each named job, reading manifests until `deadline` at most
 /// (then planning goes on in a new invocation); failed messages are reported for redelivery.
 pub async fn handle(deps: &Deps, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
+    let sources = deliveries(&event);
     let messages = event.records.into_iter().map(message).collect();
     let failed = for_each_message(messages, 1, |m| async move {
         match parse_body(&m.body)? {
@@ -39,7 +40,7 @@ pub async fn handle(deps: &Deps, event: SqsEvent, deadline: Instant) -> SqsBatch
         }
     })
     .await;
-    batch_response(failed)
+    respond(deps, &sources, failed).await
 }
 
 /// What a planner message carries.
@@ -121,6 +122,62 @@ pub fn message(record: aws_lambda_events::event::sqs::SqsMessage) -> Message {
     }
 }
 
+/// Where a message of an event came from: enough to make it visible again sooner.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub id: String,
+    pub queue_arn: String,
+    pub receipt: String,
+    pub receive_count: u32,
+}
+
+/// The deliveries of an event, before its records are consumed.
+pub fn deliveries(event: &SqsEvent) -> Vec<Delivery> {
+    event
+        .records
+        .iter()
+        .map(|r| Delivery {
+            id: r.message_id.clone().unwrap_or_default(),
+            queue_arn: r.event_source_arn.clone().unwrap_or_default(),
+            receipt: r.receipt_handle.clone().unwrap_or_default(),
+            receive_count: r
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect()
+}
+
+/// How long a message that failed on its `receive_count`th delivery waits before the next:
+/// `base` doubled per delivery, at most 15 minutes.
+pub fn retry_delay(base: u32, receive_count: u32) -> u32 {
+    base.saturating_mul(1 << receive_count.saturating_sub(1).min(16))
+        .min(900)
+}
+
+/// The partial batch response naming the failed messages, each made visible again after
+/// [`retry_delay`] rather than the queue's visibility timeout (six times the function's
+/// timeout: up to 90 minutes), so that a handler error costs seconds, not an hour and a half.
+/// Best effort: a message whose visibility cannot be changed waits the timeout.
+pub async fn respond(
+    deps: &batchops_core::Deps,
+    deliveries: &[Delivery],
+    failed: Vec<String>,
+) -> SqsBatchResponse {
+    for d in deliveries.iter().filter(|d| failed.contains(&d.id)) {
+        let delay = retry_delay(deps.config.retry_visibility_secs, d.receive_count);
+        if let Err(e) = deps
+            .queues
+            .retry_later(&d.queue_arn, &d.receipt, delay)
+            .await
+        {
+            tracing::warn!(error = %e, message_id = %d.id, "could not shorten a failed message's visibility");
+        }
+    }
+    batch_response(failed)
+}
+
 /// The partial batch response naming the failed message ids.
 pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
@@ -133,6 +190,15 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_message_waits_longer_on_each_delivery_up_to_fifteen_minutes() {
+        assert_eq!(retry_delay(10, 1), 10);
+        assert_eq!(retry_delay(10, 2), 20);
+        assert_eq!(retry_delay(10, 4), 80);
+        assert_eq!(retry_delay(10, 9), 900);
+        assert_eq!(retry_delay(10, 1000), 900);
+    }
 
     #[test]
     fn sample_event_parses() {

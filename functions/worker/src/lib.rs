@@ -8,12 +8,13 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use batchops_core::Deps;
 use batchops_core::batch::for_each_message;
 use batchops_core::chunk::Chunk;
-use batchops_planner::{batch_response, message};
+use batchops_planner::{deliveries, message, respond};
 
 /// Chunks of one event handled at once (each runs its own tasks concurrently).
 const CHUNKS_AT_ONCE: usize = 2;
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let sources = deliveries(&event);
     let messages = event.records.into_iter().map(message).collect();
     let failed = for_each_message(messages, CHUNKS_AT_ONCE, |m| async move {
         let chunk = Chunk::from_body(&m.body)?;
@@ -35,7 +36,7 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
         }
     })
     .await;
-    batch_response(failed)
+    respond(deps, &sources, failed).await
 }
 
 #[cfg(test)]

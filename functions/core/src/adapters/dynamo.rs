@@ -125,6 +125,54 @@ fn any_condition_failed(err: &TransactionError) -> bool {
     cancellation_codes(err).contains(&"ConditionalCheckFailed")
 }
 
+/// Retries a write that DynamoDB refused with `TransactionConflictException` (the item is in
+/// a transaction still running: the write did not happen), which the SDK's standard
+/// classifiers leave alone. Installed on the DynamoDB client, so every status change,
+/// checkpoint mark and settle is tried again, with the standard backoff and attempt limit,
+/// instead of failing its caller (a 500 from the API, a plan or chunk left to SQS's
+/// visibility timeout).
+#[derive(Debug)]
+pub struct ConflictRetry;
+
+impl aws_sdk_dynamodb::config::retry::ClassifyRetry for ConflictRetry {
+    fn classify_retry(
+        &self,
+        ctx: &aws_sdk_dynamodb::config::interceptors::InterceptorContext,
+    ) -> aws_sdk_dynamodb::config::retry::RetryAction {
+        use aws_sdk_dynamodb::config::retry::RetryAction;
+        use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+        use aws_sdk_dynamodb::operation::{
+            delete_item::DeleteItemError, get_item::GetItemError, put_item::PutItemError,
+            update_item::UpdateItemError,
+        };
+        let Some(Err(error)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let Some(error) = error.as_operation_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let code = error
+            .downcast_ref::<UpdateItemError>()
+            .and_then(|e| e.code())
+            .or_else(|| error.downcast_ref::<PutItemError>().and_then(|e| e.code()))
+            .or_else(|| {
+                error
+                    .downcast_ref::<DeleteItemError>()
+                    .and_then(|e| e.code())
+            })
+            .or_else(|| error.downcast_ref::<GetItemError>().and_then(|e| e.code()));
+        if code == Some("TransactionConflictException") {
+            RetryAction::transient_error()
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "batchops TransactionConflictException"
+    }
+}
+
 /// Tries of a transaction that DynamoDB cancels for contention or throttling.
 const TRANSACTION_TRIES: u32 = 6;
 

@@ -46,6 +46,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(sdk)
                     .retry_config(control_retry.clone())
+                    .retry_classifier(dynamo::ConflictRetry)
                     .build(),
             ),
             sqs: aws_sdk_sqs::Client::from_conf(

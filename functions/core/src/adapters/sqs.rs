@@ -36,6 +36,28 @@ impl Queues {
         &self.client
     }
 
+    /// Makes a message that failed visible again after `delay_secs` (at most 900 here: a
+    /// minute-scale retry, not the queue's 90-minute visibility timeout). `queue_arn` is the
+    /// event's `eventSourceARN`; a queue this stack does not send to is left alone.
+    pub async fn retry_later(&self, queue_arn: &str, receipt: &str, delay_secs: u32) -> Result<()> {
+        let name = queue_arn.rsplit(':').next().unwrap_or_default();
+        let Some(url) = [&self.plan, &self.work, &self.work_high, &self.finalize]
+            .into_iter()
+            .find(|url| !name.is_empty() && url.rsplit('/').next() == Some(name))
+        else {
+            return Ok(());
+        };
+        self.client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .visibility_timeout(delay_secs.min(900) as i32)
+            .send()
+            .await
+            .map_err(|e| Error::sqs("ChangeMessageVisibility", e))?;
+        Ok(())
+    }
+
     async fn send<T: Serialize>(&self, queue: &str, message: &T) -> Result<()> {
         let body = serde_json::to_string(message).map_err(Error::Message)?;
         self.client
