@@ -75,3 +75,41 @@ async fn manifest_rows_with_oversized_fields_are_failed_rows_and_the_job_complet
     );
     assert!(reason(&long_key[..1024], "v1").contains("1024"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_request_over_64_kib_is_refused_with_413_naming_the_limit() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 0,
+        tune: |_| {},
+    })
+    .await;
+    let source = stack.bucket("gen").await;
+    // 3,000 prefixes of 30 bytes: a 100 KB request, well under the 1 MiB body limit, but a
+    // job item that large would multiply the write units of every count and status change.
+    let prefixes: Vec<String> = (0..3000)
+        .map(|i| format!("some/long/prefix/{i:013}"))
+        .collect();
+    let body = |prefixes: &[String]| {
+        serde_json::json!({
+            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
+            "ManifestGenerator": {"S3JobManifestGenerator": {
+                "SourceBucket": format!("arn:aws:s3:::{source}"),
+                "EnableManifestOutput": false,
+                "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": prefixes}}
+            }},
+            "Report": {"Enabled": false},
+            "Priority": 1
+        })
+    };
+    let (status, answer) = stack.post_jobs_raw(body(&prefixes).to_string()).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["Code"], "EntityTooLarge", "{answer}");
+    assert!(
+        answer["Message"].as_str().unwrap().contains("65536"),
+        "names the limit: {answer}"
+    );
+    let (status, answer) = stack
+        .post_jobs_raw(body(&prefixes[..100]).to_string())
+        .await;
+    assert_eq!(status, 200, "a smaller one is fine: {answer}");
+}

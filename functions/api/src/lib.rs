@@ -82,6 +82,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => {
                 ApiError::new(StatusCode::CONFLICT, "ConflictException", m)
             }
+            ServiceError::TooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge", m)
+            }
             ServiceError::Internal(e) => {
                 error!(error = %e, "request failed");
                 ApiError::new(

@@ -29,6 +29,9 @@ pub enum ServiceError {
     /// 409: the same ClientRequestToken with a different body, or an illegal transition.
     #[error("{0}")]
     Conflict(String),
+    /// 413: the job request is larger than a job stores ([`MAX_REQUEST_BYTES`]).
+    #[error("{0}")]
+    TooLarge(String),
     /// 5xx: the store or a queue failed; retrying may help.
     #[error(transparent)]
     Internal(#[from] Error),
@@ -46,6 +49,11 @@ impl ServiceError {
     }
 }
 
+/// The largest job request stored (as JSON): the job item carries it, and every chunk count
+/// and status change writes that item, so its size multiplies their write units (and
+/// DynamoDB's item limit is 400 KB).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
 /// A digest of the request, to tell a retried CreateJob from a different one with the same token.
 fn request_digest(request: &CreateJobRequest) -> String {
     let json = serde_json::to_vec(request).unwrap_or_default();
@@ -56,6 +64,13 @@ fn request_digest(request: &CreateJobRequest) -> String {
 /// same request returns the same JobId and a different request is a conflict.
 pub async fn create_job(deps: &Deps, request: CreateJobRequest) -> Result<String, ServiceError> {
     request.validate()?;
+    let size = serde_json::to_vec(&request).map_or(0, |j| j.len());
+    if size > MAX_REQUEST_BYTES {
+        return Err(ServiceError::TooLarge(format!(
+            "the job request is {size} bytes; a job stores at most {MAX_REQUEST_BYTES} bytes of \
+             request (fewer filter entries, tags or user arguments)"
+        )));
+    }
     for (field, bucket) in request.buckets() {
         if !deps.config.bucket_allowed(&bucket) {
             return Err(ServiceError::Forbidden(format!(
