@@ -426,6 +426,42 @@ impl TestStack {
         messages
     }
 
+    /// Hands every message on the finalize queue to the finalizer, as its event source would
+    /// (for stacks that run no finalizer poller), until none is left; returns how many.
+    pub async fn run_finalize_messages(&self) -> usize {
+        let queue = &self.dev.deps.config.finalize_queue_url;
+        let mut handled = 0;
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return handled;
+            }
+            let response =
+                batchops_finalizer::handle_sqs(&self.dev.deps, sqs_event(&messages, 1)).await;
+            assert!(response.batch_item_failures.is_empty(), "finalize failed");
+            for m in &messages {
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            handled += messages.len();
+        }
+    }
+
     /// Puts `body` on the work queue's dead-letter queue, as SQS's redrive does.
     pub async fn dead_letter(&self, body: &str) {
         self.sqs

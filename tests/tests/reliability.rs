@@ -197,8 +197,17 @@ async fn the_sweep_finishes_a_job_whose_finalize_message_was_lost() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(reconciled);
+    // The worker's finalize message is lost.
+    stack
+        .sqs
+        .purge_queue()
+        .queue_url(&deps.config.finalize_queue_url)
+        .send()
+        .await
+        .unwrap();
     let summary = batchops_core::finalizer::sweep(&deps).await.unwrap();
-    assert_eq!(summary.finalized, 1);
+    assert_eq!(summary.finalize_queued, 1);
+    assert!(stack.run_finalize_messages().await >= 1);
     let job = stack.api.describe(&job_id).await.unwrap();
     assert_eq!(job["Status"], "Complete");
     assert_eq!(
@@ -209,7 +218,7 @@ async fn the_sweep_finishes_a_job_whose_finalize_message_was_lost() {
         batchops_core::finalizer::sweep(&deps)
             .await
             .unwrap()
-            .finalized,
+            .finalize_queued,
         0,
         "once only"
     );
@@ -258,4 +267,49 @@ async fn the_sweep_fails_stuck_preparing_jobs_and_replans_lost_new_ones() {
     let replanned = stack.wait(&lost.job_id, Duration::from_secs(60)).await;
     assert_eq!(replanned["Status"], "Complete", "{replanned}");
     stack.dev.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_report_assembled_across_many_finalizer_invocations_has_every_row_once() {
+    // A zero finalizer budget: each invocation adds one batch of chunk files to the report,
+    // saves its progress and queues the next; report files roll over every ~300 bytes.
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: |c| {
+            c.chunk_size = 2;
+            c.finalizer_budget = Duration::ZERO;
+            c.report_file_max_bytes = 300;
+        },
+    })
+    .await;
+    let keys: Vec<String> = (0..100).map(|i| format!("rep/{i:03}")).collect();
+    let seeded = stack.seed(&keys[10..], &keys[..10]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    batchops_tests::assert_counts(&job, &report, 90, 10);
+    let mut reported: Vec<&str> = report.rows.iter().map(|r| r.key.as_str()).collect();
+    reported.sort_unstable();
+    reported.dedup();
+    assert_eq!(reported.len(), 100, "every row once");
+    let (_, progress) = stack
+        .dev
+        .deps
+        .store
+        .report_progress(&job_id)
+        .await
+        .unwrap()
+        .expect("the report was assembled in steps");
+    assert!(progress.continuations >= 6, "{progress:?}");
+    // Each invocation that stopped part-way wrote the rows it had read as files of their own.
+    assert!(
+        report.manifest.results.len() as u64 >= progress.continuations,
+        "{} files",
+        report.manifest.results.len()
+    );
 }

@@ -69,6 +69,10 @@ pub struct Config {
     /// `BATCHOPS_RETRY_VISIBILITY_SECS` [10]: a message whose handler failed is visible again
     /// after this, doubled per delivery (at most 900), instead of the queue's visibility timeout.
     pub retry_visibility_secs: u32,
+    /// `BATCHOPS_FINALIZER_BUDGET_SECS` [600]: how long one finalizer invocation assembles a
+    /// report before it checkpoints and queues itself again (within Lambda's 15 minutes).
+    /// 0: one batch of chunk files per invocation (tests use it to span many).
+    pub finalizer_budget: Duration,
 }
 
 /// Defaults of the multipart copy settings.
@@ -155,6 +159,11 @@ impl Config {
             planner_budget: Duration::from_secs(at_least("BATCHOPS_PLANNER_BUDGET_SECS", 600, 0)?),
             generator_scan_span: number("BATCHOPS_GENERATOR_SCAN_SPAN", 100_000)?,
             retry_visibility_secs: number("BATCHOPS_RETRY_VISIBILITY_SECS", 10)?.min(900) as u32,
+            finalizer_budget: Duration::from_secs(at_least(
+                "BATCHOPS_FINALIZER_BUDGET_SECS",
+                600,
+                0,
+            )?),
             multipart_threshold: number(
                 "BATCHOPS_MULTIPART_THRESHOLD_BYTES",
                 DEFAULT_MULTIPART_THRESHOLD,
@@ -214,6 +223,7 @@ impl Config {
             planner_budget: Duration::from_secs(600),
             generator_scan_span: 100_000,
             retry_visibility_secs: 10,
+            finalizer_budget: Duration::from_secs(600),
         }
     }
 

@@ -18,7 +18,12 @@ pub enum Finalized {
     AlreadyEnded(JobStatus),
     /// Its chunks are not all counted yet.
     NotReady,
+    /// Its report is part-written: a finalize message continues it in a new invocation.
+    Continued,
 }
+
+/// Chunk result files read at once while a report is assembled.
+const CHUNK_FILES_IN_FLIGHT: usize = 8;
 
 #[instrument(skip(deps), fields(job_id = %job_id))]
 pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
@@ -80,8 +85,10 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
         Some(d) => d.clone(),
         None => deps.store.fix_report_date(job_id).await?,
     };
-    let (to, manifest, change) = match write_report(deps, &job, &report_date).await {
-        Ok(manifest) => (to, manifest, StatusChange::default()),
+    let deadline = tokio::time::Instant::now() + deps.config.finalizer_budget;
+    let (to, manifest, change) = match write_report(deps, &job, &report_date, deadline).await {
+        Ok(Written::Done(manifest)) => (to, manifest, StatusChange::default()),
+        Ok(Written::Continued) => return Ok(Finalized::Continued),
         Err(ReportError::Retry(e)) => return Err(e),
         Err(ReportError::Permanent { code, reason }) => {
             // The report can never be written: the job ends now, saying why. A cancelled job
@@ -170,15 +177,29 @@ impl From<Error> for ReportError {
     }
 }
 
-/// Writes the completion report, if the job asked for one and at least one task ran.
+/// How far [`write_report`] got.
+enum Written {
+    /// The report is complete (or none was asked for).
+    Done(Option<ReportManifest>),
+    /// It stopped at its deadline with its progress saved; a finalize message goes on.
+    Continued,
+}
+
+/// Writes the completion report, if the job asked for one and at least one task ran:
+/// chunk result files are read several at a time, in chunk order, into report files. Past
+/// `deadline` the open files are written, the progress saved (the job's `REPORT` item) and a
+/// finalize message queued, so a report of any size is assembled across as many invocations
+/// as it needs; a finalizer that finds progress goes on from it.
 async fn write_report(
     deps: &Deps,
     job: &Job,
     report_date: &str,
-) -> Result<Option<ReportManifest>, ReportError> {
+    deadline: tokio::time::Instant,
+) -> Result<Written, ReportError> {
+    use futures::StreamExt;
     let report = &job.request.report;
     if !report.enabled || job.succeeded + job.failed == 0 {
-        return Ok(None);
+        return Ok(Written::Done(None));
     }
     let bucket = report
         .bucket
@@ -186,6 +207,13 @@ async fn write_report(
         .and_then(crate::job::spec::parse_bucket_arn)
         .unwrap_or_else(|| deps.config.bucket.clone());
     let include_succeeded = job.request.report_scope() == crate::job::spec::ReportScope::AllTasks;
+    let saved = deps
+        .store
+        .report_progress(&job.job_id)
+        .await
+        .map_err(ReportError::Retry)?;
+    let seq = saved.as_ref().map(|(seq, _)| *seq);
+    let progress = saved.map(|(_, p)| p).unwrap_or_default();
     let mut writer = ReportWriter::new(
         &deps.objects,
         bucket,
@@ -193,32 +221,87 @@ async fn write_report(
         job.job_id.clone(),
         deps.config.report_file_max_bytes,
         include_succeeded,
-    );
-    let mut cursor = None;
+    )
+    .resume(&progress);
+    if progress.continuations > 0 {
+        info!(
+            through_chunk = progress.through_chunk,
+            files = progress.results.len(),
+            continuations = progress.continuations,
+            "resuming the report"
+        );
+    }
+    let mut cursor = progress
+        .through_chunk
+        .map(|c| crate::adapters::JobStore::chunk_cursor(&job.job_id, c));
+    let mut through = progress.through_chunk;
     loop {
         let (records, next) = deps
             .store
             .chunk_page(&job.job_id, cursor)
             .await
             .map_err(ReportError::Retry)?;
-        for record in records {
-            if let Some(key) = &record.result_key {
-                let data = match deps.objects.get_bytes(&deps.config.bucket, key).await {
-                    Ok(data) => data,
-                    Err(e) if e.is_retryable() => return Err(ReportError::Retry(e)),
+        for batch in records.chunks(CHUNK_FILES_IN_FLIGHT) {
+            let reads: Vec<_> = batch
+                .iter()
+                .map(|record| async move {
+                    match &record.result_key {
+                        Some(key) => deps
+                            .objects
+                            .get_bytes(&deps.config.bucket, key)
+                            .await
+                            .map(Some)
+                            .map_err(|e| (record.chunk, e)),
+                        None => Ok(None),
+                    }
+                })
+                .collect();
+            let files: Vec<_> = futures::stream::iter(reads)
+                .buffered(CHUNK_FILES_IN_FLIGHT)
+                .collect()
+                .await;
+            for file in files {
+                match file {
+                    Ok(Some(data)) => writer.add_chunk_rows(&data).await?,
+                    Ok(None) => {}
+                    Err((_, e)) if e.is_retryable() => return Err(ReportError::Retry(e)),
                     // A counted chunk's rows are gone: the report cannot be complete.
-                    Err(e) => {
+                    Err((chunk, e)) => {
                         return Err(ReportError::Permanent {
                             code: "ReportResultsMissing",
                             reason: format!(
-                                "the result rows of chunk {} are missing, so the report cannot be \
-                                 written: {e}",
-                                record.chunk
+                                "the result rows of chunk {chunk} are missing, so the report \
+                                 cannot be written: {e}"
                             ),
                         });
                     }
-                };
-                writer.add_chunk_rows(&data).await?;
+                }
+            }
+            through = batch.last().map(|r| r.chunk).or(through);
+            if tokio::time::Instant::now() >= deadline {
+                let mut saved = writer.checkpoint(through).await?;
+                saved.continuations = progress.continuations + 1;
+                if deps
+                    .store
+                    .save_report_progress(&job.job_id, seq, &saved)
+                    .await
+                    .map_err(ReportError::Retry)?
+                {
+                    deps.queues
+                        .send_finalize(&crate::chunk::FinalizeMessage {
+                            job_id: job.job_id.clone(),
+                        })
+                        .await
+                        .map_err(ReportError::Retry)?;
+                    info!(
+                        through_chunk = through,
+                        files = saved.results.len(),
+                        "report part-written; continuing in a new invocation"
+                    );
+                } else {
+                    info!("another finalizer moved this report on; stopping");
+                }
+                return Ok(Written::Continued);
             }
         }
         match next {
@@ -229,14 +312,15 @@ async fn write_report(
     let rows = writer.rows_written;
     let manifest = writer.finish(report_date).await?;
     info!(rows, files = manifest.results.len(), "report written");
-    Ok(Some(manifest))
+    Ok(Written::Done(Some(manifest)))
 }
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SweepSummary {
-    /// Jobs whose chunks were all counted but which had not ended: finalized now.
-    pub finalized: u64,
+    /// Jobs whose chunks were all counted but which had not ended: their finalize message
+    /// queued (the sweep itself never assembles a report: that can take many invocations).
+    pub finalize_queued: u64,
     /// Jobs stuck in `Preparing` past the timeout: failed with a reason.
     pub failed_stuck: u64,
     /// Jobs whose plan message looked lost (still `New` long after creation, or planning with
@@ -255,8 +339,8 @@ pub struct SweepSummary {
 }
 
 /// The scheduled sweep. It repairs what lost messages and dead processes leave behind:
-/// finalizes jobs whose chunks are all counted but which have not ended (their finalize message
-/// was lost, or their finalizer died), re-queues the plan message of jobs stuck in `New`, fails
+/// queues the finalization of jobs whose chunks are all counted but which have not ended (their
+/// finalize message was lost, or their finalizer died), re-queues the plan message of jobs stuck in `New`, fails
 /// jobs stuck in `Preparing` past `preparing_timeout`, and accounts dead-lettered chunks.
 #[instrument(skip(deps))]
 pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
@@ -334,8 +418,24 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
         age(&job.status_time)
     };
     if ending && job.reconciled() {
-        if matches!(finalize_job(deps, &job.job_id).await?, Finalized::Ended(..)) {
-            summary.finalized += 1;
+        // Its finalize message was lost, or its finalizer died: queue one (a report being
+        // assembled across invocations goes on from its progress), at most once per
+        // quarter of the preparing timeout.
+        if deps
+            .store
+            .claim_repair(
+                &job.job_id,
+                crate::adapters::dynamo::Repair::Finalize,
+                deps.config.preparing_timeout / 4,
+            )
+            .await?
+        {
+            deps.queues
+                .send_finalize(&crate::chunk::FinalizeMessage {
+                    job_id: job.job_id.clone(),
+                })
+                .await?;
+            summary.finalize_queued += 1;
         }
     } else if planning && job.status != JobStatus::Preparing && progress_age > timeout / 4 {
         // Confirmed, activated, cancelled or failing, but planning made no progress for a
@@ -368,7 +468,11 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
 async fn replan(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result<()> {
     if !deps
         .store
-        .claim_replan(&job.job_id, deps.config.preparing_timeout / 4)
+        .claim_repair(
+            &job.job_id,
+            crate::adapters::dynamo::Repair::Plan,
+            deps.config.preparing_timeout / 4,
+        )
         .await?
     {
         return Ok(());

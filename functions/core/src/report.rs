@@ -102,6 +102,21 @@ pub struct ReportManifest {
     pub report_schema: String,
 }
 
+/// Where report assembly stands between finalizer invocations (the job's `REPORT` item): a
+/// report of any size is written across as many invocations as it needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportProgress {
+    /// The rows of every chunk record up to this chunk number are in the files written.
+    pub through_chunk: Option<u64>,
+    /// The report files written so far.
+    pub results: Vec<ResultFile>,
+    /// The number the next file gets, per outcome (succeeded, failed).
+    pub next_index: [u32; 2],
+    pub rows_written: u64,
+    /// Invocations that have stopped part-way so far.
+    pub continuations: u64,
+}
+
 /// Where a job's report goes: `<bucket>/<prefix>/job-<id>/`.
 pub fn report_dir(prefix: Option<&str>, job_id: &str) -> String {
     match prefix.map(|p| p.trim_matches('/')) {
@@ -164,6 +179,30 @@ impl<'a> ReportWriter<'a> {
             results: Vec::new(),
             rows_written: 0,
         }
+    }
+
+    /// Goes on from where an earlier invocation stopped: its files are kept, and new ones are
+    /// numbered after them.
+    pub fn resume(mut self, progress: &ReportProgress) -> Self {
+        self.results = progress.results.clone();
+        self.files[0].index = progress.next_index[0];
+        self.files[1].index = progress.next_index[1];
+        self.rows_written = progress.rows_written;
+        self
+    }
+
+    /// Writes the open files (rows so far, however few) and returns where the report stands,
+    /// for the next invocation to [`resume`](Self::resume) after `through_chunk`.
+    pub async fn checkpoint(&mut self, through_chunk: Option<u64>) -> Result<ReportProgress> {
+        self.flush(0).await?;
+        self.flush(1).await?;
+        Ok(ReportProgress {
+            through_chunk,
+            results: self.results.clone(),
+            next_index: [self.files[0].index, self.files[1].index],
+            rows_written: self.rows_written,
+            continuations: 0,
+        })
     }
 
     /// Adds every row of a chunk's result file (as written by [`chunk_rows`]).

@@ -42,6 +42,13 @@ pub struct ChunkCounts {
     pub not_run: u64,
 }
 
+/// A repair the sweep makes at most once per interval ([`JobStore::claim_repair`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repair {
+    Plan,
+    Finalize,
+}
+
 /// What the job's `PLAN` item holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanState {
@@ -743,10 +750,20 @@ impl JobStore {
             .unwrap_or_else(|| etag.to_string()))
     }
 
-    /// Claims the right to re-queue a job's plan message: `true` at most once per `every`
-    /// (a conditional write of the claim time on the job), so a sweep that suspects a lost
-    /// plan message sends one, not one on every run, and two sweeps never both send.
-    pub async fn claim_replan(&self, job_id: &str, every: std::time::Duration) -> Result<bool> {
+    /// Claims the right to repair a job (`Repair::Plan`: re-queue its plan message;
+    /// `Repair::Finalize`: queue its finalization): `true` at most once per `every` and
+    /// repair (a conditional write of the claim time on the job), so a sweep that suspects a
+    /// lost message sends one, not one on every run, and two sweeps never both send.
+    pub async fn claim_repair(
+        &self,
+        job_id: &str,
+        repair: Repair,
+        every: std::time::Duration,
+    ) -> Result<bool> {
+        let attribute = match repair {
+            Repair::Plan => "replan_claimed_ms",
+            Repair::Finalize => "finalize_claimed_ms",
+        };
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         let cutoff = now - every.as_millis() as i128;
         let result = self
@@ -755,11 +772,11 @@ impl JobStore {
             .table_name(&self.table)
             .key("pk", job_pk(job_id))
             .key("sk", s("JOB"))
-            .update_expression("SET replan_claimed_ms = :now")
+            .update_expression("SET #claim = :now")
             .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(replan_claimed_ms) OR \
-                 replan_claimed_ms < :cutoff)",
+                "attribute_exists(pk) AND (attribute_not_exists(#claim) OR #claim < :cutoff)",
             )
+            .expression_attribute_names("#claim", attribute)
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
             .send()
@@ -1035,6 +1052,68 @@ impl JobStore {
             .send()
             .await
             .map_err(|e| Error::dynamo("Query", e))
+    }
+
+    /// Where a job's report assembly stands, with its sequence number (none: not started).
+    pub async fn report_progress(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<(u64, crate::report::ReportProgress)>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("REPORT"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("GetItem", e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let json = get_s(item, "progress").unwrap_or_default();
+        let progress = serde_json::from_str(&json)
+            .map_err(|e| Error::Record(format!("job {job_id}: bad report progress: {e}")))?;
+        Ok(Some((get_n(item, "seq"), progress)))
+    }
+
+    /// Saves report progress only if the stored one is still `prev_seq` (none: absent), so two
+    /// finalizers of one job cannot both go on. Returns `false` when another got there first.
+    pub async fn save_report_progress(
+        &self,
+        job_id: &str,
+        prev_seq: Option<u64>,
+        progress: &crate::report::ReportProgress,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(progress).map_err(Error::Message)?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", job_pk(job_id))
+            .item("sk", s("REPORT"))
+            .item("seq", n(prev_seq.map_or(1, |p| p + 1)))
+            .item("progress", s(json));
+        put = match prev_seq {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(p) => put
+                .condition_expression("seq = :prev")
+                .expression_attribute_values(":prev", n(p)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(Error::dynamo("PutItem", e)),
+        }
+    }
+
+    /// The cursor that makes [`JobStore::chunk_page`] start after chunk `chunk`.
+    pub fn chunk_cursor(job_id: &str, chunk: u64) -> Item {
+        Item::from([
+            ("pk".to_string(), job_pk(job_id)),
+            ("sk".to_string(), s(chunk_sk(chunk))),
+        ])
     }
 
     /// One page of a job's chunk records, in chunk order. Pass the returned cursor back to
