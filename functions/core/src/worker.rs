@@ -99,21 +99,28 @@ pub async fn process_delivery(
         .map(|task| {
             let stop = stop.clone();
             let ctx = &ctx;
-            // A manifest row naming a bucket outside the stack's allow-list is refused here,
-            // whatever the IAM policy would say.
-            let allowed = task.invalid.is_some() || deps.config.bucket_allowed(&task.bucket);
+            // A manifest row naming a bucket outside the stack's allow-list, or the stack's own
+            // bucket (other jobs' results), is refused here, whatever the IAM policy would say.
+            let denied = if task.invalid.is_some() {
+                None
+            } else if task.bucket == deps.config.bucket {
+                Some(format!(
+                    "bucket {} is this stack's own bucket, which holds other jobs' results: no job may touch objects there",
+                    task.bucket
+                ))
+            } else if !deps.config.bucket_allowed(&task.bucket) {
+                Some(format!(
+                    "bucket {} is not in this stack's allowed buckets",
+                    task.bucket
+                ))
+            } else {
+                None
+            };
             async move {
                 if stop.load(Ordering::Relaxed) {
                     None
-                } else if !allowed {
-                    Some(Outcome::failure(
-                        403,
-                        "AccessDenied",
-                        format!(
-                            "bucket {} is not in this stack's allowed buckets",
-                            task.bucket
-                        ),
-                    ))
+                } else if let Some(reason) = denied {
+                    Some(Outcome::failure(403, "AccessDenied", reason))
                 } else {
                     Some(run_task(ctx, mode, task, policy).await)
                 }

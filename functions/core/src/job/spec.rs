@@ -462,6 +462,74 @@ impl CreateJobRequest {
         out
     }
 
+    /// Why the request may not use the stack's own bucket where it names it, if it does: the
+    /// field and the reason. That bucket holds every job's intermediate results and intake
+    /// objects, so a job may name it only where it belongs — a manifest under `intake/`, a
+    /// report under `reports/`, a generated manifest under `generated/` — whatever the
+    /// allow-list says (`*` included).
+    pub fn stack_bucket_refusal(&self, stack_bucket: &str) -> Option<(String, String)> {
+        let under = |path: Option<&str>, home: &str| {
+            let p = path.unwrap_or_default().trim_start_matches('/');
+            p == home || p.starts_with(&format!("{home}/"))
+        };
+        for (field, bucket) in self.buckets() {
+            if bucket != stack_bucket {
+                continue;
+            }
+            let refusal = match field.as_str() {
+                "Manifest.Location.ObjectArn" => {
+                    let key = self
+                        .manifest
+                        .as_ref()
+                        .and_then(|m| parse_object_arn(&m.location.object_arn))
+                        .map(|(_, k)| k);
+                    (!under(key.as_deref(), "intake")).then(|| {
+                        (
+                            field,
+                            "names the stack's own bucket, which holds manifests only under intake/"
+                                .to_string(),
+                        )
+                    })
+                }
+                "Report.Bucket" => (!under(self.report.prefix.as_deref(), "reports")).then(|| {
+                    (
+                        "Report.Prefix".to_string(),
+                        "reports in the stack's own bucket go under reports/ (a report under \
+                         intake/ would start a job)"
+                            .to_string(),
+                    )
+                }),
+                "ManifestGenerator.S3JobManifestGenerator.ManifestOutputLocation.Bucket" => {
+                    let prefix = match &self.manifest_generator {
+                        Some(JobManifestGenerator::S3JobManifestGenerator(g)) => g
+                            .manifest_output_location
+                            .as_ref()
+                            .and_then(|o| o.manifest_prefix.clone()),
+                        None => None,
+                    };
+                    (!under(prefix.as_deref(), "generated")).then(|| {
+                        (
+                            "ManifestGenerator.S3JobManifestGenerator.ManifestOutputLocation.ManifestPrefix"
+                                .to_string(),
+                            "generated manifests in the stack's own bucket go under generated/"
+                                .to_string(),
+                        )
+                    })
+                }
+                _ => Some((
+                    field,
+                    "names the stack's own bucket, which holds other jobs' results: no job may \
+                     read or change objects there"
+                        .to_string(),
+                )),
+            };
+            if refusal.is_some() {
+                return refusal;
+            }
+        }
+        None
+    }
+
     pub fn failure_threshold(&self) -> FailureThreshold {
         self.failure_threshold.unwrap_or_default()
     }
