@@ -1360,3 +1360,42 @@ async fn a_manifest_without_an_etag_is_pinned_on_first_read_so_a_retried_plan_cu
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelling_a_job_while_its_rows_are_counted_ends_cancelled() {
+    // ConfirmationRequired: the planner counts a 600-row manifest one chunk per invocation.
+    let stack = TestStack::start_with(StackOptions {
+        workers: 1,
+        tune: one_chunk_per_invocation,
+    })
+    .await;
+    let keys: Vec<String> = (0..600).map(|i| format!("cc/{i:03}")).collect();
+    let seeded = stack.seed(&keys[..1], &[]).await;
+    let rows: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (seeded.source.clone(), k.clone()))
+        .collect();
+    let etag = stack.put_manifest(&seeded.source, "count.csv", &rows).await;
+    let mut body = copy_job(
+        &seeded.source,
+        "count.csv",
+        Some(&etag),
+        &seeded.target,
+        &seeded.target,
+        "AllTasks",
+    );
+    body["ConfirmationRequired"] = true.into();
+    let job_id = stack.api.create(&body).await.unwrap();
+    stack
+        .until(&job_id, 60, |j| j["Status"] == "Preparing")
+        .await;
+    let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
+    assert_eq!(code, 200, "{answer}");
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Cancelled", "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 0,
+        "nothing ran"
+    );
+    assert_accounted(&stack.dev.deps.store.require(&job_id).await.unwrap());
+}
