@@ -184,6 +184,16 @@ impl FaultProxy {
         self.shared.copies.load(Ordering::Relaxed)
     }
 
+    /// Errors injected into one service's requests so far (rates and rules alike).
+    pub fn errors(&self, service: &str) -> u64 {
+        self.shared
+            .counts
+            .lock()
+            .unwrap()
+            .get(service)
+            .map_or(0, |c| c.errors.load(Ordering::Relaxed))
+    }
+
     /// (service, requests, errors, drops, duplicated sends) so far.
     pub fn counts(&self) -> Vec<(String, [u64; 4])> {
         self.shared

@@ -426,6 +426,16 @@ impl TestStack {
         messages
     }
 
+    /// Empties the finalize queue: the finalize messages sent so far are lost.
+    pub async fn lose_finalize_messages(&self) {
+        self.sqs
+            .purge_queue()
+            .queue_url(&self.dev.deps.config.finalize_queue_url)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Hands every message on the finalize queue to the finalizer, as its event source would
     /// (for stacks that run no finalizer poller), until none is left; returns how many.
     pub async fn run_finalize_messages(&self) -> usize {

@@ -128,11 +128,7 @@ async fn a_commit_cancelled_for_contention_is_retried_without_running_tasks_agai
         job["ProgressSummary"]["NumberOfTasksSucceeded"], 20,
         "{job}"
     );
-    let errors = proxy
-        .counts()
-        .into_iter()
-        .find(|(s, _)| s == "dynamodb")
-        .map_or(0, |(_, c)| c[1]);
+    let errors = proxy.errors("dynamodb");
     assert_eq!(errors, 6, "every injected conflict was met");
     assert_eq!(
         proxy.copies(),
@@ -168,11 +164,7 @@ async fn a_status_change_that_meets_a_running_transaction_is_retried_not_refused
     let answer: serde_json::Value = resp.json().await.unwrap_or_default();
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["Status"], "Cancelling", "{answer}");
-    let errors = proxy
-        .counts()
-        .into_iter()
-        .find(|(s, _)| s == "dynamodb")
-        .map_or(0, |(_, c)| c[1]);
+    let errors = proxy.errors("dynamodb");
     assert_eq!(errors, 2, "both injected conflicts were met");
 }
 
@@ -207,11 +199,7 @@ async fn under_constant_write_conflicts_every_task_runs_once_and_counts_are_exac
     );
     let report = stack.report(&seeded.target, "reports", &job_id).await;
     assert_eq!(report.rows.len(), 600);
-    let conflicts = proxy
-        .counts()
-        .into_iter()
-        .find(|(s, _)| s == "dynamodb")
-        .map_or(0, |(_, c)| c[1]);
+    let conflicts = proxy.errors("dynamodb");
     assert!(conflicts > 0, "conflicts were met: {conflicts}");
     assert_eq!(
         proxy.copies(),

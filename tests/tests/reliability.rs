@@ -198,13 +198,7 @@ async fn the_sweep_finishes_a_job_whose_finalize_message_was_lost() {
     }
     assert!(reconciled);
     // The worker's finalize message is lost.
-    stack
-        .sqs
-        .purge_queue()
-        .queue_url(&deps.config.finalize_queue_url)
-        .send()
-        .await
-        .unwrap();
+    stack.lose_finalize_messages().await;
     let summary = batchops_core::finalizer::sweep(&deps).await.unwrap();
     assert_eq!(summary.finalize_queued, 1);
     assert!(stack.run_finalize_messages().await >= 1);

@@ -588,28 +588,21 @@ fn output_error(bucket: &str, e: Error) -> ManifestError {
 /// (`ManifestETagMismatch`) rather than run in place of the one confirmed.
 fn confirmed_pin(job: &Job, phase: Phase) -> Option<Resume> {
     let counted = job.manifest_etag.as_deref().filter(|e| !e.is_empty())?;
-    let manifest = job.request.manifest.as_ref()?;
     if phase != Phase::Plan || !job.request.confirmation_required {
         return None;
     }
-    let at = match manifest.spec.format {
-        crate::job::spec::ManifestFormat::BatchOperationsCsv => Position::Csv { offset: 0 },
-        crate::job::spec::ManifestFormat::InventoryReportCsv => {
-            Position::Inventory { file: 0, record: 0 }
-        }
-    };
-    Some(Resume {
-        at,
-        row: 0,
-        etag: counted.to_string(),
-    })
+    from_the_start(job, counted)
 }
 
 /// A manifest already read once by this job's planning (pinned) is read from the start again
 /// only if its ETag is still the pinned one: a replaced manifest is refused
 /// (`ManifestETagMismatch`), never cut into different chunks.
 fn start_pinned(job: &Job, pinned: Option<&str>) -> Option<Resume> {
-    let pinned = pinned.filter(|e| !e.is_empty())?;
+    from_the_start(job, pinned.filter(|e| !e.is_empty())?)
+}
+
+/// Reading a job's manifest object from its first row, only while its ETag is `etag`.
+fn from_the_start(job: &Job, etag: &str) -> Option<Resume> {
     let manifest = job.request.manifest.as_ref()?;
     let at = match manifest.spec.format {
         crate::job::spec::ManifestFormat::BatchOperationsCsv => Position::Csv { offset: 0 },
@@ -620,7 +613,7 @@ fn start_pinned(job: &Job, pinned: Option<&str>) -> Option<Resume> {
     Some(Resume {
         at,
         row: 0,
-        etag: pinned.to_string(),
+        etag: etag.to_string(),
     })
 }
 

@@ -482,17 +482,11 @@ impl JobStore {
 
     /// Reads a job with a strongly consistent read.
     pub async fn get(&self, job_id: &str) -> Result<Option<Job>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", job_pk(job_id))
-            .key("sk", s("JOB"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::dynamo("GetItem", e))?;
-        out.item().map(Job::from_item).transpose()
+        self.read_item(job_id, "JOB")
+            .await?
+            .as_ref()
+            .map(Job::from_item)
+            .transpose()
     }
 
     pub async fn require(&self, job_id: &str) -> Result<Job> {
@@ -665,6 +659,21 @@ impl JobStore {
         Job::from_item(out.attributes().unwrap_or(&HashMap::new()))
     }
 
+    /// One of a job's items (`sk`), with a strongly consistent read.
+    async fn read_item(&self, job_id: &str, sk: &str) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("GetItem", e))?;
+        Ok(out.item)
+    }
+
     /// The planner's saved checkpoint and its sequence number, if planning has stopped
     /// part-way before.
     pub async fn get_checkpoint(&self, job_id: &str) -> Result<Option<(u64, Checkpoint)>> {
@@ -674,19 +683,10 @@ impl JobStore {
     /// The job's `PLAN` item, read once: the checkpoint (with its sequence number) and the
     /// [`JobStore::record_sent`] high-water mark.
     pub async fn plan_state(&self, job_id: &str) -> Result<PlanState> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", job_pk(job_id))
-            .key("sk", s("PLAN"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::dynamo("GetItem", e))?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.read_item(job_id, "PLAN").await? else {
             return Ok(PlanState::default());
         };
+        let item = &item;
         // The item can hold only `sent_through` (a first invocation that sent and died).
         let saved = match get_s(item, "checkpoint") {
             None => None,
@@ -1059,23 +1059,13 @@ impl JobStore {
         &self,
         job_id: &str,
     ) -> Result<Option<(u64, crate::report::ReportProgress)>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", job_pk(job_id))
-            .key("sk", s("REPORT"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::dynamo("GetItem", e))?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.read_item(job_id, "REPORT").await? else {
             return Ok(None);
         };
-        let json = get_s(item, "progress").unwrap_or_default();
+        let json = get_s(&item, "progress").unwrap_or_default();
         let progress = serde_json::from_str(&json)
             .map_err(|e| Error::Record(format!("job {job_id}: bad report progress: {e}")))?;
-        Ok(Some((get_n(item, "seq"), progress)))
+        Ok(Some((get_n(&item, "seq"), progress)))
     }
 
     /// Saves report progress only if the stored one is still `prev_seq` (none: absent), so two
