@@ -104,3 +104,19 @@ async fn manifest_rows_naming_the_stack_bucket_are_access_denied_rows() {
     );
     assert_eq!(batchops_tests::row_of(&report, "mine").status, "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_role_arn_every_stock_client_sends_is_accepted_recorded_and_described() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 0,
+        tune: |_| {},
+    })
+    .await;
+    let seeded = stack.seed(&["r/0".to_string()], &[]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    let role = "arn:aws:iam::123456789012:role/batch-operations";
+    body["RoleArn"] = role.into();
+    let job_id = stack.api.create(&body).await.unwrap();
+    let job = stack.api.describe(&job_id).await.unwrap();
+    assert_eq!(job["RoleArn"], role, "{job}");
+}

@@ -167,6 +167,9 @@ impl Job {
         if let Some(d) = &r.description {
             obj.insert("Description".into(), d.clone().into());
         }
+        if let Some(role) = &r.role_arn {
+            obj.insert("RoleArn".into(), role.clone().into());
+        }
         if r.dry_run {
             obj.insert("DryRun".into(), true.into());
         }

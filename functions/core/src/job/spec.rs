@@ -1,6 +1,6 @@
 //! The CreateJob request, with the field names of the S3 Control API, so that a body written for
-//! `aws s3control create-job --cli-input-json` works here unchanged (less `AccountId` and
-//! `RoleArn`, which batchops accepts and ignores: its functions carry their own IAM roles).
+//! `aws s3control create-job --cli-input-json` works here unchanged (`AccountId` is accepted and
+//! ignored; `RoleArn` is recorded and described, while the stack's own roles act for the job).
 
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +50,8 @@ pub struct CreateJobRequest {
     /// Accepted for compatibility with S3 Control bodies; unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
-    /// Accepted for compatibility with S3 Control bodies; unused.
+    /// Required by S3 Control, so every stock client sends it: recorded and shown by
+    /// DescribeJob. The stack's own roles act for the job (no role is assumed yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
     /// Beyond AWS: check that each object exists (a HeadObject honouring the version id) and
