@@ -149,3 +149,67 @@ async fn an_intake_report_prefix_too_long_for_s3_keys_fails_the_job_naming_it() 
     );
     stack.dev.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_json_document_replaced_between_its_check_and_its_read_starts_one_job_not_two() {
+    let (proxy, stack) = batchops_tests::TestStack::behind_proxy(batchops_tests::StackOptions {
+        workers: 0,
+        tune: |_| {},
+    })
+    .await;
+    let seeded = stack.seed(&["rj/0".to_string()], &[]).await;
+    let mut first = seeded.copy_job("AllTasks");
+    first["Description"] = "first".into();
+    let mut second = seeded.copy_job("AllTasks");
+    second["Description"] = "second".into();
+    let bucket = stack.dev.deps.config.bucket.clone();
+    // Straight to the emulator: another writer, not a request of the intake's.
+    let direct = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&batchops_tests::sdk().await)
+            .force_path_style(true)
+            .build(),
+    );
+    // The intake's read of the first document finds the second one in its place (its own
+    // event starts its own job).
+    let (b, d, body) = (bucket.clone(), direct.clone(), second.to_string());
+    proxy.before_next(
+        "GET",
+        "/intake/swap.json",
+        "",
+        std::sync::Arc::new(move || {
+            let (b, d, body) = (b.clone(), d.clone(), body.clone());
+            Box::pin(async move {
+                d.put_object()
+                    .bucket(&b)
+                    .key("intake/swap.json")
+                    .body(ByteStream::from(body.into_bytes()))
+                    .send()
+                    .await
+                    .unwrap();
+            })
+        }),
+    );
+    direct
+        .put_object()
+        .bucket(&bucket)
+        .key("intake/swap.json")
+        .body(ByteStream::from(first.to_string().into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    // Both events handled: one job per document version at most, none with the wrong body.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let page: Value = reqwest::get(format!("{}/jobs", stack.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let descriptions: Vec<&str> = page["Jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["Description"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(descriptions, ["second"], "{page}");
+}

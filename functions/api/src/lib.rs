@@ -175,9 +175,14 @@ pub fn parse_list_query(
         match k.as_str() {
             "JobStatuses" | "jobStatuses" => {
                 for s in v.split(',').filter(|s| !s.is_empty()) {
-                    statuses.push(JobStatus::parse(s).ok_or_else(|| {
+                    let status = JobStatus::parse(s).ok_or_else(|| {
                         ApiError::bad(format!("JobStatuses: {s:?} is not a job status"))
-                    })?);
+                    })?;
+                    // Each once: a status named twice is one filter value (so at most 13,
+                    // well inside DynamoDB's 100 values for IN).
+                    if !statuses.contains(&status) {
+                        statuses.push(status);
+                    }
                 }
             }
             "MaxResults" | "maxResults" => {
@@ -320,5 +325,13 @@ mod tests {
         assert!(parse_list_query(Some("MaxResults=lots")).is_err());
         assert!(parse_list_query(Some("Bogus=1")).is_err());
         assert_eq!(parse_list_query(None).unwrap().1, 1000);
+    }
+
+    #[test]
+    fn a_status_named_many_times_filters_once() {
+        // DynamoDB's IN takes at most 100 values; only 13 statuses exist.
+        let query = vec!["JobStatuses=Active"; 150].join("&") + "&JobStatuses=Failed,Active";
+        let (s, _, _) = parse_list_query(Some(&query)).unwrap();
+        assert_eq!(s, [JobStatus::Active, JobStatus::Failed]);
     }
 }

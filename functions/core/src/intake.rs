@@ -88,7 +88,24 @@ pub async fn start_from_object(deps: &Deps, bucket: &str, key: &str) -> crate::R
                 head.size
             ))
         } else {
-            let data = deps.objects.get_bytes(bucket, key).await?;
+            // The object checked above, not one written since (that one has its own event).
+            let data = match deps
+                .objects
+                .get_bytes_if(bucket, key, Some(&head.etag))
+                .await
+            {
+                Ok(data) => data,
+                Err(crate::Error::S3 {
+                    status: Some(404 | 412),
+                    ..
+                }) => {
+                    return Ok(Intake::Ignored(format!(
+                        "s3://{bucket}/{key} changed after it was checked; its new version's \
+                         event starts its job"
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
             serde_json::from_slice::<CreateJobRequest>(&data)
                 .map_err(|e| format!("the intake object is not a valid CreateJob document: {e}"))
         }

@@ -214,7 +214,17 @@ impl Objects {
     }
 
     pub async fn get_bytes(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
-        let got = self.get_object(bucket, key, None).await?;
+        self.get_bytes_if(bucket, key, None).await
+    }
+
+    /// [`Objects::get_bytes`], only while the object's ETag is `if_match` (else S3's 412).
+    pub async fn get_bytes_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<Vec<u8>> {
+        let got = self.get(bucket, key, None, None, if_match).await?;
         let data = got.body.collect().await.map_err(|e| Error::S3 {
             op: "GetObject",
             bucket: bucket.into(),
