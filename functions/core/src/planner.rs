@@ -163,7 +163,7 @@ pub async fn plan_attempt(
     };
     let source = match (&job.request.manifest, &job.request.manifest_generator) {
         (Some(m), _) => ManifestSource::Manifest(m),
-        (None, Some(g)) => ManifestSource::Generator(g.s3()),
+        (None, Some(g)) => ManifestSource::Generator(g.s3(), deps.config.generator_scan_span),
         (None, None) => {
             fail_job(deps, job_id, "ManifestInvalid", "the job has no Manifest").await?;
             return Ok(PlanSummary::default());
@@ -223,12 +223,12 @@ pub async fn plan_attempt(
         .as_ref()
         .and_then(|cp| cp.scan_span)
         .unwrap_or(deps.config.generator_scan_span);
-    let config = crate::Config {
-        generator_scan_span: scan_span,
-        ..deps.config.clone()
+    let source = match source {
+        ManifestSource::Generator(g, _) => ManifestSource::Generator(g, scan_span),
+        other => other,
     };
     let mut stream =
-        match crate::manifest::open(&deps.objects, &config, source, resume.as_ref()).await {
+        match crate::manifest::open(&deps.objects, &deps.config, source, resume.as_ref()).await {
             Ok(s) => s,
             Err(e) if e.is_transient() && !last_delivery => {
                 warn!(error = %e, "manifest not readable for now; planning is retried");

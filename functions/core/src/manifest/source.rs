@@ -26,7 +26,8 @@ pub const BATCH_ROWS: usize = 256;
 #[derive(Clone, Copy, Debug)]
 pub enum ManifestSource<'a> {
     Manifest(&'a JobManifest),
-    Generator(&'a S3JobManifestGenerator),
+    /// A generator, and the scan span its chunks end at (see [`super::Item`]).
+    Generator(&'a S3JobManifestGenerator, u64),
 }
 
 type Batch = Result<Vec<Item>, ManifestError>;
@@ -156,8 +157,8 @@ pub async fn open(
                 super::inventory::open(objects, config, m, resume).await
             }
         },
-        ManifestSource::Generator(g) => {
-            super::generator::open(objects, g, resume, config.generator_scan_span).await
+        ManifestSource::Generator(g, scan_span) => {
+            super::generator::open(objects, g, resume, scan_span).await
         }
     }
 }
