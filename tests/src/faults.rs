@@ -53,6 +53,32 @@ struct Shared {
     rules: Mutex<Vec<Rule>>,
     /// S3 requests carrying `x-amz-copy-source` (CopyObject, UploadPartCopy) forwarded.
     copies: AtomicU64,
+    /// Every S3 request seen (the first [`MAX_SEEN`]), for tests that check what was asked.
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// How many S3 requests [`FaultProxy::s3_requests`] keeps.
+const MAX_SEEN: usize = 100_000;
+
+/// One S3 request as the proxy saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query, as sent (path-style: `/<bucket>/<key>?<query>`).
+    pub target: String,
+    /// Its `x-amz-*` headers, names lower-case.
+    pub amz_headers: BTreeMap<String, String>,
+}
+
+impl Seen {
+    /// The bucket of a path-style request.
+    pub fn bucket(&self) -> &str {
+        self.target
+            .trim_start_matches('/')
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+    }
 }
 
 /// The next `left` requests of `method` whose path or `X-Amz-Target` contains `pattern` (and
@@ -105,6 +131,7 @@ impl FaultProxy {
             counts: Mutex::new(BTreeMap::new()),
             rules: Mutex::new(Vec::new()),
             copies: AtomicU64::new(0),
+            seen: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         tokio::spawn(async move {
@@ -182,6 +209,11 @@ impl FaultProxy {
     /// S3 copy requests (CopyObject, UploadPartCopy) forwarded so far: each is a task run.
     pub fn copies(&self) -> u64 {
         self.shared.copies.load(Ordering::Relaxed)
+    }
+
+    /// The S3 requests seen so far (the first 100,000), in arrival order.
+    pub fn s3_requests(&self) -> Vec<Seen> {
+        self.shared.seen.lock().unwrap().clone()
     }
 
     /// Errors injected into one service's requests so far (rates and rules alike).
@@ -296,6 +328,29 @@ async fn handle(
     }
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
+    if service == "s3" {
+        let mut seen = s.seen.lock().unwrap();
+        if seen.len() < MAX_SEEN {
+            seen.push(Seen {
+                method: parts.method.to_string(),
+                target: parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/".into(), |p| p.as_str().to_string()),
+                amz_headers: parts
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.as_str().starts_with("x-amz-"))
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_string(),
+                            v.to_str().unwrap_or_default().into(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
     let targeted = {
         let mut rules = s.rules.lock().unwrap();
         let path = parts.uri.path();
@@ -388,8 +443,11 @@ async fn handle(
     }
     let resp = forward().await?;
     let mut out = Response::builder().status(resp.status().as_u16());
+    // A HEAD's answer has no body: its Content-Length is the object's size, kept as it came.
+    let head = parts.method == hyper::Method::HEAD;
     for (name, value) in resp.headers() {
-        if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+        if (head || name != "content-length") && name != "transfer-encoding" && name != "connection"
+        {
             out = out.header(name, value);
         }
     }

@@ -387,3 +387,68 @@ async fn a_failed_multipart_copy_is_aborted_and_reported() {
     );
     stack.dev.stop().await;
 }
+
+/// Security issue §4: with `RequesterPays`, every request the copy makes of the source bucket
+/// says the requester pays — the multipart path's HeadObject and GetObjectTagging and a dry
+/// run's HeadObject included, not only the CopyObject. The emulator does not enforce requester
+/// pays, so the proxy's record of the requests is what is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_requester_pays_copy_says_so_on_every_request_of_the_source() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 2,
+        tune: |c| {
+            c.multipart_threshold = 10 * MIB as u64;
+            c.multipart_part_size = 5 * MIB as u64;
+        },
+    })
+    .await;
+    let source = stack.bucket("rpsrc").await;
+    let target = stack.bucket("rpdst").await;
+    let manifests = stack.bucket("rpman").await;
+    put_tagged(&stack, &source, "big.bin", body(3, 11 * MIB)).await;
+    put_tagged(&stack, &source, "small.txt", b"small".to_vec()).await;
+    let rows = [Row::new(&source, "big.bin"), Row::new(&source, "small.txt")];
+    let before = proxy.s3_requests().len();
+    let copy = json!({"S3PutObjectCopy": {
+        "TargetResource": format!("arn:aws:s3:::{target}"), "RequesterPays": true}});
+    let (job, report) = stack
+        .run_job(&manifests, &rows, copy.clone(), json!({}))
+        .await;
+    assert_counts(&job, &report, 2, 0);
+    assert_eq!(
+        tags(&stack, &target, "big.bin").await.len(),
+        2,
+        "the multipart copy carried the tags over"
+    );
+    let (job, report) = stack
+        .run_job(&manifests, &rows, copy, json!({"DryRun": true}))
+        .await;
+    assert_counts(&job, &report, 2, 0);
+
+    let of_source: Vec<_> = proxy
+        .s3_requests()
+        .into_iter()
+        .skip(before)
+        .filter(|r| r.bucket() == source || r.amz_headers.contains_key("x-amz-copy-source"))
+        .collect();
+    let heads = of_source.iter().filter(|r| r.method == "HEAD").count();
+    let tag_reads = of_source
+        .iter()
+        .filter(|r| r.method == "GET" && r.target.contains("tagging"))
+        .count();
+    assert!(
+        heads >= 3 && tag_reads >= 1,
+        "the multipart HEAD, its tag read and the dry run's HEADs were seen: {of_source:#?}"
+    );
+    let unpaid: Vec<_> = of_source
+        .iter()
+        .filter(|r| {
+            r.amz_headers.get("x-amz-request-payer").map(String::as_str) != Some("requester")
+        })
+        .collect();
+    assert!(
+        unpaid.is_empty(),
+        "requests of the requester-pays source without x-amz-request-payer: {unpaid:#?}"
+    );
+    stack.dev.stop().await;
+}

@@ -463,7 +463,7 @@ impl Operation for CopyParams {
     async fn run(&self, ctx: &OpContext<'_>, task: &Task) -> Result<String, OpError> {
         let d = Destination::new(self)?;
         if ctx.multipart.threshold < MAX_COPY_OBJECT_BYTES {
-            let source = multipart::Source::head(ctx.s3, task).await?;
+            let source = multipart::Source::head(ctx.s3, task, d.request_payer.clone()).await?;
             if source.size > ctx.multipart.threshold {
                 return multipart::copy(ctx, self, &d, task, &source).await;
             }
@@ -475,7 +475,7 @@ impl Operation for CopyParams {
                 if !source_too_large(&e) {
                     return Err(e);
                 }
-                let source = multipart::Source::head(ctx.s3, task).await?;
+                let source = multipart::Source::head(ctx.s3, task, d.request_payer.clone()).await?;
                 multipart::copy(ctx, self, &d, task, &source).await
             }
         }

@@ -391,7 +391,7 @@ pub async fn run_task(
         attempt += 1;
         let result = match mode {
             Mode::Run(op) => op.run(ctx, task).await,
-            Mode::DryRun(op) => dry_run::run(ctx, op.name(), task).await,
+            Mode::DryRun(op) => dry_run::run(ctx, op, task).await,
         };
         match result {
             Ok(message) => return Outcome::success(message),

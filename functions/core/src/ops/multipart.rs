@@ -15,7 +15,7 @@ use super::copy::{Destination, apply_destination, copy_source, tagging_header, t
 use super::{OpContext, OpError};
 use crate::chunk::Task;
 use crate::job::spec::Tag;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, RequestPayer};
 use futures::{StreamExt, TryStreamExt};
 
 use std::collections::HashMap;
@@ -42,13 +42,19 @@ pub struct Source {
 }
 
 impl Source {
-    /// HeadObject of the task's object (its version when the manifest names one).
-    pub async fn head(s3: &aws_sdk_s3::Client, task: &Task) -> Result<Self, OpError> {
+    /// HeadObject of the task's object (its version when the manifest names one), asked as the
+    /// payer when the source bucket is requester pays.
+    pub async fn head(
+        s3: &aws_sdk_s3::Client,
+        task: &Task,
+        payer: Option<RequestPayer>,
+    ) -> Result<Self, OpError> {
         let out = s3
             .head_object()
             .bucket(&task.bucket)
             .key(&task.key)
             .set_version_id(task.version_id.clone())
+            .set_request_payer(payer)
             .send()
             .await
             .map_err(|e| OpError::from_sdk(e).for_head(task.version_id.as_deref()))?;
@@ -104,7 +110,7 @@ pub async fn copy(
         });
     }
     if d.tagging.is_none() && source.tag_count > 0 {
-        d.tagging = Some(source_tags(ctx.s3, task).await?);
+        d.tagging = Some(source_tags(ctx.s3, task, d.request_payer.clone()).await?);
     }
     let created = apply_destination!(ctx.s3.create_multipart_upload(), &d)
         .key(&key)
@@ -217,12 +223,17 @@ async fn upload_parts(
 }
 
 /// The source's tag set, as the `x-amz-tagging` value of the upload.
-async fn source_tags(s3: &aws_sdk_s3::Client, task: &Task) -> Result<String, OpError> {
+async fn source_tags(
+    s3: &aws_sdk_s3::Client,
+    task: &Task,
+    payer: Option<RequestPayer>,
+) -> Result<String, OpError> {
     let out = s3
         .get_object_tagging()
         .bucket(&task.bucket)
         .key(&task.key)
         .set_version_id(task.version_id.clone())
+        .set_request_payer(payer)
         .send()
         .await
         .map_err(OpError::from_sdk)?;
