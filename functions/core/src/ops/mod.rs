@@ -389,10 +389,13 @@ pub async fn run_task(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = match mode {
-            Mode::Run(op) => op.run(ctx, task).await,
-            Mode::DryRun(op) => dry_run::run(ctx, op, task).await,
-        };
+        let result = guarded(async {
+            match mode {
+                Mode::Run(op) => op.run(ctx, task).await,
+                Mode::DryRun(op) => dry_run::run(ctx, op, task).await,
+            }
+        })
+        .await;
         match result {
             Ok(message) => return Outcome::success(message),
             Err(e) if e.retryable && attempt < policy.max_attempts => {
@@ -408,6 +411,32 @@ pub async fn run_task(
                 };
                 return Outcome::failure(e.http_status, e.code, message);
             }
+        }
+    }
+}
+
+/// Runs one attempt of a task; a panic in it (a bug, never an input) becomes a permanent
+/// `500 InternalError` of this task, so the other tasks of its chunk still run and are counted.
+/// Lambda builds unwind on panic for this (`panic = "unwind"` in the release profile).
+pub async fn guarded<F>(attempt: F) -> Result<String, OpError>
+where
+    F: std::future::Future<Output = Result<String, OpError>>,
+{
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(attempt).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            tracing::error!(panic = %what, "a task panicked");
+            Err(OpError::permanent(
+                500,
+                "InternalError",
+                format!("the task failed inside batchops: {what}"),
+            ))
         }
     }
 }
@@ -438,6 +467,51 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security issue §7: a panic in one task fails that task; the tasks beside it run on.
+    #[tokio::test]
+    async fn a_task_that_panics_is_a_failed_task_not_a_lost_batch() {
+        let attempts: Vec<_> = (0..3)
+            .map(|i| {
+                guarded(async move {
+                    tokio::task::yield_now().await;
+                    if i == 1 {
+                        let none: Option<u8> = None;
+                        none.expect("a bug in an operation");
+                    }
+                    Ok(format!("task {i}"))
+                })
+            })
+            .collect();
+        use futures::StreamExt;
+        let results: Vec<_> = futures::stream::iter(attempts).buffered(3).collect().await;
+        assert_eq!(results[0], Ok("task 0".into()));
+        assert_eq!(results[2], Ok("task 2".into()));
+        let e = results[1].clone().unwrap_err();
+        assert_eq!(
+            (e.http_status, e.code.as_str(), e.retryable),
+            (500, "InternalError", false)
+        );
+        assert!(e.message.contains("a bug in an operation"), "{}", e.message);
+    }
+
+    /// Lambda builds must unwind for [`guarded`] to catch anything: cargo-lambda aborts on
+    /// panic unless the profile says otherwise.
+    #[test]
+    fn the_release_profile_unwinds_on_panic() {
+        let manifest = include_str!("../../../../Cargo.toml");
+        let release = manifest
+            .split("[profile.release]")
+            .nth(1)
+            .and_then(|rest| rest.split("\n[").next())
+            .expect("a [profile.release] section");
+        assert!(
+            release
+                .lines()
+                .any(|l| l.replace(' ', "") == "panic=\"unwind\""),
+            "[profile.release] sets panic = \"unwind\": {release}"
+        );
+    }
 
     #[test]
     fn a_megabyte_result_message_is_cut_to_the_report_bound_saying_so() {
