@@ -476,8 +476,7 @@ mod tests {
                 guarded(async move {
                     tokio::task::yield_now().await;
                     if i == 1 {
-                        let none: Option<u8> = None;
-                        none.expect("a bug in an operation");
+                        panic!("a bug in an operation");
                     }
                     Ok(format!("task {i}"))
                 })
