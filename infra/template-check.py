@@ -11,7 +11,10 @@ account -- and checks what CloudFormation made of it:
   BATCHOPS_WORK_DLQ_URLS names the work queues' dead-letter queues;
 - each queue's visibility timeout is six times its consumer's timeout;
 - the roles' statements on user buckets and KMS keys render to the right ARNs, and vanish when
-  the parameters are empty.
+  the parameters are empty;
+- the opt-in powers (AllowDeleteObject, AllowGovernanceBypass, AllowComplianceLock,
+  AllowPublicGrants) reach every function, and the worker role grants delete and governance
+  bypass only when enabled and denies COMPLIANCE locks and public ACLs unless enabled.
 
 moto does not create the HTTP API's resources (AWS::ApiGatewayV2::*) nor Lambda permissions,
 so those are checked only by cfn-lint and `sam validate --lint`.
@@ -149,6 +152,50 @@ def deploy(url, body, stack, params):
     return {r["LogicalResourceId"]: r.get("PhysicalResourceId") for r in summaries}
 
 
+def role_actions(iam, role_name):
+    """{Sid: (Effect, sorted actions)} of the role's inline policies."""
+    out = {}
+    for policy in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"]
+        if isinstance(doc, str):
+            doc = ast.literal_eval(doc)
+        for st in filter(None, doc["Statement"]):
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            out[st["Sid"]] = (st["Effect"], sorted(actions))
+    return out
+
+
+POWERS = {"AllowDeleteObject": "BATCHOPS_ALLOW_DELETE",
+          "AllowGovernanceBypass": "BATCHOPS_ALLOW_GOVERNANCE_BYPASS",
+          "AllowComplianceLock": "BATCHOPS_ALLOW_COMPLIANCE_LOCK",
+          "AllowPublicGrants": "BATCHOPS_ALLOW_PUBLIC_GRANTS"}
+DENIALS = ["NoComplianceLocks", "NoPublicCannedAcls", "NoPublicReadGrants", "NoPublicFullControlGrants"]
+
+
+def power_checks(url, res, stack, enabled, user_buckets):
+    """The opt-in powers (functions/core/src/ops/powers.rs): each function reads the parameter,
+    and the worker role grants the power's actions only when it is enabled, and denies COMPLIANCE
+    locks and public ACLs unless they are."""
+    lam, iam = client("lambda", url), client("iam", url)
+    for fn in ["ApiFunction", "PlannerFunction", "WorkerFunction", "FinalizerFunction"]:
+        env = lam.get_function_configuration(FunctionName=res[fn])["Environment"]["Variables"]
+        got = {p: env.get(v) for p, v in POWERS.items()}
+        want = {p: "true" if enabled else "false" for p in POWERS}
+        check(f"{stack} {fn}: the powers' variables follow the parameters", got == want, str(got))
+    worker = role_actions(iam, res["WorkerFunctionRole"])
+    granted = sorted(a for effect, actions in worker.values() if effect == "Allow" for a in actions)
+    for action in ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"]:
+        # s3:DeleteObject on the stack bucket's own prefixes (results/, parked/) is not a power.
+        on_user_objects = [sid for sid, (e, a) in worker.items()
+                           if e == "Allow" and action in a and sid.startswith("UserBuckets")]
+        want = bool(enabled and user_buckets)
+        check(f"{stack} worker: {action} on user buckets {'granted' if want else 'not granted'}",
+              bool(on_user_objects) == want, f"{on_user_objects} of {granted}")
+    denied = sorted(sid for sid, (e, _) in worker.items() if e == "Deny")
+    check(f"{stack} worker: COMPLIANCE locks and public ACLs {'allowed' if enabled else 'denied'}",
+          denied == ([] if enabled else sorted(DENIALS)), str(denied))
+
+
 def role_statements(iam, role_name):
     out = {}
     for policy in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
@@ -256,8 +303,12 @@ def main():
         res = deploy(url, body, "users", {"AllowedBuckets": USER_BUCKETS, "KmsKeyArns": ",".join(KMS_KEYS),
                                           "MaxReceiveCount": MAX_RECEIVES})
         stack_checks(url, res, "users", USER_BUCKETS, KMS_KEYS, MAX_RECEIVES)
+        power_checks(url, res, "users", False, USER_BUCKETS)
         res = deploy(url, body, "defaults", {})
         stack_checks(url, res, "defaults", "", [], "5")
+        power_checks(url, res, "defaults", False, "")
+        res = deploy(url, body, "powers", {"AllowedBuckets": USER_BUCKETS, **{p: "true" for p in POWERS}})
+        power_checks(url, res, "powers", True, USER_BUCKETS)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)

@@ -120,3 +120,122 @@ async fn the_role_arn_every_stock_client_sends_is_accepted_recorded_and_describe
     let job = stack.api.describe(&job_id).await.unwrap();
     assert_eq!(job["RoleArn"], role, "{job}");
 }
+
+/// Security issue §2: what cannot be undone, or opens objects to the world, is refused unless
+/// the deployer enabled it — each with a 403 naming the field that asks for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn destructive_and_public_powers_are_refused_unless_the_stack_enables_them() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 0,
+        tune: |c| c.powers.clear(),
+    })
+    .await;
+    let seeded = stack.seed(&["p/0".to_string()], &[]).await;
+    let target = format!("arn:aws:s3:::{}", seeded.target);
+    let all_users = "http://acs.amazonaws.com/groups/global/AllUsers";
+    let cases = [
+        (json!({"S3DeleteObject": {}}), "Operation.S3DeleteObject"),
+        (
+            json!({"S3PutObjectRetention": {"BypassGovernanceRetention": true,
+                "Retention": {"Mode": "GOVERNANCE", "RetainUntilDate": "2031-01-01T00:00:00Z"}}}),
+            "Operation.S3PutObjectRetention.BypassGovernanceRetention",
+        ),
+        (
+            json!({"S3PutObjectRetention": {"Retention": {"Mode": "COMPLIANCE",
+                "RetainUntilDate": "2031-01-01T00:00:00Z"}}}),
+            "Operation.S3PutObjectRetention.Retention.Mode",
+        ),
+        (
+            json!({"S3PutObjectAcl": {"AccessControlPolicy": {"CannedAccessControlList": "public-read"}}}),
+            "Operation.S3PutObjectAcl.AccessControlPolicy.CannedAccessControlList",
+        ),
+        (
+            json!({"S3PutObjectAcl": {"AccessControlPolicy": {"AccessControlList": {
+                "Owner": {"ID": "owner"},
+                "Grants": [{"Grantee": {"TypeIdentifier": "uri", "Identifier": all_users},
+                            "Permission": "READ"}]}}}}),
+            "Operation.S3PutObjectAcl.AccessControlPolicy.AccessControlList.Grants[0].Grantee",
+        ),
+        (
+            json!({"S3PutObjectCopy": {"TargetResource": target, "CannedAccessControlList": "authenticated-read"}}),
+            "Operation.S3PutObjectCopy.CannedAccessControlList",
+        ),
+        (
+            json!({"S3PutObjectCopy": {"TargetResource": target, "AccessControlGrants": [
+                {"Grantee": {"TypeIdentifier": "uri", "Identifier": all_users}, "Permission": "READ"}]}}),
+            "Operation.S3PutObjectCopy.AccessControlGrants[0].Grantee",
+        ),
+        (
+            json!({"S3PutObjectCopy": {"TargetResource": target, "ObjectLockMode": "COMPLIANCE",
+                "ObjectLockRetainUntilDate": "2031-01-01T00:00:00Z"}}),
+            "Operation.S3PutObjectCopy.ObjectLockMode",
+        ),
+    ];
+    for (operation, field) in cases {
+        let mut body = seeded.copy_job("AllTasks");
+        body["Operation"] = operation;
+        refused(&stack, &body, field).await;
+    }
+    // The same operations without those parameters are ordinary.
+    let mut body = seeded.copy_job("AllTasks");
+    body["Operation"] = json!({"S3PutObjectAcl": {"AccessControlPolicy": {"CannedAccessControlList": "bucket-owner-full-control"}}});
+    let (status, answer) = stack.post_jobs_raw(body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Security issue §2: a stack can narrow the operations it runs at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operation_outside_the_allowed_operations_is_refused_naming_it() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 0,
+        tune: |c| c.allowed_operations = vec!["S3PutObjectTagging".into()],
+    })
+    .await;
+    let seeded = stack.seed(&["o/0".to_string()], &[]).await;
+    refused(
+        &stack,
+        &seeded.copy_job("AllTasks"),
+        "Operation.S3PutObjectCopy",
+    )
+    .await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["Operation"] = json!({"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}});
+    let (status, answer) = stack.post_jobs_raw(body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Security issue §2: a job created while a power was enabled runs none of its tasks once the
+/// stack no longer grants it (a redeploy in between): each task is an `AccessDenied` row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_whose_power_was_withdrawn_after_it_was_created_deletes_nothing() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: |c| c.powers.clear(),
+    })
+    .await;
+    let keys: Vec<String> = (0..3).map(|i| format!("keep/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["Operation"] = json!({"S3DeleteObject": {}});
+    // Created as the stack was before its redeploy: with deletes enabled.
+    let mut before = (*stack.dev.deps).clone();
+    before.config.powers = batchops_core::ops::powers::Power::ALL.to_vec();
+    let request = serde_json::from_value(body).unwrap();
+    let job_id = batchops_core::jobs::create_job(&before, request)
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    for key in &keys {
+        batchops_tests::assert_failed_row(
+            batchops_tests::row_of(&report, key),
+            "403",
+            "AccessDenied",
+        );
+        assert!(
+            stack.get(&seeded.source, key).await.is_some(),
+            "{key} is still there"
+        );
+    }
+}

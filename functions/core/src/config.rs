@@ -2,6 +2,8 @@
 //! AWS endpoints are *not* configured here: the SDK reads `AWS_ENDPOINT_URL` (and the
 //! per-service `AWS_ENDPOINT_URL_S3`, `_SQS`, `_DYNAMODB`) itself.
 
+use crate::ops::JobOperation;
+use crate::ops::powers::Power;
 use crate::{Error, Result};
 use std::time::Duration;
 
@@ -69,6 +71,13 @@ pub struct Config {
     /// `BATCHOPS_RETRY_VISIBILITY_SECS` [10]: a message whose handler failed is visible again
     /// after this, doubled per delivery (at most 900), instead of the queue's visibility timeout.
     pub retry_visibility_secs: u32,
+    /// `BATCHOPS_ALLOWED_OPERATIONS` [empty = every operation]: comma-separated operation names
+    /// jobs may run.
+    pub allowed_operations: Vec<String>,
+    /// The opt-in powers enabled (`BATCHOPS_ALLOW_DELETE`, `_GOVERNANCE_BYPASS`,
+    /// `_COMPLIANCE_LOCK`, `_PUBLIC_GRANTS`, each `true` to enable; off by default, on in
+    /// `batchops dev` unless set): see [`crate::ops::powers`].
+    pub powers: Vec<Power>,
     /// `BATCHOPS_FINALIZER_BUDGET_SECS` [600]: how long one finalizer invocation assembles a
     /// report before it checkpoints and queues itself again (within Lambda's 15 minutes).
     /// 0: one batch of chunk files per invocation (tests use it to span many).
@@ -126,7 +135,32 @@ impl Config {
                  {MAX_PART_SIZE} (5 GiB), got {multipart_part_size}"
             )));
         }
+        let mut powers = Vec::new();
+        for power in Power::ALL {
+            let (name, _) = power.setting();
+            match lookup(name).as_deref().map(str::trim) {
+                None | Some("" | "false" | "0") => {}
+                Some("true" | "1") => powers.push(power),
+                Some(v) => {
+                    return Err(Error::Config(format!(
+                        "{name} must be true or false, got {v:?}"
+                    )));
+                }
+            }
+        }
+        let allowed_operations = list("BATCHOPS_ALLOWED_OPERATIONS");
+        if let Some(unknown) = allowed_operations
+            .iter()
+            .find(|o| *o != "*" && !JobOperation::NAMES.contains(&o.as_str()))
+        {
+            return Err(Error::Config(format!(
+                "BATCHOPS_ALLOWED_OPERATIONS names {unknown:?}, which is not an operation (one of {})",
+                JobOperation::NAMES.join(", ")
+            )));
+        }
         Ok(Self {
+            allowed_operations,
+            powers,
             table: required("BATCHOPS_TABLE")?,
             bucket: required("BATCHOPS_BUCKET")?,
             plan_queue_url: required("BATCHOPS_PLAN_QUEUE_URL")?,
@@ -192,6 +226,8 @@ impl Config {
             Some((_, v)) => Some(v.clone()),
             None if k == "BATCHOPS_ALLOWED_BUCKETS" => lookup(k).or_else(|| Some("*".into())),
             None if k == "BATCHOPS_S3_PATH_STYLE" => Some("true".into()),
+            // A single user's playground: every power unless the environment says otherwise.
+            None if k.starts_with("BATCHOPS_ALLOW_") => lookup(k).or_else(|| Some("true".into())),
             None => lookup(k),
         })
     }
@@ -224,7 +260,43 @@ impl Config {
             generator_scan_span: 100_000,
             retry_visibility_secs: 10,
             finalizer_budget: Duration::from_secs(600),
+            allowed_operations: Vec::new(),
+            powers: Power::ALL.to_vec(),
         }
+    }
+
+    /// Why this stack refuses to run `op`, as (field, reason): an operation outside
+    /// `BATCHOPS_ALLOWED_OPERATIONS`, or a parameter asking for a power not enabled.
+    pub fn operation_refusal(&self, op: &JobOperation) -> Option<(String, String)> {
+        let name = op.name();
+        let listed = self.allowed_operations.is_empty()
+            || self
+                .allowed_operations
+                .iter()
+                .any(|o| o == "*" || o == name);
+        if !listed {
+            return Some((
+                format!("Operation.{name}"),
+                format!(
+                    "{name} is not among this stack's allowed operations ({}); its deployer \
+                     sets them with the AllowedOperations parameter",
+                    self.allowed_operations.join(", ")
+                ),
+            ));
+        }
+        op.powers()
+            .into_iter()
+            .find(|(_, power)| !self.powers.contains(power))
+            .map(|(field, power)| {
+                let (env, parameter) = power.setting();
+                (
+                    field,
+                    format!(
+                        "this stack does not allow {power:?}; its deployer enables it with the \
+                         {parameter} parameter ({env})"
+                    ),
+                )
+            })
     }
 
     /// Whether jobs may touch `bucket` (`*` allows any).
@@ -280,6 +352,48 @@ mod tests {
         assert!(!c.bucket_allowed("anything"));
         assert_eq!(c.multipart_threshold, 5 << 30);
         assert_eq!(c.multipart_part_size, 512 << 20);
+    }
+
+    /// A deployed stack grants no opt-in power unless told; `batchops dev` grants each unless
+    /// told otherwise; a bad value or an unknown operation name is a configuration error.
+    #[test]
+    fn powers_are_off_in_a_stack_and_on_in_dev_unless_set() {
+        let c = Config::from_lookup(env(&BASE)).unwrap();
+        assert!(c.powers.is_empty() && c.allowed_operations.is_empty());
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCHOPS_ALLOW_DELETE", "true"));
+        pairs.push(("BATCHOPS_ALLOW_PUBLIC_GRANTS", "false"));
+        pairs.push((
+            "BATCHOPS_ALLOWED_OPERATIONS",
+            "S3DeleteObject,S3PutObjectCopy",
+        ));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.powers, [Power::Delete]);
+        assert_eq!(c.allowed_operations, ["S3DeleteObject", "S3PutObjectCopy"]);
+        let names = StackNames {
+            table: "t".into(),
+            bucket: "b".into(),
+            plan_queue_url: "p".into(),
+            work_queue_url: "w".into(),
+            work_high_queue_url: "w".into(),
+            finalize_queue_url: "f".into(),
+            intake_queue_url: "i".into(),
+            work_dlq_urls: vec![],
+        };
+        let dev = Config::for_stack_with(names.clone(), |_| None).unwrap();
+        assert_eq!(dev.powers, Power::ALL);
+        let told =
+            Config::for_stack_with(names, env(&[("BATCHOPS_ALLOW_DELETE", "false")])).unwrap();
+        assert!(!told.powers.contains(&Power::Delete) && told.powers.len() == 3);
+        for (name, value) in [
+            ("BATCHOPS_ALLOW_DELETE", "yes please"),
+            ("BATCHOPS_ALLOWED_OPERATIONS", "S3CopyEverything"),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((name, value));
+            let e = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
     }
 
     #[test]

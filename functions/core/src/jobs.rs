@@ -81,6 +81,13 @@ pub async fn create_job(deps: &Deps, request: CreateJobRequest) -> Result<String
     if let Some((field, reason)) = request.stack_bucket_refusal(&deps.config.bucket) {
         return Err(ServiceError::Forbidden(format!("{field}: {reason}")));
     }
+    if let Some((field, reason)) = request
+        .operation
+        .as_ref()
+        .and_then(|op| deps.config.operation_refusal(op))
+    {
+        return Err(ServiceError::Forbidden(format!("{field}: {reason}")));
+    }
     let job_id = uuid::Uuid::new_v4().to_string();
     let job = Job::new(job_id.clone(), request, crate::time::now_iso());
     match job.request.client_request_token.clone() {

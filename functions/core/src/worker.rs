@@ -92,6 +92,9 @@ pub async fn process_delivery(
     // starts (those are counted as not run).
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_status(deps.clone(), job_id.to_string(), stop.clone()));
+    // The stack's settings may have changed since the job was created: what it no longer
+    // allows is refused task by task.
+    let refused = deps.config.operation_refusal(op);
     // Futures are built up front (not in a stream closure) so the handler future is `Send`.
     let runs: Vec<_> = chunk
         .tasks
@@ -103,6 +106,8 @@ pub async fn process_delivery(
             // bucket (other jobs' results), is refused here, whatever the IAM policy would say.
             let denied = if task.invalid.is_some() {
                 None
+            } else if let Some((field, reason)) = &refused {
+                Some(format!("{field}: {reason}"))
             } else if task.bucket == deps.config.bucket {
                 Some(format!(
                     "bucket {} is this stack's own bucket, which holds other jobs' results: no job may touch objects there",

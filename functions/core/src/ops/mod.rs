@@ -35,6 +35,7 @@ pub mod dry_run;
 pub mod lambda;
 pub mod legal_hold;
 pub mod multipart;
+pub mod powers;
 pub mod restore;
 pub mod retention;
 pub mod tagging;
