@@ -166,6 +166,9 @@ describe_job "$JOB" describe-new
 expect "api-describe-job.json (JobId) -> status" "$(get "$WORK/describe-new.out" statusCode)" 200
 expect "api-describe-job.json (JobId) -> Job.JobId" "$(get "$WORK/describe-new.out" body.Job.JobId)" "$JOB"
 expect "api-describe-job.json (JobId) -> Job.Status" "$(get "$WORK/describe-new.out" body.Job.Status)" New
+expect "api-describe-job.json (JobId) -> Job.Audit.Created: the IAM caller of api-create-job.json" \
+  "$(get "$WORK/describe-new.out" body.Job.Audit.Created.By) $(get "$WORK/describe-new.out" body.Job.Audit.Created.Via)" \
+  "arn:aws:sts::123456789012:assumed-role/storage-admin/alice API"
 
 invoke api infra/events/api-list-jobs.json list
 expect "api-list-jobs.json -> status" "$(get "$WORK/list.out" statusCode)" 200
@@ -212,6 +215,9 @@ describe_job "$INTAKE_JOB" describe-intake
 expect "the intake job $INTAKE_JOB -> Status, Operation" \
   "$(get "$WORK/describe-intake.out" body.Job.Status) $(get "$WORK/describe-intake.out" body.Job.Operation | "$PY" -c 'import json, sys; print(*json.load(sys.stdin))' 2>/dev/null)" \
   "New S3PutObjectTagging"
+expect "the intake job $INTAKE_JOB -> Audit.Created: the uploader of intake.json" \
+  "$(get "$WORK/describe-intake.out" body.Job.Audit.Created.By) $(get "$WORK/describe-intake.out" body.Job.Audit.Created.Via)" \
+  "AWS:AIDAEXAMPLE S3 intake"
 
 echo "invoke-check: $PASSED passed, $FAILED failed"
 ((FAILED == 0))

@@ -14,7 +14,8 @@ account -- and checks what CloudFormation made of it:
   the parameters are empty;
 - the opt-in powers (AllowDeleteObject, AllowGovernanceBypass, AllowComplianceLock,
   AllowPublicGrants) reach every function, and the worker role grants delete and governance
-  bypass only when enabled and denies COMPLIANCE locks and public ACLs unless enabled.
+  bypass only when enabled and denies COMPLIANCE locks and public ACLs unless enabled;
+- with IntakeWriterArns, the stack bucket's policy lets only those principals write intake/.
 
 moto does not create the HTTP API's resources (AWS::ApiGatewayV2::*) nor Lambda permissions,
 so those are checked only by cfn-lint and `sam validate --lint`.
@@ -46,6 +47,7 @@ REGION = "us-east-1"
 USER_BUCKETS = "my-data,my-reports"
 KMS_KEYS = [f"arn:aws:kms:{REGION}:123456789012:key/{k}" for k in ("k1", "k2")]
 MAX_RECEIVES = "7"
+INTAKE_WRITERS = ["arn:aws:iam::123456789012:role/uploader-*", "arn:aws:iam::123456789012:user/ci"]
 
 passed = failed = 0
 
@@ -196,6 +198,23 @@ def power_checks(url, res, stack, enabled, user_buckets):
           denied == ([] if enabled else sorted(DENIALS)), str(denied))
 
 
+def intake_policy_checks(cfn):
+    """With IntakeWriterArns, the stack bucket's policy denies intake/ writes by anyone else.
+    moto creates no AWS::S3::BucketPolicy, so this reads the template itself."""
+    statements = cfn["Resources"]["StackBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    guarded = [st["Fn::If"] for st in statements if isinstance(st, dict) and "Fn::If" in st
+               and st["Fn::If"][1].get("Sid") == "IntakeWritersOnly"]
+    cond, st, otherwise = guarded[0] if guarded else (None, {}, None)
+    check("stack bucket policy: only IntakeWriterArns may write intake/ (when set)",
+          cond == "HasIntakeWriters" and otherwise == {"Ref": "AWS::NoValue"}
+          and st.get("Effect") == "Deny" and st.get("Principal") == "*" and st.get("Action") == "s3:PutObject"
+          and st.get("Resource") == {"Fn::Sub": "${StackBucket.Arn}/intake/*"}
+          and st.get("Condition") == {"ArnNotLike": {"aws:PrincipalArn": {"Ref": "IntakeWriterArns"}}}
+          and cfn["Conditions"].get("HasIntakeWriters") == {"Fn::Not": [{"Fn::Equals": [
+              {"Fn::Join": ["", {"Ref": "IntakeWriterArns"}]}, ""]}]},
+          json.dumps(guarded))
+
+
 def role_statements(iam, role_name):
     out = {}
     for policy in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
@@ -289,6 +308,7 @@ def main():
 
     cfn = transformed_template()
     static_checks(cfn)
+    intake_policy_checks(cfn)
     body = json.dumps(cfn)
 
     proc, url = start_moto(args.moto)
@@ -301,7 +321,8 @@ def main():
         s3.put_object(Bucket="code-bucket", Key="code.zip", Body=code.getvalue())
 
         res = deploy(url, body, "users", {"AllowedBuckets": USER_BUCKETS, "KmsKeyArns": ",".join(KMS_KEYS),
-                                          "MaxReceiveCount": MAX_RECEIVES})
+                                          "MaxReceiveCount": MAX_RECEIVES,
+                                          "IntakeWriterArns": ",".join(INTAKE_WRITERS)})
         stack_checks(url, res, "users", USER_BUCKETS, KMS_KEYS, MAX_RECEIVES)
         power_checks(url, res, "users", False, USER_BUCKETS)
         res = deploy(url, body, "defaults", {})

@@ -257,9 +257,10 @@ async fn every_bad_input_gets_its_answer() {
                     put = put.metadata(k, v);
                 }
                 put.send().await.unwrap();
-                let outcome = batchops_core::intake::start_from_object(&deps, &stack_bucket, key)
-                    .await
-                    .unwrap();
+                let outcome =
+                    batchops_core::intake::start_from_object(&deps, &stack_bucket, key, None)
+                        .await
+                        .unwrap();
                 let batchops_core::intake::Intake::Failed(job_id) = outcome else {
                     panic!("{name}: {outcome:?}");
                 };

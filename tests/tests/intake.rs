@@ -51,6 +51,10 @@ async fn a_csv_manifest_with_metadata_starts_a_job() {
     let job = intake_job(&stack).await;
     assert_eq!(job["Status"], "Complete", "{job}");
     assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 12);
+    // Security issue §3: the job names its uploader. The emulator's S3 events carry no
+    // userIdentity (the parsing of AWS's is tested on infra/events/intake.json).
+    assert_eq!(job["Audit"]["Created"]["Via"], "S3 intake", "{job}");
+    assert_eq!(job["Audit"]["Created"]["By"], "not provided", "{job}");
     for k in &keys {
         assert_eq!(
             stack.get(&target, &format!("from-intake/{k}")).await,

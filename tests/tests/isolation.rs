@@ -221,9 +221,10 @@ async fn a_job_whose_power_was_withdrawn_after_it_was_created_deletes_nothing() 
     let mut before = (*stack.dev.deps).clone();
     before.config.powers = batchops_core::ops::powers::Power::ALL.to_vec();
     let request = serde_json::from_value(body).unwrap();
-    let job_id = batchops_core::jobs::create_job(&before, request)
-        .await
-        .unwrap();
+    let job_id =
+        batchops_core::jobs::create_job(&before, request, &batchops_core::job::Actor::api(None))
+            .await
+            .unwrap();
     let job = stack.wait(&job_id, Duration::from_secs(60)).await;
     assert_eq!(job["Status"], "Complete", "{job}");
     let report = stack.report(&seeded.target, "reports", &job_id).await;
@@ -236,6 +237,63 @@ async fn a_job_whose_power_was_withdrawn_after_it_was_created_deletes_nothing() 
         assert!(
             stack.get(&seeded.source, key).await.is_some(),
             "{key} is still there"
+        );
+    }
+}
+
+/// Security issue §3: DescribeJob records who created, confirmed, paused, resumed and
+/// cancelled a job through the API (API Gateway's IAM principal; `batchops dev` has none, so
+/// "not provided"; `invoke-check` shows a real one from infra/events/api-create-job.json).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn describe_job_says_who_created_confirmed_paused_resumed_and_cancelled_it() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 0,
+        tune: |_| {},
+    })
+    .await;
+    let seeded = stack.seed(&["a/0".to_string()], &[]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["ConfirmationRequired"] = true.into();
+    let job_id = stack.api.create(&body).await.unwrap();
+    let job = stack
+        .until(&job_id, 30, |j| j["Status"] == "Suspended")
+        .await;
+    assert_eq!(
+        job["Audit"]["Created"],
+        json!({"By": "not provided", "Via": "API", "At": job["CreationTime"]}),
+        "{job}"
+    );
+    assert!(job["Audit"].get("Confirmed").is_none(), "{job}");
+    stack.api.set_status(&job_id, "Ready", None).await.unwrap();
+    let job = stack.until(&job_id, 30, |j| j["Status"] == "Active").await;
+    stack.api.set_status(&job_id, "Paused", None).await.unwrap();
+    // No worker runs here: the job stays Pausing, which is enough to resume it.
+    stack
+        .until(&job_id, 30, |j| {
+            j["Status"] == "Pausing" || j["Status"] == "Paused"
+        })
+        .await;
+    stack.api.set_status(&job_id, "Active", None).await.unwrap();
+    stack
+        .api
+        .set_status(&job_id, "Cancelled", None)
+        .await
+        .unwrap();
+    let done = stack
+        .until(&job_id, 30, |j| j["Audit"].get("Cancelled").is_some())
+        .await;
+    for action in ["Created", "Confirmed", "Paused", "Resumed", "Cancelled"] {
+        let entry = &done["Audit"][action];
+        assert_eq!(
+            (&entry["By"], &entry["Via"]),
+            (&json!("not provided"), &json!("API")),
+            "{action}: {done}"
+        );
+        assert!(
+            entry["At"]
+                .as_str()
+                .is_some_and(|t| t >= job["CreationTime"].as_str().unwrap()),
+            "{action}: {done}"
         );
     }
 }

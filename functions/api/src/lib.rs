@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use batchops_core::Deps;
 use batchops_core::job::spec::Tag;
-use batchops_core::job::{CreateJobRequest, JobStatus};
+use batchops_core::job::{Actor, CreateJobRequest, JobStatus};
 use batchops_core::jobs::{self, ServiceError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -148,12 +148,52 @@ fn json_body<T: DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("invalid {what} body: {e}")))
 }
 
+/// The IAM principal API Gateway authorised for this request (its request context, which
+/// `lambda_http` puts in the request's extensions): the caller's ARN for IAM authorisation.
+/// `batchops dev` has no request context: the principal is then not provided.
+pub struct Caller(pub Actor);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller(Actor::api(principal_of(
+            parts
+                .extensions
+                .get::<lambda_http::request::RequestContext>(),
+        ))))
+    }
+}
+
+/// The principal in an API Gateway request context: `userArn` (else `callerId`) of an HTTP
+/// API's IAM authoriser, or of a REST API's identity.
+pub fn principal_of(context: Option<&lambda_http::request::RequestContext>) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    match context? {
+        RequestContext::ApiGatewayV2(c) => {
+            let iam = c.authorizer.as_ref()?.iam.as_ref()?;
+            iam.user_arn.clone().or_else(|| iam.caller_id.clone())
+        }
+        RequestContext::ApiGatewayV1(c) => c
+            .identity
+            .user_arn
+            .clone()
+            .or_else(|| c.identity.caller.clone()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 async fn create_job(
     State(deps): State<Arc<Deps>>,
+    Caller(actor): Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let request: CreateJobRequest = json_body(body, "CreateJob")?;
-    let job_id = jobs::create_job(&deps, request).await?;
+    let job_id = jobs::create_job(&deps, request, &actor).await?;
     Ok(Json(json!({ "JobId": job_id })))
 }
 
@@ -241,6 +281,7 @@ struct UpdateStatus {
 async fn update_status(
     State(deps): State<Arc<Deps>>,
     Path(id): Path<String>,
+    Caller(actor): Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let req: UpdateStatus = json_body(body, "UpdateJobStatus")?;
@@ -249,6 +290,7 @@ async fn update_status(
         &id,
         &req.requested_job_status,
         req.status_update_reason,
+        &actor,
     )
     .await?;
     let mut answer = json!({"JobId": job.job_id, "Status": job.status.as_str()});
@@ -309,6 +351,22 @@ async fn delete_tagging(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security issue §3: the caller API Gateway authorised, as the api Lambda receives it.
+    #[test]
+    fn the_iam_caller_comes_from_api_gateways_request_context() {
+        use lambda_http::RequestExt;
+        let req = lambda_http::request::from_str(include_str!(
+            "../../../infra/events/api-create-job.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            principal_of(Some(&req.request_context())).as_deref(),
+            Some("arn:aws:sts::123456789012:assumed-role/storage-admin/alice")
+        );
+        assert_eq!(principal_of(None), None, "batchops dev: no request context");
+        assert_eq!(Actor::api(principal_of(None)).name(), "not provided");
+    }
 
     #[test]
     fn list_queries_parse() {

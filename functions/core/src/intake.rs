@@ -19,11 +19,11 @@
 //! `Failed` job whose `FailureReasons` say what is wrong — never silence.
 
 use crate::Deps;
-use crate::job::CreateJobRequest;
 use crate::job::spec::{
     CopyParams, JobManifest, JobOperation, JobReport, ManifestField, ManifestFormat,
     ManifestLocation, ManifestSpec, ReportScope, Tag, TaggingParams,
 };
+use crate::job::{Actor, CreateJobRequest};
 use crate::jobs::{self, ServiceError};
 use md5::{Digest, Md5};
 use std::collections::HashMap;
@@ -48,10 +48,19 @@ pub enum Intake {
     Ignored(String),
 }
 
-/// Starts a job from an intake object. Only a store or queue outage is an `Err` (the event is
-/// then redelivered); every problem with the object itself ends as a `Failed` job.
+/// Starts a job from an intake object uploaded by `uploader` (the S3 event's
+/// `userIdentity.principalId`; the emulator sends none), recorded as the job's creator. Only a
+/// store or queue outage is an `Err` (the event is then redelivered); every problem with the
+/// object itself ends as a `Failed` job.
 #[instrument(skip(deps))]
-pub async fn start_from_object(deps: &Deps, bucket: &str, key: &str) -> crate::Result<Intake> {
+pub async fn start_from_object(
+    deps: &Deps,
+    bucket: &str,
+    key: &str,
+    uploader: Option<&str>,
+) -> crate::Result<Intake> {
+    let actor = Actor::intake(uploader.map(String::from));
+    info!(uploader = actor.name(), "intake object");
     if bucket != deps.config.bucket || !key.starts_with(INTAKE_PREFIX) || key.ends_with('/') {
         info!("not an intake object; ignored");
         return Ok(Intake::Ignored(format!(
@@ -114,13 +123,13 @@ pub async fn start_from_object(deps: &Deps, bucket: &str, key: &str) -> crate::R
     };
     let mut request = match request {
         Ok(r) => r,
-        Err(reason) => return failed(deps, location, &token, &reason).await,
+        Err(reason) => return failed(deps, location, &token, &reason, &actor).await,
     };
     request.client_request_token.get_or_insert(token.clone());
-    match jobs::create_job(deps, request).await {
+    match jobs::create_job(deps, request, &actor).await {
         Ok(job_id) => Ok(Intake::Started(job_id)),
         Err(ServiceError::Internal(e)) => Err(e),
-        Err(refused) => failed(deps, location, &token, &refused.to_string()).await,
+        Err(refused) => failed(deps, location, &token, &refused.to_string(), &actor).await,
     }
 }
 
@@ -129,6 +138,7 @@ async fn failed(
     location: ManifestLocation,
     token: &str,
     reason: &str,
+    actor: &Actor,
 ) -> crate::Result<Intake> {
     let request = CreateJobRequest {
         operation: None,
@@ -157,7 +167,7 @@ async fn failed(
         dry_run: false,
         manifest_generator: None,
     };
-    let job_id = jobs::create_failed_job(deps, request, "IntakeInvalid", reason).await?;
+    let job_id = jobs::create_failed_job(deps, request, "IntakeInvalid", reason, actor).await?;
     Ok(Intake::Failed(job_id))
 }
 

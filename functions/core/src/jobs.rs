@@ -6,7 +6,7 @@
 use crate::adapters::dynamo::StatusChange;
 use crate::chunk::{FinalizeMessage, PlanMessage};
 use crate::job::spec::{Invalid, Tag, validate_tags};
-use crate::job::{CreateJobRequest, Job, JobStatus};
+use crate::job::{Actor, Audited, CreateJobRequest, Job, JobStatus};
 use crate::{Deps, Error};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
@@ -62,7 +62,11 @@ fn request_digest(request: &CreateJobRequest) -> String {
 
 /// Validates and creates a job, then queues it for planning. With a `ClientRequestToken`, the
 /// same request returns the same JobId and a different request is a conflict.
-pub async fn create_job(deps: &Deps, request: CreateJobRequest) -> Result<String, ServiceError> {
+pub async fn create_job(
+    deps: &Deps,
+    request: CreateJobRequest,
+    actor: &Actor,
+) -> Result<String, ServiceError> {
     request.validate()?;
     let size = serde_json::to_vec(&request).map_or(0, |j| j.len());
     if size > MAX_REQUEST_BYTES {
@@ -89,7 +93,7 @@ pub async fn create_job(deps: &Deps, request: CreateJobRequest) -> Result<String
         return Err(ServiceError::Forbidden(format!("{field}: {reason}")));
     }
     let job_id = uuid::Uuid::new_v4().to_string();
-    let job = Job::new(job_id.clone(), request, crate::time::now_iso());
+    let job = Job::new(job_id.clone(), request, crate::time::now_iso()).created_by(actor);
     match job.request.client_request_token.clone() {
         Some(token) => {
             let digest = request_digest(&job.request);
@@ -115,7 +119,7 @@ pub async fn create_job(deps: &Deps, request: CreateJobRequest) -> Result<String
             job_id: job_id.clone(),
         })
         .await?;
-    info!(job_id, "job created");
+    info!(job_id, by = actor.name(), via = actor.via, "job created");
     Ok(job_id)
 }
 
@@ -125,10 +129,11 @@ pub async fn create_failed_job(
     request: CreateJobRequest,
     code: &str,
     reason: &str,
+    actor: &Actor,
 ) -> crate::Result<String> {
     let job_id = uuid::Uuid::new_v4().to_string();
     let now = crate::time::now_iso();
-    let mut job = Job::new(job_id.clone(), request, now.clone());
+    let mut job = Job::new(job_id.clone(), request, now.clone()).created_by(actor);
     job.status = JobStatus::Failed;
     job.termination_date = Some(now);
     job.failure_reasons.push(crate::job::FailureReason {
@@ -144,7 +149,14 @@ pub async fn create_failed_job(
     } else {
         deps.store.create(&job).await?;
     }
-    info!(job_id, code, reason, "recorded a failed job");
+    info!(
+        job_id,
+        code,
+        reason,
+        by = actor.name(),
+        via = actor.via,
+        "recorded a failed job"
+    );
     Ok(job_id)
 }
 
@@ -162,6 +174,7 @@ pub async fn update_status(
     job_id: &str,
     requested: &str,
     reason: Option<String>,
+    actor: &Actor,
 ) -> Result<Job, ServiceError> {
     let requested = JobStatus::parse(requested)
         .filter(|s| {
@@ -183,8 +196,14 @@ pub async fn update_status(
         }
         .into());
     }
+    let action = match requested {
+        JobStatus::Ready => Audited::Confirmed,
+        JobStatus::Cancelled => Audited::Cancelled,
+        JobStatus::Paused => Audited::Paused,
+        _ => Audited::Resumed,
+    };
     let change = || {
-        let c = StatusChange::default();
+        let c = StatusChange::default().by(action, actor);
         match &reason {
             Some(r) => c.reason(r.clone()),
             None => c,
@@ -277,7 +296,10 @@ pub async fn update_status(
             }
         };
         match result {
-            Ok(job) => return Ok(job),
+            Ok(job) => {
+                info!(job_id, action = action.as_str(), by = actor.name(), via = actor.via, status = %job.status, "job status changed");
+                return Ok(job);
+            }
             Err(Error::StatusConflict { .. }) => continue,
             Err(e) => return Err(ServiceError::from_store(e)),
         }

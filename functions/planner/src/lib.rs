@@ -26,10 +26,20 @@ pub async fn handle(deps: &Deps, event: SqsEvent, deadline: Instant) -> SqsBatch
                     .map(drop)
             }
             Body::Intake(objects) => {
-                for (bucket, key) in objects {
-                    let outcome =
-                        batchops_core::intake::start_from_object(deps, &bucket, &key).await?;
-                    tracing::info!(?outcome, bucket, key, "intake object handled");
+                for IntakeObject {
+                    bucket,
+                    key,
+                    uploader,
+                } in objects
+                {
+                    let outcome = batchops_core::intake::start_from_object(
+                        deps,
+                        &bucket,
+                        &key,
+                        uploader.as_deref(),
+                    )
+                    .await?;
+                    tracing::info!(?outcome, bucket, key, uploader, "intake object handled");
                 }
                 Ok(())
             }
@@ -48,10 +58,20 @@ pub async fn handle(deps: &Deps, event: SqsEvent, deadline: Instant) -> SqsBatch
 pub enum Body {
     /// Plan (or continue planning) a job.
     Plan(PlanMessage),
-    /// Objects created under the intake prefix: (bucket, decoded key).
-    Intake(Vec<(String, String)>),
+    /// Objects created under the intake prefix.
+    Intake(Vec<IntakeObject>),
     /// The `s3:TestEvent` S3 sends when a notification is configured.
     TestEvent,
+}
+
+/// One object an S3 event notification reports created.
+#[derive(Debug, PartialEq, Eq)]
+pub struct IntakeObject {
+    pub bucket: String,
+    /// The decoded key.
+    pub key: String,
+    /// Who uploaded it: the record's `userIdentity.principalId` (AWS sends it; moto does not).
+    pub uploader: Option<String>,
 }
 
 /// The parts of an S3 event notification the intake reads.
@@ -64,6 +84,14 @@ struct S3Notification {
 #[derive(Debug, serde::Deserialize)]
 struct S3Record {
     s3: S3Entity,
+    #[serde(rename = "userIdentity", default)]
+    user_identity: Option<UserIdentity>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct UserIdentity {
+    #[serde(rename = "principalId", default)]
+    principal_id: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -104,7 +132,11 @@ pub fn parse_body(body: &str) -> Result<Body, Error> {
         let raw = record.s3.object.key;
         let key = batchops_core::intake::decode_event_key(&raw)
             .ok_or_else(|| Error::Record(format!("undecodable key in S3 event: {raw:?}")))?;
-        objects.push((record.s3.bucket.name, key));
+        objects.push(IntakeObject {
+            bucket: record.s3.bucket.name,
+            key,
+            uploader: record.user_identity.and_then(|u| u.principal_id),
+        });
     }
     Ok(Body::Intake(objects))
 }
@@ -217,10 +249,11 @@ mod tests {
         let body = parse_body(event.records[0].body.as_deref().unwrap()).unwrap();
         assert_eq!(
             body,
-            Body::Intake(vec![(
-                "batchops-dev-bucket".into(),
-                "intake/daily copy+1.csv".into()
-            )])
+            Body::Intake(vec![IntakeObject {
+                bucket: "batchops-dev-bucket".into(),
+                key: "intake/daily copy+1.csv".into(),
+                uploader: Some("AWS:AIDAEXAMPLE".into()),
+            }])
         );
         let test = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-27T00:00:00.000Z","Bucket":"b"}"#;
         assert_eq!(parse_body(test).unwrap(), Body::TestEvent);
@@ -247,7 +280,11 @@ mod moto_event {
         let body = r#"{"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": "2026-11-27T00:46:29.141Z", "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0", "configurationId": "x", "bucket": {"name": "ntest-bkt", "arn": "arn:aws:s3:::ntest-bkt"}, "object": {"key": "intake%2Fa+b.csv", "size": 1, "eTag": "9dd4e461268c8034f5c8564e155c67a6"}}}]}"#;
         assert_eq!(
             parse_body(body).unwrap(),
-            Body::Intake(vec![("ntest-bkt".into(), "intake/a b.csv".into())])
+            Body::Intake(vec![IntakeObject {
+                bucket: "ntest-bkt".into(),
+                key: "intake/a b.csv".into(),
+                uploader: None,
+            }])
         );
     }
 }

@@ -12,7 +12,7 @@
 //! chunk fails the condition, so nothing is counted twice; a worker that dies before the
 //! transaction counted nothing, so the redelivery counts it once.
 
-use crate::job::{CreateJobRequest, FailureReason, Job, JobStatus};
+use crate::job::{Actor, AuditEntry, Audited, CreateJobRequest, FailureReason, Job, JobStatus};
 use crate::manifest::generator::OutputFile;
 use crate::planner::Checkpoint;
 use crate::{Error, Result};
@@ -269,6 +269,12 @@ impl Job {
                 s(serde_json::to_string(&self.failure_reasons).map_err(Error::Message)?),
             );
         }
+        for (action, entry) in &self.audit {
+            item.insert(
+                audit_attribute(*action),
+                s(serde_json::to_string(entry).map_err(Error::Message)?),
+            );
+        }
         Ok(item)
     }
 
@@ -320,9 +326,21 @@ impl Job {
             report_date: get_s(item, "report_date"),
             active_since: get_s(item, "active_since"),
             status_time: get_s(item, "status_time").unwrap_or_default(),
+            audit: Audited::ALL
+                .into_iter()
+                .filter_map(|a| {
+                    let entry = get_s(item, &audit_attribute(a))?;
+                    Some((a, serde_json::from_str(&entry).ok()?))
+                })
+                .collect(),
             job_id,
         })
     }
+}
+
+/// The job item's attribute for one audited action (`audit_created`, …).
+fn audit_attribute(action: Audited) -> String {
+    format!("audit_{}", action.as_str().to_ascii_lowercase())
 }
 
 /// What a status change records besides the status. The stamps that follow from the move
@@ -336,6 +354,8 @@ pub struct StatusChange {
     /// The job's `FailureReasons` after the change (failing and failed jobs); `None` keeps
     /// what is stored.
     pub failures: Option<Vec<FailureReason>>,
+    /// Who asked for the change, recorded in the job's `Audit`.
+    pub audit: Option<(Audited, AuditEntry)>,
 }
 
 impl StatusChange {
@@ -350,6 +370,12 @@ impl StatusChange {
             failure_code: code.into(),
             failure_reason: reason.into(),
         });
+        self
+    }
+
+    /// Records `actor` as the one who did `action`.
+    pub fn by(mut self, action: Audited, actor: &Actor) -> Self {
+        self.audit = Some((action, actor.entry(&crate::time::now_iso())));
         self
     }
 
@@ -560,6 +586,14 @@ impl JobStore {
         if let Some(reason) = change.reason {
             values.insert(":reason".into(), s(reason));
             sets.push("status_update_reason = :reason".into());
+        }
+        if let Some((action, entry)) = change.audit {
+            names.insert("#audit".into(), audit_attribute(action));
+            values.insert(
+                ":audit".into(),
+                s(serde_json::to_string(&entry).map_err(Error::Message)?),
+            );
+            sets.push("#audit = :audit".into());
         }
         if let Some(reasons) = change.failures {
             names.insert("#fr".into(), "failure_reasons".into());
@@ -1144,7 +1178,12 @@ mod tests {
             "Report": {"Enabled": false}
         }))
         .unwrap();
-        let mut job = Job::new("id-1".into(), request, "2026-01-01T00:00:00.000Z".into());
+        let mut job = Job::new("id-1".into(), request, "2026-01-01T00:00:00.000Z".into())
+            .created_by(&Actor::intake(Some("AWS:AIDAEXAMPLE".into())));
+        job.audit.insert(
+            Audited::Paused,
+            Actor::api(Some("arn:aws:iam::1:user/a".into())).entry("2026-01-03T00:00:00.000Z"),
+        );
         job.succeeded = 7;
         job.failure_reasons.push(FailureReason {
             failure_code: "X".into(),

@@ -8,6 +8,90 @@ pub use spec::CreateJobRequest;
 pub use status::JobStatus;
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a principal's identity reads when the request carried none (`batchops dev`, the
+/// emulator's S3 events).
+pub const NOT_PROVIDED: &str = "not provided";
+
+/// Who acted on a job and through what: the IAM principal of an API call (API Gateway's request
+/// context) or of an intake upload (the S3 event's `userIdentity.principalId`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub principal: Option<String>,
+    /// `API` or `S3 intake`.
+    pub via: &'static str,
+}
+
+impl Actor {
+    pub fn api(principal: Option<String>) -> Self {
+        Self {
+            principal: principal.filter(|p| !p.is_empty()),
+            via: "API",
+        }
+    }
+
+    pub fn intake(principal: Option<String>) -> Self {
+        Self {
+            principal: principal.filter(|p| !p.is_empty()),
+            via: "S3 intake",
+        }
+    }
+
+    /// The principal, or [`NOT_PROVIDED`].
+    pub fn name(&self) -> &str {
+        self.principal.as_deref().unwrap_or(NOT_PROVIDED)
+    }
+
+    pub fn entry(&self, at: &str) -> AuditEntry {
+        AuditEntry {
+            by: self.name().to_string(),
+            via: self.via.to_string(),
+            at: at.to_string(),
+        }
+    }
+}
+
+/// The actions a job's `Audit` records, each with who did it last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Audited {
+    Created,
+    Confirmed,
+    Cancelled,
+    Paused,
+    Resumed,
+}
+
+impl Audited {
+    pub const ALL: [Audited; 5] = [
+        Self::Created,
+        Self::Confirmed,
+        Self::Cancelled,
+        Self::Paused,
+        Self::Resumed,
+    ];
+
+    /// The key in DescribeJob's `Audit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "Created",
+            Self::Confirmed => "Confirmed",
+            Self::Cancelled => "Cancelled",
+            Self::Paused => "Paused",
+            Self::Resumed => "Resumed",
+        }
+    }
+}
+
+/// One line of a job's `Audit` (beyond AWS): who, through what, when. Pause and resume keep
+/// the latest only (a job may cycle through them without bound); the logs keep every one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuditEntry {
+    pub by: String,
+    pub via: String,
+    pub at: String,
+}
 
 /// One entry of a job's `FailureReasons`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +139,8 @@ pub struct Job {
     pub active_since: Option<String>,
     /// When the status last changed (the sweep fails jobs stuck in `Preparing`).
     pub status_time: String,
+    /// Who created, confirmed, cancelled, paused and resumed the job (latest of each).
+    pub audit: BTreeMap<Audited, AuditEntry>,
 }
 
 impl Job {
@@ -81,7 +167,15 @@ impl Job {
             report_date: None,
             active_since: None,
             status_time: creation_time.clone(),
+            audit: BTreeMap::new(),
         }
+    }
+
+    /// The same job, recorded as created by `actor`.
+    pub fn created_by(mut self, actor: &Actor) -> Self {
+        let entry = actor.entry(&self.creation_time);
+        self.audit.insert(Audited::Created, entry);
+        self
     }
 
     /// Every chunk the planner queued has been counted, and the planner is done.
@@ -184,6 +278,19 @@ impl Job {
         }
         if let Some(s) = &self.status_update_reason {
             obj.insert("StatusUpdateReason".into(), s.clone().into());
+        }
+        if !self.audit.is_empty() {
+            let audit: serde_json::Map<String, serde_json::Value> = self
+                .audit
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        serde_json::to_value(v).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            obj.insert("Audit".into(), audit.into());
         }
         serde_json::json!({ "Job": job })
     }
