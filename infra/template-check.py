@@ -288,6 +288,15 @@ def stack_checks(url, res, stack, user_buckets, kms_keys, max_receives):
         check(f"{stack} {fn}: logs to {want[0]}", statements.get("Logs") == want, str(statements.get("Logs")))
     check(f"{stack} worker: results/ of the stack bucket only",
           worker.get("ChunkResults") == [f"arn:aws:s3:::{bucket}/results/*"], str(worker.get("ChunkResults")))
+    check(f"{stack} planner: reads only intake/ and parked/ of the stack bucket",
+          planner.get("StackBucketRead") == sorted([f"arn:aws:s3:::{bucket}/intake/*", f"arn:aws:s3:::{bucket}/parked/*"]),
+          str(planner.get("StackBucketRead")))
+    check(f"{stack} planner: writes generated manifests under generated/ of the stack bucket",
+          planner.get("GeneratedOutput") == [f"arn:aws:s3:::{bucket}/generated/*"], str(planner.get("GeneratedOutput")))
+    if kms_keys:
+        kms_actions = role_actions(iam, res["PlannerFunctionRole"]).get("ManifestsKms", ("", []))[1]
+        check(f"{stack} planner: kms:Decrypt and kms:GenerateDataKey (generated manifests in SSE-KMS buckets)",
+              kms_actions == ["kms:Decrypt", "kms:GenerateDataKey"], str(kms_actions))
     api = role_statements(iam, res["ApiFunctionRole"])
     parked = [f"arn:aws:s3:::{bucket}/parked/*"]
     for fn, statements in (("api", api), ("planner", planner), ("worker", worker), ("finalizer", finalizer)):
