@@ -28,56 +28,68 @@ use tokio::sync::OnceCell;
 static EMULATOR: OnceCell<String> = OnceCell::const_new();
 
 /// The emulator's endpoint, starting moto for this test process on first use.
-#[allow(clippy::zombie_processes)]
 pub async fn emulator() -> &'static str {
     EMULATOR
         .get_or_init(|| async {
             if let Ok(url) = std::env::var("BATCHOPS_TEST_ENDPOINT") {
                 return url;
             }
-            // moto behind infra/emulator.py, which isolates DynamoDB requests as DynamoDB does.
-            let python = std::env::var("BATCHOPS_EMULATOR_PYTHON")
-                .unwrap_or_else(|_| format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
-            let script = format!("{}/../infra/emulator.py", env!("CARGO_MANIFEST_DIR"));
-            assert!(
-                std::path::Path::new(&python).exists(),
-                "the virtualenv's python is not at {python}: run the tests with `make test` (it \
-                 installs moto), or set BATCHOPS_EMULATOR_PYTHON or BATCHOPS_TEST_ENDPOINT"
-            );
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            // A watchdog shell ends the emulator when this test process ends, however it ends;
-            // it is meant to outlive this process briefly, so it is never waited on.
-            let watchdog = format!(
-                "\"$0\" \"$1\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
-                 while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill $m",
-                pid = std::process::id()
-            );
-            Command::new("sh")
-                .arg("-c")
-                .arg(watchdog)
-                .arg(&python)
-                .arg(&script)
-                .env_remove("AWS_CA_BUNDLE")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start the emulator");
-            let url = format!("http://127.0.0.1:{port}");
-            let http = reqwest::Client::new();
-            for _ in 0..300 {
-                if http.get(format!("{url}/moto-api/")).send().await.is_ok() {
-                    return url;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("the emulator did not start on {url}");
+            start_emulator(&[]).await
         })
         .await
+}
+
+/// The virtualenv's python, which has moto, boto3 and the SAM translator.
+pub fn venv_python() -> String {
+    let python = std::env::var("BATCHOPS_EMULATOR_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "the virtualenv's python is not at {python}: run the tests with `make test` (it \
+         installs moto), or set BATCHOPS_EMULATOR_PYTHON or BATCHOPS_TEST_ENDPOINT"
+    );
+    python
+}
+
+/// Starts a new emulator (moto behind infra/emulator.py, which isolates DynamoDB requests as
+/// DynamoDB does) with `env` added to its environment; it ends with this test process.
+#[allow(clippy::zombie_processes)]
+pub async fn start_emulator(env: &[(&str, &str)]) -> String {
+    let python = venv_python();
+    let script = format!("{}/../infra/emulator.py", env!("CARGO_MANIFEST_DIR"));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A watchdog shell ends the emulator when this test process ends, however it ends;
+    // it is meant to outlive this process briefly, so it is never waited on.
+    let watchdog = format!(
+        "\"$0\" \"$1\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+         while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill $m",
+        pid = std::process::id()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(watchdog)
+        .arg(&python)
+        .arg(&script)
+        .env_remove("AWS_CA_BUNDLE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the emulator");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if http.get(format!("{url}/moto-api/")).send().await.is_ok() {
+            return url;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the emulator did not start on {url}");
 }
 
 /// The SQS event Lambda's event source mapping would deliver for `messages`, on their

@@ -14,6 +14,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use batchops_core::adapters::Clients;
 use batchops_core::adapters::stack::ensure_stack;
+use batchops_core::config::StackNames;
 use batchops_core::{Config, Deps};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -47,6 +48,23 @@ pub struct DevOptions {
     pub finalizer: bool,
     /// Run the plan-queue poller [true] (tests turn it off to keep jobs `New`).
     pub planner: bool,
+    /// Resources that exist already (a stack deployed from template.yaml) instead of the
+    /// `<stack>-*` ones the runner creates [none].
+    pub existing: Option<StackNames>,
+    /// Each function's own credentials (its role), as Lambda gives each function its role;
+    /// [none]: every poller uses the runner's SDK configuration.
+    pub roles: Option<FunctionRoles>,
+}
+
+/// The SDK configuration of each function, for a run where each acts as its own IAM role.
+/// A poller receives and deletes with its function's role, as Lambda's event source mapping
+/// does; the sweep is the finalizer's.
+#[derive(Clone, Debug)]
+pub struct FunctionRoles {
+    pub api: aws_config::SdkConfig,
+    pub planner: aws_config::SdkConfig,
+    pub worker: aws_config::SdkConfig,
+    pub finalizer: aws_config::SdkConfig,
 }
 
 impl DevOptions {
@@ -62,6 +80,8 @@ impl DevOptions {
             tune: |_| {},
             finalizer: true,
             planner: true,
+            existing: None,
+            roles: None,
         }
     }
 }
@@ -77,18 +97,34 @@ pub struct Dev {
 impl Dev {
     /// Creates the stack's resources if missing, then starts the API and the pollers.
     pub async fn start(sdk: &aws_config::SdkConfig, opts: DevOptions) -> anyhow::Result<Dev> {
-        let clients = Clients::new(sdk, true);
-        let names = ensure_stack(&clients, &opts.stack, opts.visibility_timeout as u32).await?;
+        let names = match opts.existing.clone() {
+            Some(names) => names,
+            None => {
+                let clients = Clients::new(sdk, true);
+                ensure_stack(&clients, &opts.stack, opts.visibility_timeout as u32).await?
+            }
+        };
         let intake_queue_url = names.intake_queue_url.clone();
         let mut config = Config::for_stack_with(names, |k| std::env::var(k).ok())?;
         (opts.tune)(&mut config);
-        let deps = Arc::new(Deps::new(config, sdk));
+        let deps = Arc::new(Deps::new(config.clone(), sdk));
+        // Each function's dependencies: its own role's, or the runner's.
+        let of = |role: fn(&FunctionRoles) -> &aws_config::SdkConfig| match &opts.roles {
+            Some(roles) => Arc::new(Deps::new(config.clone(), role(roles))),
+            None => deps.clone(),
+        };
+        let (api_deps, planner_deps, worker_deps, finalizer_deps) = (
+            of(|r| &r.api),
+            of(|r| &r.planner),
+            of(|r| &r.worker),
+            of(|r| &r.finalizer),
+        );
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
 
         let listener = tokio::net::TcpListener::bind(opts.api_addr).await?;
         let addr = listener.local_addr()?;
-        let app = batchops_api::router(deps.clone());
+        let app = batchops_api::router(api_deps);
         let mut api_rx = rx.clone();
         tasks.spawn(async move {
             let stop = async move {
@@ -102,26 +138,27 @@ impl Dev {
             }
         });
 
-        let sqs = deps.queues.client().clone();
-        let poller = |queue: String, batch: i32| Poller {
-            sqs: sqs.clone(),
+        let poller = |deps: &Deps, queue: String, batch: i32| Poller {
+            sqs: deps.queues.client().clone(),
             queues: vec![queue],
             batch,
             visibility: opts.visibility_timeout,
             retry_delay: opts.retry_delay,
             shutdown: rx.clone(),
         };
-        let d = deps.clone();
+        let d = planner_deps.clone();
         // No Lambda deadline here: the planner's own budget decides when it re-enqueues itself.
         if opts.planner {
-            tasks.spawn(poller(d.config.plan_queue_url.clone(), 1).run(move |ev| {
-                let d = d.clone();
-                let stop = batchops_core::planner::stop_time(&d.config, None);
-                async move { batchops_planner::handle(&d, ev, stop).await }
-            }));
+            tasks.spawn(
+                poller(&d, d.config.plan_queue_url.clone(), 1).run(move |ev| {
+                    let d = d.clone();
+                    let stop = batchops_core::planner::stop_time(&d.config, None);
+                    async move { batchops_planner::handle(&d, ev, stop).await }
+                }),
+            );
         }
-        let d = deps.clone();
-        tasks.spawn(poller(intake_queue_url, 10).run(move |ev| {
+        let d = planner_deps.clone();
+        tasks.spawn(poller(&d, intake_queue_url, 10).run(move |ev| {
             let d = d.clone();
             let stop = batchops_core::planner::stop_time(&d.config, None);
             async move { batchops_planner::handle(&d, ev, stop).await }
@@ -129,8 +166,8 @@ impl Dev {
         // `workers: 0` runs no worker poller: tests then deliver chunks to the handler by hand.
         // Each worker drains the high-priority band before the normal one.
         for _ in 0..opts.workers {
-            let d = deps.clone();
-            let mut worker = poller(d.config.work_high_queue_url.clone(), opts.worker_batch);
+            let d = worker_deps.clone();
+            let mut worker = poller(&d, d.config.work_high_queue_url.clone(), opts.worker_batch);
             if d.config.work_queue_url != d.config.work_high_queue_url {
                 worker.queues.push(d.config.work_queue_url.clone());
             }
@@ -139,16 +176,16 @@ impl Dev {
                 async move { batchops_worker::handle(&d, ev).await }
             }));
         }
-        let d = deps.clone();
+        let d = finalizer_deps.clone();
         if opts.finalizer {
             tasks.spawn(
-                poller(d.config.finalize_queue_url.clone(), 10).run(move |ev| {
+                poller(&d, d.config.finalize_queue_url.clone(), 10).run(move |ev| {
                     let d = d.clone();
                     async move { batchops_finalizer::handle_sqs(&d, ev).await }
                 }),
             );
         }
-        let d = deps.clone();
+        let d = finalizer_deps.clone();
         let mut sweep_rx = rx.clone();
         let sweeping = !opts.sweep_interval.is_zero();
         let every = opts.sweep_interval;

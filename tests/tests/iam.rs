@@ -1,0 +1,186 @@
+//! IAM exercised, not only linted (security issue §6): template.yaml deployed on an emulator
+//! that enforces identity policies (moto with `INITIAL_NO_AUTH_ACTION_COUNT`), and the dev
+//! runner's API, planner, worker and finalizer pollers each acting with temporary credentials
+//! of *its own role from the template* (`infra/iam-stack.py`). A permission a function needs
+//! and its role lacks fails a job here; template-check asserts there is nothing beyond.
+
+use aws_config::SdkConfig;
+use batchops_cli::client::ApiClient;
+use batchops_cli::dev::{Dev, DevOptions, FunctionRoles};
+use batchops_core::config::StackNames;
+use batchops_tests::{Row, TestStack, assert_counts, start_emulator, unique, venv_python};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn sdk(endpoint: &str, creds: &Value) -> SdkConfig {
+    let s = |k: &str| creds[k].as_str().map(String::from);
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_sdk_s3::config::Credentials::new(
+                    s("access_key_id").unwrap(),
+                    s("secret_access_key").unwrap(),
+                    s("session_token"),
+                    None,
+                    "iam-stack",
+                ),
+            ),
+        )
+        .build()
+}
+
+/// The emulator enforcing IAM, the stack deployed on it, and a dev runner whose functions
+/// each act as their own role.
+async fn iam_stack(buckets: &[&str]) -> (TestStack, Value, String) {
+    let endpoint = start_emulator(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]).await;
+    let script = format!("{}/../infra/iam-stack.py", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(venv_python())
+        .arg(script)
+        .args(["--endpoint", &endpoint, "--stack", &unique("iam")])
+        .args(["--allowed-buckets", &buckets.join(",")])
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("run infra/iam-stack.py");
+    assert!(
+        out.status.success(),
+        "iam-stack.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stack: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let admin = sdk(&endpoint, &stack["admin"]);
+    let role = |f: &str| sdk(&endpoint, &stack["roles"][f]);
+    let n = &stack["names"];
+    let name = |k: &str| n[k].as_str().unwrap().to_string();
+    let mut opts = DevOptions::new(unique("iam"), "127.0.0.1:0".parse().unwrap());
+    opts.workers = 2;
+    opts.sweep_interval = Duration::from_secs(2);
+    opts.existing = Some(StackNames {
+        table: name("table"),
+        bucket: name("bucket"),
+        plan_queue_url: name("plan_queue_url"),
+        work_queue_url: name("work_queue_url"),
+        work_high_queue_url: name("work_high_queue_url"),
+        finalize_queue_url: name("finalize_queue_url"),
+        intake_queue_url: name("intake_queue_url"),
+        work_dlq_urls: n["work_dlq_urls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_string())
+            .collect(),
+    });
+    opts.roles = Some(FunctionRoles {
+        api: role("api"),
+        planner: role("planner"),
+        worker: role("worker"),
+        finalizer: role("finalizer"),
+    });
+    let dev = Dev::start(&admin, opts)
+        .await
+        .expect("start the dev runner");
+    let base_url = format!("http://{}", dev.addr);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&admin)
+            .force_path_style(true)
+            .build(),
+    );
+    for b in buckets {
+        s3.create_bucket().bucket(*b).send().await.unwrap();
+    }
+    let test = TestStack {
+        api: ApiClient::new(&base_url),
+        sqs: aws_sdk_sqs::Client::new(&admin),
+        s3,
+        sdk: admin,
+        base_url,
+        dev,
+    };
+    (test, stack, endpoint)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_runs_end_to_end_with_each_function_acting_as_its_own_role() {
+    batchops_core::telemetry::init();
+    let source = unique("iamsrc");
+    let target = unique("iamdst");
+    let (stack, deployed, endpoint) = iam_stack(&[&source, &target]).await;
+    let own = stack.dev.deps.config.bucket.clone();
+
+    // The emulator does enforce the roles: the planner may not read other jobs' results, the
+    // worker may not write outside the allowed buckets.
+    let planner = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk(&endpoint, &deployed["roles"]["planner"]))
+            .force_path_style(true)
+            .build(),
+    );
+    stack
+        .put(&own, "results/other/rows.csv", b"x".to_vec())
+        .await;
+    let denied = planner
+        .get_object()
+        .bucket(&own)
+        .key("results/other/rows.csv")
+        .send()
+        .await
+        .expect_err("the planner's role reads nothing under results/");
+    assert_eq!(
+        denied.raw_response().map(|r| r.status().as_u16()),
+        Some(403),
+        "{denied:?}"
+    );
+
+    let keys: Vec<String> = (0..20).map(|i| format!("iam/{i}")).collect();
+    stack.put_objects(&source, &keys).await;
+    let rows: Vec<Row> = keys.iter().map(|k| Row::new(&source, k)).collect();
+    let (job, report) = stack
+        .run_job(
+            &source,
+            &rows,
+            json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{target}")}}),
+            json!({}),
+        )
+        .await;
+    assert_counts(&job, &report, 20, 0);
+    for k in &keys {
+        assert!(stack.get(&target, k).await.is_some(), "{k} copied");
+    }
+
+    // A generator job writing its manifest to the stack bucket's generated/ (the planner
+    // could not, before its role was granted that prefix), tagging every object.
+    let body = json!({
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "seen", "Value": "iam"}]}},
+        "ManifestGenerator": {"S3JobManifestGenerator": {
+            "SourceBucket": format!("arn:aws:s3:::{source}"),
+            "EnableManifestOutput": true,
+            "ManifestOutputLocation": {"Bucket": format!("arn:aws:s3:::{own}"),
+                "ManifestPrefix": "generated", "ManifestFormat": "S3InventoryReport_CSV_20211130"},
+            "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["iam/"]}}
+        }},
+        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{target}"),
+            "Prefix": "reports", "ReportScope": "AllTasks"},
+        "Priority": 1
+    });
+    let job_id = stack.api.create(&body).await.unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(90)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 20,
+        "{job}"
+    );
+    let listed = stack
+        .s3
+        .list_objects_v2()
+        .bucket(&own)
+        .prefix("generated/")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !listed.contents().is_empty(),
+        "the generated manifest is under generated/"
+    );
+    stack.dev.stop().await;
+}
