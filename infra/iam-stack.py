@@ -51,6 +51,10 @@ def main():
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--allowed-buckets", default="")
+    parser.add_argument("--role-arn-pattern", default="")
+    parser.add_argument("--job-role", action="append", default=[], metavar="NAME=ACTION,...@BUCKET",
+                        help="a role for jobs to name as RoleArn, trusted by the worker's role, "
+                             "allowed ACTIONs on BUCKET and its objects")
     args = parser.parse_args()
     url = args.endpoint
 
@@ -71,7 +75,7 @@ def main():
     s3.put_object(Bucket="code-bucket", Key="code.zip", Body=code.getvalue())
     body = json.dumps(tc.transformed_template())
     cf = client("cloudformation", url, admin)
-    params = {"AllowedBuckets": args.allowed_buckets}
+    params = {"AllowedBuckets": args.allowed_buckets, "RoleArnPattern": args.role_arn_pattern}
     cf.create_stack(StackName=args.stack, TemplateBody=body, Capabilities=["CAPABILITY_IAM"],
                     Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()])
     for _ in range(600):
@@ -129,7 +133,21 @@ def main():
         c = sts.assume_role(RoleArn=arn, RoleSessionName=f"batchops-{function}")["Credentials"]
         roles[function] = {"access_key_id": c["AccessKeyId"], "secret_access_key": c["SecretAccessKey"],
                            "session_token": c["SessionToken"], "role_arn": arn}
+    job_roles = {}
+    worker_session = f"arn:aws:sts::123456789012:assumed-role/{res['WorkerFunctionRole']}/batchops-worker"
+    for spec in args.job_role:
+        name, rest = spec.split("=", 1)
+        actions, bucket = rest.rsplit("@", 1)
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            # In AWS this names the worker role's ARN; moto 5.2.5 matches the caller's exact
+            # ARN, which is the worker role's session (the one assumed above).
+            {"Effect": "Allow", "Principal": {"AWS": worker_session}, "Action": "sts:AssumeRole"}]}))
+        iam.put_role_policy(RoleName=name, PolicyName="job", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions.split(","),
+                                                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}))
+        job_roles[name] = iam.get_role(RoleName=name)["Role"]["Arn"]
     json.dump({
+        "job_roles": job_roles,
         "admin": {"access_key_id": admin["aws_access_key_id"], "secret_access_key": admin["aws_secret_access_key"]},
         "names": {
             "table": res["Table"], "bucket": res["StackBucket"], "plan_queue_url": res["PlanQueue"],

@@ -47,6 +47,7 @@ REGION = "us-east-1"
 USER_BUCKETS = "my-data,my-reports"
 KMS_KEYS = [f"arn:aws:kms:{REGION}:123456789012:key/{k}" for k in ("k1", "k2")]
 MAX_RECEIVES = "7"
+ROLE_PATTERN = "arn:aws:iam::123456789012:role/batchops-job-*"
 INTAKE_WRITERS = ["arn:aws:iam::123456789012:role/uploader-*", "arn:aws:iam::123456789012:user/ci"]
 
 passed = failed = 0
@@ -336,9 +337,19 @@ def main():
         power_checks(url, res, "users", False, USER_BUCKETS)
         res = deploy(url, body, "defaults", {})
         stack_checks(url, res, "defaults", "", [], "5")
+        defaults_worker = role_statements(client("iam", url), res["WorkerFunctionRole"])
+        check("defaults worker: no sts:AssumeRole without RoleArnPattern",
+              "AssumeJobRoles" not in defaults_worker, str(list(defaults_worker)))
         power_checks(url, res, "defaults", False, "")
-        res = deploy(url, body, "powers", {"AllowedBuckets": USER_BUCKETS, **{p: "true" for p in POWERS}})
+        res = deploy(url, body, "powers", {"AllowedBuckets": USER_BUCKETS, "RoleArnPattern": ROLE_PATTERN,
+                                           **{p: "true" for p in POWERS}})
         power_checks(url, res, "powers", True, USER_BUCKETS)
+        worker = role_statements(client("iam", url), res["WorkerFunctionRole"])
+        check("powers worker: sts:AssumeRole on RoleArnPattern only",
+              worker.get("AssumeJobRoles") == [ROLE_PATTERN], str(worker.get("AssumeJobRoles")))
+        env = client("lambda", url).get_function_configuration(FunctionName=res["WorkerFunction"])["Environment"]["Variables"]
+        check("powers worker: BATCHOPS_ROLE_ARN_PATTERN is the parameter",
+              env.get("BATCHOPS_ROLE_ARN_PATTERN") == ROLE_PATTERN, str(env.get("BATCHOPS_ROLE_ARN_PATTERN")))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)

@@ -12,35 +12,38 @@ use batchops_tests::{Row, TestStack, assert_counts, start_emulator, unique, venv
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn sdk(endpoint: &str, creds: &Value) -> SdkConfig {
+async fn sdk(endpoint: &str, creds: &Value) -> SdkConfig {
     let s = |k: &str| creds[k].as_str().map(String::from);
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_sdk_s3::config::Credentials::new(
-                    s("access_key_id").unwrap(),
-                    s("secret_access_key").unwrap(),
-                    s("session_token"),
-                    None,
-                    "iam-stack",
-                ),
-            ),
-        )
-        .build()
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            s("access_key_id").unwrap(),
+            s("secret_access_key").unwrap(),
+            s("session_token"),
+            None,
+            "iam-stack",
+        ))
+        .load()
+        .await
 }
 
 /// The emulator enforcing IAM, the stack deployed on it, and a dev runner whose functions
 /// each act as their own role.
-async fn iam_stack(buckets: &[&str]) -> (TestStack, Value, String) {
+async fn iam_stack(
+    buckets: &[&str],
+    role_pattern: &str,
+    job_roles: &[String],
+    tune: fn(&mut batchops_core::Config),
+) -> (TestStack, Value, String) {
     let endpoint = start_emulator(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]).await;
     let script = format!("{}/../infra/iam-stack.py", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new(venv_python())
         .arg(script)
         .args(["--endpoint", &endpoint, "--stack", &unique("iam")])
         .args(["--allowed-buckets", &buckets.join(",")])
+        .args(["--role-arn-pattern", role_pattern])
+        .args(job_roles.iter().flat_map(|r| ["--job-role", r.as_str()]))
         .env_remove("AWS_CA_BUNDLE")
         .output()
         .expect("run infra/iam-stack.py");
@@ -50,12 +53,19 @@ async fn iam_stack(buckets: &[&str]) -> (TestStack, Value, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     let stack: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let admin = sdk(&endpoint, &stack["admin"]);
-    let role = |f: &str| sdk(&endpoint, &stack["roles"][f]);
+    let admin = sdk(&endpoint, &stack["admin"]).await;
+    let (api, planner, worker, finalizer) = (
+        sdk(&endpoint, &stack["roles"]["api"]).await,
+        sdk(&endpoint, &stack["roles"]["planner"]).await,
+        sdk(&endpoint, &stack["roles"]["worker"]).await,
+        sdk(&endpoint, &stack["roles"]["finalizer"]).await,
+    );
     let n = &stack["names"];
     let name = |k: &str| n[k].as_str().unwrap().to_string();
     let mut opts = DevOptions::new(unique("iam"), "127.0.0.1:0".parse().unwrap());
     opts.workers = 2;
+    // What the template's Globals set from its parameters (the dev runner reads the rest).
+    opts.tune = tune;
     opts.sweep_interval = Duration::from_secs(2);
     opts.existing = Some(StackNames {
         table: name("table"),
@@ -73,10 +83,10 @@ async fn iam_stack(buckets: &[&str]) -> (TestStack, Value, String) {
             .collect(),
     });
     opts.roles = Some(FunctionRoles {
-        api: role("api"),
-        planner: role("planner"),
-        worker: role("worker"),
-        finalizer: role("finalizer"),
+        api,
+        planner,
+        worker,
+        finalizer,
     });
     let dev = Dev::start(&admin, opts)
         .await
@@ -106,13 +116,13 @@ async fn a_job_runs_end_to_end_with_each_function_acting_as_its_own_role() {
     batchops_core::telemetry::init();
     let source = unique("iamsrc");
     let target = unique("iamdst");
-    let (stack, deployed, endpoint) = iam_stack(&[&source, &target]).await;
+    let (stack, deployed, endpoint) = iam_stack(&[&source, &target], "", &[], |_| {}).await;
     let own = stack.dev.deps.config.bucket.clone();
 
     // The emulator does enforce the roles: the planner may not read other jobs' results, the
     // worker may not write outside the allowed buckets.
     let planner = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk(&endpoint, &deployed["roles"]["planner"]))
+        aws_sdk_s3::config::Builder::from(&sdk(&endpoint, &deployed["roles"]["planner"]).await)
             .force_path_style(true)
             .build(),
     );
@@ -182,5 +192,63 @@ async fn a_job_runs_end_to_end_with_each_function_acting_as_its_own_role() {
         !listed.contents().is_empty(),
         "the generated manifest is under generated/"
     );
+    stack.dev.stop().await;
+}
+
+/// Security issue §2: with a RoleArnPattern, a job's tasks run as its RoleArn (assumed by the
+/// worker), not as the stack's role; a RoleArn outside the pattern, or none, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_a_role_pattern_a_jobs_tasks_run_as_its_own_role() {
+    let source = unique("iamrole");
+    const PATTERN: &str = "arn:aws:iam::123456789012:role/batchops-job-*";
+    let pattern = PATTERN;
+    let roles = [
+        format!(
+            "batchops-job-tagger=s3:PutObjectTagging,s3:PutObjectVersionTagging,s3:GetObject,s3:ListBucket@{source}"
+        ),
+        format!("batchops-job-idle=s3:ListBucket@{source}"),
+    ];
+    let (stack, deployed, _) = iam_stack(&[&source], pattern, &roles, |c| {
+        c.role_arn_pattern = Some(PATTERN.into())
+    })
+    .await;
+    let role = |n: &str| deployed["job_roles"][n].as_str().unwrap().to_string();
+    let (tagger, idle) = (role("batchops-job-tagger"), role("batchops-job-idle"));
+    let keys: Vec<String> = (0..6).map(|i| format!("r/{i}")).collect();
+    stack.put_objects(&source, &keys).await;
+    let rows: Vec<Row> = keys.iter().map(|k| Row::new(&source, k)).collect();
+    let tagging = json!({"S3PutObjectTagging": {"TagSet": [{"Key": "by", "Value": "job-role"}]}});
+
+    let (job, report) = stack
+        .run_job(&source, &rows, tagging.clone(), json!({"RoleArn": tagger}))
+        .await;
+    assert_counts(&job, &report, 6, 0);
+    // The worker's own role may tag objects in this bucket; the idle role may not: its job
+    // fails task by task, so the tasks ran as the job's role.
+    let (job, report) = stack
+        .run_job(&source, &rows, tagging.clone(), json!({"RoleArn": idle}))
+        .await;
+    assert_counts(&job, &report, 0, 6);
+    for r in &report.rows {
+        batchops_tests::assert_failed_row(r, "403", "AccessDenied");
+    }
+    // Outside the pattern, or no role at all: refused, naming RoleArn.
+    let manifest = stack
+        .put_manifest(&source, "m.csv", &[(source.clone(), keys[0].clone())])
+        .await;
+    for role in [Some("arn:aws:iam::123456789012:role/admin"), None] {
+        let mut body = json!({
+            "Operation": tagging,
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": format!("arn:aws:s3:::{source}/m.csv"), "ETag": manifest}},
+            "Report": {"Enabled": false}, "Priority": 1
+        });
+        if let Some(r) = role {
+            body["RoleArn"] = r.into();
+        }
+        let (status, answer) = stack.post_jobs_raw(body.to_string()).await;
+        assert_eq!(status, 403, "{role:?}: {answer}");
+        assert!(answer.to_string().contains("RoleArn"), "{answer}");
+    }
     stack.dev.stop().await;
 }

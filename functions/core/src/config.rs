@@ -78,6 +78,10 @@ pub struct Config {
     /// `_COMPLIANCE_LOCK`, `_PUBLIC_GRANTS`, each `true` to enable; off by default, on in
     /// `batchops dev` unless set): see [`crate::ops::powers`].
     pub powers: Vec<Power>,
+    /// `BATCHOPS_ROLE_ARN_PATTERN` [none]: when set, every job must name a `RoleArn` matching
+    /// it (`*` and `?` wildcards, as in IAM) and its tasks run as that role, assumed by the
+    /// worker; unset, the stack's own role acts (the `RoleArn` is recorded only).
+    pub role_arn_pattern: Option<String>,
     /// `BATCHOPS_FINALIZER_BUDGET_SECS` [600]: how long one finalizer invocation assembles a
     /// report before it checkpoints and queues itself again (within Lambda's 15 minutes).
     /// 0: one batch of chunk files per invocation (tests use it to span many).
@@ -161,6 +165,9 @@ impl Config {
         Ok(Self {
             allowed_operations,
             powers,
+            role_arn_pattern: lookup("BATCHOPS_ROLE_ARN_PATTERN")
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
             table: required("BATCHOPS_TABLE")?,
             bucket: required("BATCHOPS_BUCKET")?,
             plan_queue_url: required("BATCHOPS_PLAN_QUEUE_URL")?,
@@ -262,7 +269,24 @@ impl Config {
             finalizer_budget: Duration::from_secs(600),
             allowed_operations: Vec::new(),
             powers: Power::ALL.to_vec(),
+            role_arn_pattern: None,
         }
+    }
+
+    /// Why this stack refuses a job's `RoleArn`, as (field, reason): with a role-ARN pattern,
+    /// a missing role or one the pattern does not match.
+    pub fn role_refusal(&self, role_arn: Option<&str>) -> Option<(String, String)> {
+        let pattern = self.role_arn_pattern.as_deref()?;
+        let reason = match role_arn {
+            None => format!(
+                "is required: this stack runs each job's tasks as its RoleArn, which must match {pattern}"
+            ),
+            Some(role) if !glob_match(pattern, role) => format!(
+                "{role} is not a role this stack may act as (its RoleArnPattern is {pattern})"
+            ),
+            Some(_) => return None,
+        };
+        Some(("RoleArn".into(), reason))
     }
 
     /// Why this stack refuses to run `op`, as (field, reason): an operation outside
@@ -303,6 +327,30 @@ impl Config {
     pub fn bucket_allowed(&self, bucket: &str) -> bool {
         self.allowed_buckets.iter().any(|b| b == "*" || b == bucket)
     }
+}
+
+/// IAM's wildcard match: `*` any run of characters, `?` any one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// The physical names of one stack's resources.
@@ -394,6 +442,45 @@ mod tests {
             let e = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
             assert!(e.contains(name), "{e}");
         }
+    }
+
+    #[test]
+    fn role_arns_are_matched_as_iam_matches_wildcards() {
+        let p = "arn:aws:iam::123456789012:role/batchops-job-*";
+        assert!(glob_match(
+            p,
+            "arn:aws:iam::123456789012:role/batchops-job-copy"
+        ));
+        assert!(glob_match(
+            p,
+            "arn:aws:iam::123456789012:role/batchops-job-"
+        ));
+        assert!(!glob_match(p, "arn:aws:iam::123456789012:role/admin"));
+        assert!(!glob_match(
+            p,
+            "arn:aws:iam::999999999999:role/batchops-job-copy"
+        ));
+        assert!(glob_match("a?c*", "abcdef") && !glob_match("a?c", "ac"));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCHOPS_ROLE_ARN_PATTERN", p));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(
+            c.role_refusal(Some("arn:aws:iam::123456789012:role/batchops-job-x")),
+            None
+        );
+        assert!(c.role_refusal(None).unwrap().1.contains("is required"));
+        assert!(
+            c.role_refusal(Some("arn:aws:iam::1:role/x"))
+                .unwrap()
+                .1
+                .contains(p)
+        );
+        let open = Config::from_lookup(env(&BASE)).unwrap();
+        assert_eq!(
+            open.role_refusal(None),
+            None,
+            "no pattern: the stack's role acts"
+        );
     }
 
     #[test]

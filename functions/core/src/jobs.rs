@@ -89,6 +89,7 @@ pub async fn create_job(
         .operation
         .as_ref()
         .and_then(|op| deps.config.operation_refusal(op))
+        .or_else(|| deps.config.role_refusal(request.role_arn.as_deref()))
     {
         return Err(ServiceError::Forbidden(format!("{field}: {reason}")));
     }

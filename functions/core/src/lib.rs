@@ -50,6 +50,11 @@ pub struct Deps {
     pub objects: adapters::Objects,
     /// The Lambda client `LambdaInvoke` tasks call (SDK retries off, like the task S3 client).
     pub lambda: aws_sdk_lambda::Client,
+    /// The configuration the clients came from, for the clients of a job's own role.
+    sdk: aws_config::SdkConfig,
+    /// Task clients acting as a job's `RoleArn` (with `BATCHOPS_ROLE_ARN_PATTERN`), by role.
+    job_roles:
+        std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<String, adapters::Clients>>>,
 }
 
 impl Deps {
@@ -72,6 +77,40 @@ impl Deps {
             objects: adapters::Objects::new(clients.s3_control.clone(), clients.s3_tasks.clone()),
             lambda: clients.lambda,
             config,
+            sdk: sdk.clone(),
+            job_roles: Default::default(),
         }
+    }
+
+    /// The S3 and Lambda clients a job's tasks run with: with a role-ARN pattern set, the
+    /// job's own `RoleArn`, assumed (`sts:AssumeRole`, refreshed before it expires; one
+    /// provider per role and process); otherwise the stack's own role.
+    pub async fn task_clients(
+        &self,
+        role_arn: Option<&str>,
+    ) -> (aws_sdk_s3::Client, aws_sdk_lambda::Client) {
+        let (Some(_), Some(role)) = (&self.config.role_arn_pattern, role_arn) else {
+            return (self.objects.tasks().clone(), self.lambda.clone());
+        };
+        let mut roles = self.job_roles.lock().await;
+        if let Some(c) = roles.get(role) {
+            return (c.s3_tasks.clone(), c.lambda.clone());
+        }
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name("batchops-worker")
+            .configure(&self.sdk)
+            .build()
+            .await;
+        let sdk = self
+            .sdk
+            .to_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            )
+            .build();
+        let clients = adapters::Clients::new(&sdk, self.config.s3_force_path_style);
+        let out = (clients.s3_tasks.clone(), clients.lambda.clone());
+        roles.insert(role.to_string(), clients);
+        out
     }
 }

@@ -74,9 +74,10 @@ pub async fn process_delivery(
     let Some(op) = &job.request.operation else {
         return Err(Error::Record(format!("job {job_id} has no Operation")));
     };
+    let (task_s3, task_lambda) = deps.task_clients(job.request.role_arn.as_deref()).await;
     let ctx = OpContext {
-        s3: deps.objects.tasks(),
-        lambda: &deps.lambda,
+        s3: &task_s3,
+        lambda: &task_lambda,
         job_id,
         multipart: MultipartSettings {
             threshold: deps.config.multipart_threshold,
@@ -94,7 +95,10 @@ pub async fn process_delivery(
     let watcher = tokio::spawn(watch_status(deps.clone(), job_id.to_string(), stop.clone()));
     // The stack's settings may have changed since the job was created: what it no longer
     // allows is refused task by task.
-    let refused = deps.config.operation_refusal(op);
+    let refused = deps
+        .config
+        .operation_refusal(op)
+        .or_else(|| deps.config.role_refusal(job.request.role_arn.as_deref()));
     // Futures are built up front (not in a stream closure) so the handler future is `Send`.
     let runs: Vec<_> = chunk
         .tasks
