@@ -15,6 +15,8 @@ account -- and checks what CloudFormation made of it:
 - the opt-in powers (AllowDeleteObject, AllowGovernanceBypass, AllowComplianceLock,
   AllowPublicGrants) reach every function, and the worker role grants delete and governance
   bypass only when enabled and denies COMPLIANCE locks and public ACLs unless enabled;
+- at the longest AllowedBuckets (MaxLength, 63-character names), every role's inline policies
+  fit IAM's 10,240 characters and every function's environment Lambda's 4 KB;
 - with IntakeWriterArns, the stack bucket's policy lets only those principals write intake/.
 
 moto does not create the HTTP API's resources (AWS::ApiGatewayV2::*) nor Lambda permissions,
@@ -44,7 +46,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
-USER_BUCKETS = "my-data,my-reports"
+USER_BUCKETS = "my-data,my-reports,archive-20??-*"
 KMS_KEYS = [f"arn:aws:kms:{REGION}:123456789012:key/{k}" for k in ("k1", "k2")]
 MAX_RECEIVES = "7"
 ROLE_PATTERN = "arn:aws:iam::123456789012:role/batchops-job-*"
@@ -216,6 +218,25 @@ def intake_policy_checks(cfn):
           json.dumps(guarded))
 
 
+def size_checks(url, res, stack):
+    """IAM's limit on a role's inline policies (10,240 characters, whitespace not counted) and
+    Lambda's on a function's environment (4 KB), at the longest AllowedBuckets."""
+    iam, lam = client("iam", url), client("lambda", url)
+    for logical in ["ApiFunctionRole", "PlannerFunctionRole", "WorkerFunctionRole", "FinalizerFunctionRole"]:
+        size = 0
+        for policy in iam.list_role_policies(RoleName=res[logical])["PolicyNames"]:
+            doc = iam.get_role_policy(RoleName=res[logical], PolicyName=policy)["PolicyDocument"]
+            if isinstance(doc, str):
+                doc = ast.literal_eval(doc)
+            doc["Statement"] = [st for st in doc["Statement"] if st]
+            size += len(json.dumps(doc, separators=(",", ":")))
+        check(f"{stack} {logical}: inline policies {size} characters <= 10,240", size <= 10240)
+    for fn in ["ApiFunction", "PlannerFunction", "WorkerFunction", "FinalizerFunction"]:
+        env = lam.get_function_configuration(FunctionName=res[fn])["Environment"]["Variables"]
+        size = sum(len(k) + len(str(v)) for k, v in env.items())
+        check(f"{stack} {fn}: environment {size} bytes <= 4,096", size <= 4096)
+
+
 def role_statements(iam, role_name):
     out = {}
     for policy in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
@@ -344,6 +365,18 @@ def main():
         res = deploy(url, body, "powers", {"AllowedBuckets": USER_BUCKETS, "RoleArnPattern": ROLE_PATTERN,
                                            **{p: "true" for p in POWERS}})
         power_checks(url, res, "powers", True, USER_BUCKETS)
+        longest = int(cfn["Parameters"]["AllowedBuckets"]["MaxLength"])
+        names, n = [], 0
+        while len(",".join(names + [f"b{n:03d}-" + "x" * 58])) <= longest:
+            names.append(f"b{n:03d}-" + "x" * 58)
+            n += 1
+        names.append(("b" + "x" * 62)[: longest - len(",".join(names)) - 1])
+        big = ",".join(names)
+        check(f"the longest AllowedBuckets is {len(big)} characters", len(big) == longest)
+        res_big = deploy(url, body, "longest", {"AllowedBuckets": big, "RoleArnPattern": ROLE_PATTERN,
+                                                "KmsKeyArns": ",".join(KMS_KEYS), "IntakeWriterArns": ",".join(INTAKE_WRITERS),
+                                                **{p: "true" for p in POWERS}})
+        size_checks(url, res_big, "longest")
         worker = role_statements(client("iam", url), res["WorkerFunctionRole"])
         check("powers worker: sts:AssumeRole on RoleArnPattern only",
               worker.get("AssumeJobRoles") == [ROLE_PATTERN], str(worker.get("AssumeJobRoles")))

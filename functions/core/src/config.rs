@@ -323,9 +323,10 @@ impl Config {
             })
     }
 
-    /// Whether jobs may touch `bucket` (`*` allows any).
+    /// Whether jobs may touch `bucket`: an entry names it, or matches it with `*` and `?`
+    /// wildcards as IAM does (`data-*`; `*` alone allows any).
     pub fn bucket_allowed(&self, bucket: &str) -> bool {
-        self.allowed_buckets.iter().any(|b| b == "*" || b == bucket)
+        self.allowed_buckets.iter().any(|b| glob_match(b, bucket))
     }
 }
 
@@ -441,6 +442,21 @@ mod tests {
             pairs.push((name, value));
             let e = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
             assert!(e.contains(name), "{e}");
+        }
+    }
+
+    /// Security issue §7: a few patterns instead of hundreds of names, which would not fit
+    /// IAM's inline-policy size nor Lambda's 4 KB environment.
+    #[test]
+    fn allowed_buckets_may_be_wildcard_patterns() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCHOPS_ALLOWED_BUCKETS", "b,data-*,logs-20??"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        for ok in ["b", "data-", "data-eu-1", "logs-2026"] {
+            assert!(c.bucket_allowed(ok), "{ok}");
+        }
+        for no in ["bb", "mydata-x", "logs-202", "logs-20261"] {
+            assert!(!c.bucket_allowed(no), "{no}");
         }
     }
 
