@@ -1385,3 +1385,34 @@ async fn cancelling_a_job_while_its_rows_are_counted_ends_cancelled() {
     );
     assert_accounted(&stack.dev.deps.store.require(&job_id).await.unwrap());
 }
+
+/// A report bucket that keeps answering 503 must not hold the job `Completing` forever: once
+/// it has been completing for `BATCHOPS_REPORT_RETRY_SECS` (0 here), a report write that still
+/// fails ends the job `Failed` with `ReportWriteFailed`, its counts as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_report_that_keeps_failing_for_now_fails_the_job_after_the_retry_window() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 2,
+        tune: |c| c.report_retry_window = Duration::ZERO,
+    })
+    .await;
+    let keys: Vec<String> = (0..5).map(|i| format!("rw/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    // Every write of the report: far more than the SDK's retries and the redeliveries absorb.
+    proxy.fail_next("PUT", "/reports/job-", 100_000);
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let job = stack
+        .until(&job_id, 90, |j| {
+            JobStatus::parse(j["Status"].as_str().unwrap_or_default())
+                .is_some_and(|s| s.is_terminal())
+        })
+        .await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(failure_codes(&job), ["ReportWriteFailed"], "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 5, "{job}");
+    assert!(proxy.errors("s3") > 0);
+}

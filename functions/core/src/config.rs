@@ -78,6 +78,10 @@ pub struct Config {
     /// `_COMPLIANCE_LOCK`, `_PUBLIC_GRANTS`, each `true` to enable; off by default, on in
     /// `batchops dev` unless set): see [`crate::ops::powers`].
     pub powers: Vec<Power>,
+    /// `BATCHOPS_REPORT_RETRY_SECS` [3600]: a report write that fails for now (throttling,
+    /// 5xx) is retried while the job has been ending for less than this; past it, the job
+    /// ends `Failed` with `ReportWriteFailed` instead of waiting forever.
+    pub report_retry_window: Duration,
     /// `BATCHOPS_ROLE_ARN_PATTERN` [none]: when set, every job must name a `RoleArn` matching
     /// it (`*` and `?` wildcards, as in IAM) and its tasks run as that role, assumed by the
     /// worker; unset, the stack's own role acts (the `RoleArn` is recorded only).
@@ -165,6 +169,11 @@ impl Config {
         Ok(Self {
             allowed_operations,
             powers,
+            report_retry_window: Duration::from_secs(at_least(
+                "BATCHOPS_REPORT_RETRY_SECS",
+                3600,
+                0,
+            )?),
             role_arn_pattern: lookup("BATCHOPS_ROLE_ARN_PATTERN")
                 .map(|p| p.trim().to_string())
                 .filter(|p| !p.is_empty()),
@@ -270,6 +279,7 @@ impl Config {
             allowed_operations: Vec::new(),
             powers: Power::ALL.to_vec(),
             role_arn_pattern: None,
+            report_retry_window: Duration::from_secs(3600),
         }
     }
 

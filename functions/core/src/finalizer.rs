@@ -86,7 +86,22 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
         None => deps.store.fix_report_date(job_id).await?,
     };
     let deadline = tokio::time::Instant::now() + deps.config.finalizer_budget;
-    let (to, manifest, change) = match write_report(deps, &job, &report_date, deadline).await {
+    let written = match write_report(deps, &job, &report_date, deadline).await {
+        // Failing for now, but for longer than the window: it is not going to get better soon
+        // enough, and the job must end rather than wait for ever.
+        Err(ReportError::Retry(e)) if ending_for(&job) >= deps.config.report_retry_window => {
+            Err(ReportError::Permanent {
+                code: "ReportWriteFailed",
+                reason: format!(
+                    "the completion report could still not be written after {} s of trying \
+                     (BATCHOPS_REPORT_RETRY_SECS): {e}",
+                    ending_for(&job).as_secs()
+                ),
+            })
+        }
+        other => other,
+    };
+    let (to, manifest, change) = match written {
         Ok(Written::Done(manifest)) => (to, manifest, StatusChange::default()),
         Ok(Written::Continued) => return Ok(Finalized::Continued),
         Err(ReportError::Retry(e)) => return Err(e),
@@ -152,6 +167,17 @@ async fn delete_results(deps: &Deps, job_id: &str) {
         }
     }
     info!(deleted, "intermediate result files deleted");
+}
+
+/// How long the job has been in its ending status (`Completing`, `Failing`, `Cancelling`).
+fn ending_for(job: &Job) -> std::time::Duration {
+    crate::time::parse(&job.status_time)
+        .map(|since| {
+            (time::OffsetDateTime::now_utc() - since)
+                .whole_seconds()
+                .max(0) as u64
+        })
+        .map_or(std::time::Duration::ZERO, std::time::Duration::from_secs)
 }
 
 /// Why a report could not be written.
