@@ -1,6 +1,7 @@
 //! Bounded everything: whatever a manifest or a function returns, every message and report
 //! row stays within its limits, and the job ends with a clear answer per row.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use batchops_tests::{StackOptions, TestStack, copy_job};
 use std::time::Duration;
 
@@ -116,4 +117,61 @@ async fn a_job_request_over_64_kib_is_refused_with_413_naming_the_limit() {
         .post_jobs_raw(body(&prefixes[..100]).to_string())
         .await;
     assert_eq!(status, 200, "a smaller one is fine: {answer}");
+}
+
+/// Accounting issue §4: an ended job is kept 90 days, as AWS keeps it, then DynamoDB's TTL
+/// removes it (`expires_at`, the table's TTL attribute) instead of every sweep and ListJobs
+/// scanning every job ever created. A running job has no expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ended_job_expires_ninety_days_after_it_ends_and_a_running_one_never() {
+    let stack = TestStack::start().await;
+    let seeded = stack.seed(&["ttl/0".to_string()], &[]).await;
+    let mut held = seeded.copy_job("AllTasks");
+    held["ConfirmationRequired"] = true.into();
+    let held_id = stack.api.create(&held).await.unwrap();
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let expires = |id: String| {
+        let ddb = ddb.clone();
+        let table = stack.dev.deps.config.table.clone();
+        async move {
+            let item = ddb
+                .get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(format!("JOB#{id}")))
+                .key("sk", AttributeValue::S("JOB".into()))
+                .send()
+                .await
+                .unwrap();
+            item.item()
+                .and_then(|i| i.get("expires_at"))
+                .and_then(|v| v.as_n().ok())
+                .map(|n| n.parse::<i64>().unwrap())
+        }
+    };
+    let ended = time::OffsetDateTime::parse(
+        job["TerminationDate"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    let at = expires(job_id).await.expect("an ended job has expires_at");
+    assert!(
+        (at - ended - 90 * 24 * 3600).abs() < 120,
+        "expires_at {at} is 90 days after {ended}"
+    );
+    stack
+        .until(&held_id, 30, |j| j["Status"] == "Suspended")
+        .await;
+    assert_eq!(
+        expires(held_id).await,
+        None,
+        "a job not ended never expires"
+    );
 }

@@ -2,7 +2,7 @@
 //!
 //! | item | `pk` | `sk` | notes |
 //! |---|---|---|---|
-//! | job | `JOB#<id>` | `JOB` | status, request, counters; `gsi1pk = JOBS`, `gsi1sk = <created>#<id>` |
+//! | job | `JOB#<id>` | `JOB` | status, request, counters; `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `expires_at` (TTL) 90 days after it ends |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
 //! | planner checkpoint | `JOB#<id>` | `PLAN` | `seq`, `checkpoint` (JSON): where planning resumes; `sent_through`, `sent_rows`: chunks before it (and their rows) may be queued |
 //! | generated manifest file | `JOB#<id>` | `OUTFILE#<first chunk, 12 digits>` | `last_chunk`, `key`, `size`, `md5` |
@@ -269,6 +269,10 @@ impl Job {
                 s(serde_json::to_string(&self.failure_reasons).map_err(Error::Message)?),
             );
         }
+        if self.status.is_terminal() {
+            // Created ended (a refused intake object): it expires like any ended job.
+            item.insert("expires_at".into(), n(expires_at_from_now()));
+        }
         for (action, entry) in &self.audit {
             item.insert(
                 audit_attribute(*action),
@@ -336,6 +340,15 @@ impl Job {
             job_id,
         })
     }
+}
+
+/// How long an ended job stays describable, as in Amazon S3 Batch Operations (90 days).
+pub const ENDED_JOB_RETENTION_SECS: u64 = 90 * 24 * 3600;
+
+/// The job item's `expires_at` (the table's TTL attribute, epoch seconds) for a job ending now.
+fn expires_at_from_now() -> u64 {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+    now + ENDED_JOB_RETENTION_SECS
 }
 
 /// The job item's attribute for one audited action (`audit_created`, …).
@@ -582,6 +595,8 @@ impl JobStore {
         }
         if to.is_terminal() {
             sets.push("termination_date = if_not_exists(termination_date, :now)".into());
+            values.insert(":expires".into(), n(expires_at_from_now()));
+            sets.push("expires_at = :expires".into());
         }
         if let Some(reason) = change.reason {
             values.insert(":reason".into(), s(reason));

@@ -169,7 +169,22 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()>
         .send()
         .await;
     match created {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            // As the template: ended jobs expire 90 days on (`expires_at`).
+            ddb.update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(
+                    aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                        .attribute_name("expires_at")
+                        .enabled(true)
+                        .build()
+                        .map_err(|e| Error::Record(e.to_string()))?,
+                )
+                .send()
+                .await
+                .map_err(|e| Error::dynamo("UpdateTimeToLive", e))?;
+            Ok(())
+        }
         // Another process created it between our describe and create.
         Err(e)
             if e.as_service_error()
