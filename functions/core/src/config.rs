@@ -299,6 +299,19 @@ impl Config {
         Some(("RoleArn".into(), reason))
     }
 
+    /// Why this stack refuses a job, as (field, reason): its operation
+    /// ([`Config::operation_refusal`]) or its `RoleArn` ([`Config::role_refusal`]). The API
+    /// asks it of a new job (403), the worker of each chunk (`AccessDenied` rows), so a change
+    /// of the stack's settings after a job was created is enforced too.
+    pub fn job_refusal(
+        &self,
+        op: Option<&JobOperation>,
+        role_arn: Option<&str>,
+    ) -> Option<(String, String)> {
+        op.and_then(|op| self.operation_refusal(op))
+            .or_else(|| self.role_refusal(role_arn))
+    }
+
     /// Why this stack refuses to run `op`, as (field, reason): an operation outside
     /// `BATCHOPS_ALLOWED_OPERATIONS`, or a parameter asking for a power not enabled.
     pub fn operation_refusal(&self, op: &JobOperation) -> Option<(String, String)> {

@@ -89,16 +89,17 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
     let written = match write_report(deps, &job, &report_date, deadline).await {
         // Failing for now, but for longer than the window: it is not going to get better soon
         // enough, and the job must end rather than wait for ever.
-        Err(ReportError::Retry(e)) if ending_for(&job) >= deps.config.report_retry_window => {
-            Err(ReportError::Permanent {
+        Err(ReportError::Retry(e)) => match ending_for(&job) {
+            waited if waited >= deps.config.report_retry_window => Err(ReportError::Permanent {
                 code: "ReportWriteFailed",
                 reason: format!(
                     "the completion report could still not be written after {} s of trying \
                      (BATCHOPS_REPORT_RETRY_SECS): {e}",
-                    ending_for(&job).as_secs()
+                    waited.as_secs()
                 ),
-            })
-        }
+            }),
+            _ => Err(ReportError::Retry(e)),
+        },
         other => other,
     };
     let (to, manifest, change) = match written {

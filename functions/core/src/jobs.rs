@@ -85,11 +85,9 @@ pub async fn create_job(
     if let Some((field, reason)) = request.stack_bucket_refusal(&deps.config.bucket) {
         return Err(ServiceError::Forbidden(format!("{field}: {reason}")));
     }
-    if let Some((field, reason)) = request
-        .operation
-        .as_ref()
-        .and_then(|op| deps.config.operation_refusal(op))
-        .or_else(|| deps.config.role_refusal(request.role_arn.as_deref()))
+    if let Some((field, reason)) = deps
+        .config
+        .job_refusal(request.operation.as_ref(), request.role_arn.as_deref())
     {
         return Err(ServiceError::Forbidden(format!("{field}: {reason}")));
     }

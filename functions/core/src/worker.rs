@@ -97,8 +97,7 @@ pub async fn process_delivery(
     // allows is refused task by task.
     let refused = deps
         .config
-        .operation_refusal(op)
-        .or_else(|| deps.config.role_refusal(job.request.role_arn.as_deref()));
+        .job_refusal(Some(op), job.request.role_arn.as_deref());
     // Futures are built up front (not in a stream closure) so the handler future is `Send`.
     let runs: Vec<_> = chunk
         .tasks

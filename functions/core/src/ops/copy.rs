@@ -227,6 +227,18 @@ pub struct Destination {
     pub tagging: Option<String>,
 }
 
+impl CopyParams {
+    /// `Requester` when the source bucket is requester pays (`RequesterPays`, or the
+    /// metadata's `RequesterCharged`): every request of the copy then says so.
+    pub fn request_payer(&self) -> Option<RequestPayer> {
+        let charged = self
+            .new_object_metadata
+            .as_ref()
+            .is_some_and(|m| m.requester_charged);
+        (self.requester_pays || charged).then_some(RequestPayer::Requester)
+    }
+}
+
 impl Destination {
     pub fn new(p: &CopyParams) -> Result<Self, OpError> {
         let bucket = parse_bucket_arn(&p.target_resource).ok_or_else(|| {
@@ -264,8 +276,7 @@ impl Destination {
                 .as_deref()
                 .map(ObjectLockLegalHoldStatus::from),
             redirect: p.redirect_location.clone(),
-            request_payer: (p.requester_pays || meta.requester_charged)
-                .then_some(RequestPayer::Requester),
+            request_payer: p.request_payer(),
             metadata: replace.then(|| NewMetadata {
                 content_type: meta.content_type.clone(),
                 cache_control: meta.cache_control.clone(),

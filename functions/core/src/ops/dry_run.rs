@@ -10,7 +10,7 @@ use crate::chunk::Task;
 pub async fn run(ctx: &OpContext<'_>, op: &JobOperation, task: &Task) -> Result<String, OpError> {
     let operation = op.name();
     let payer = match op {
-        JobOperation::S3PutObjectCopy(p) => super::copy::Destination::new(p)?.request_payer,
+        JobOperation::S3PutObjectCopy(p) => p.request_payer(),
         _ => None,
     };
     let out = ctx
