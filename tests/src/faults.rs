@@ -196,6 +196,11 @@ impl FaultProxy {
         });
     }
 
+    /// Drops the rules (`fail_next`, `conflict_next` …) not yet used up.
+    pub fn clear_rules(&self) {
+        self.shared.rules.lock().unwrap().clear();
+    }
+
     fn add_rule(&self, method: &str, pattern: &str, left: u32, answer: Answer) {
         self.shared.rules.lock().unwrap().push(Rule {
             method: method.into(),

@@ -4,8 +4,10 @@
 //! - receive up to a batch of messages with a visibility timeout, long-polling;
 //! - build the same `aws_lambda_events` `SqsEvent` payload (with `ApproximateReceiveCount`);
 //! - call the handler and read its partial batch response (`ReportBatchItemFailures`);
-//! - delete the messages that succeeded; leave the failed ones to reappear (here after a
-//!   short `retry_delay` rather than the full visibility timeout, to keep local runs brisk);
+//! - delete the messages that succeeded; leave the failed ones to the handler, which makes
+//!   them visible again after its retry delay as in AWS (the base delay here is
+//!   `retry_delay`, to keep local runs brisk); an intake message, whose queue the handler
+//!   does not know, reappears after `retry_delay`;
 //! - the queue's redrive policy moves a message to its DLQ after [`MAX_RECEIVES`] receives.
 //!
 //! [`MAX_RECEIVES`]: batchops_core::adapters::stack::MAX_RECEIVES
@@ -106,6 +108,10 @@ impl Dev {
         };
         let intake_queue_url = names.intake_queue_url.clone();
         let mut config = Config::for_stack_with(names, |k| std::env::var(k).ok())?;
+        // A failed message comes back after seconds; a delivery's claim on a chunk lasts as
+        // long as a message stays hidden, so a dead poller's chunk is taken over.
+        config.retry_visibility_secs = opts.retry_delay.max(1) as u32;
+        config.chunk_lease = Duration::from_secs(opts.visibility_timeout.max(1) as u64);
         (opts.tune)(&mut config);
         let deps = Arc::new(Deps::new(config.clone(), sdk));
         // Each function's dependencies: its own role's, or the runner's.
@@ -143,7 +149,7 @@ impl Dev {
             queues: vec![queue],
             batch,
             visibility: opts.visibility_timeout,
-            retry_delay: opts.retry_delay,
+            retry_delay: None,
             shutdown: rx.clone(),
         };
         let d = planner_deps.clone();
@@ -158,7 +164,9 @@ impl Dev {
             );
         }
         let d = planner_deps.clone();
-        tasks.spawn(poller(&d, intake_queue_url, 10).run(move |ev| {
+        let mut intake = poller(&d, intake_queue_url, 10);
+        intake.retry_delay = Some(opts.retry_delay);
+        tasks.spawn(intake.run(move |ev| {
             let d = d.clone();
             let stop = batchops_core::planner::stop_time(&d.config, None);
             async move { batchops_planner::handle(&d, ev, stop).await }
@@ -250,7 +258,8 @@ struct Poller {
     queues: Vec<String>,
     batch: i32,
     visibility: i32,
-    retry_delay: i32,
+    /// `Some`: make a failed message visible again after this; `None`: the handler does.
+    retry_delay: Option<i32>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -317,6 +326,10 @@ impl Poller {
                     .map(|(k, v)| (k.as_str().to_string(), v))
                     .collect();
                 record.event_source = Some("aws:sqs".into());
+                // What the handler needs to change a failed message's visibility: the queue's
+                // name at the end of an ARN.
+                let name = queue.rsplit('/').next().unwrap_or_default();
+                record.event_source_arn = Some(format!("arn:aws:sqs:local:000000000000:{name}"));
                 if let (Some(id), Some(h)) = (m.message_id, m.receipt_handle) {
                     handles.insert(id, h);
                 }
@@ -333,14 +346,16 @@ impl Poller {
             let mut deletes = Vec::new();
             for (i, (id, handle)) in handles.into_iter().enumerate() {
                 if failed.contains(&id) {
-                    let _ = self
-                        .sqs
-                        .change_message_visibility()
-                        .queue_url(&queue)
-                        .receipt_handle(handle)
-                        .visibility_timeout(self.retry_delay)
-                        .send()
-                        .await;
+                    if let Some(delay) = self.retry_delay {
+                        let _ = self
+                            .sqs
+                            .change_message_visibility()
+                            .queue_url(&queue)
+                            .receipt_handle(handle)
+                            .visibility_timeout(delay)
+                            .send()
+                            .await;
+                    }
                 } else {
                     deletes.push(
                         DeleteMessageBatchRequestEntry::builder()

@@ -16,12 +16,21 @@ pub struct Message {
     pub receive_count: u32,
 }
 
-/// Runs `handle` on each message, up to `concurrency` at once; returns the ids that failed.
+/// A message whose handling failed, to be delivered again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failed {
+    pub id: String,
+    /// At least this long before a retry can succeed, when the error knows
+    /// ([`crate::Error::retry_after_secs`]).
+    pub retry_after_secs: Option<u32>,
+}
+
+/// Runs `handle` on each message, up to `concurrency` at once; returns those that failed.
 pub async fn for_each_message<F, Fut>(
     messages: Vec<Message>,
     concurrency: usize,
     handle: F,
-) -> Vec<String>
+) -> Vec<Failed>
 where
     F: Fn(Message) -> Fut,
     Fut: Future<Output = crate::Result<()>>,
@@ -38,7 +47,10 @@ where
                     Ok(()) => None,
                     Err(e) => {
                         error!(error = %e, retryable = e.is_retryable(), "message failed; SQS will redeliver it");
-                        Some(id)
+                        Some(Failed {
+                            id,
+                            retry_after_secs: e.retry_after_secs(),
+                        })
                     }
                 }
             }
@@ -65,15 +77,26 @@ mod tests {
                 receive_count: 1,
             })
             .collect();
-        let mut failed = for_each_message(messages, 3, |m| async move {
-            if m.body.parse::<u32>().unwrap() % 2 == 1 {
-                Err(crate::Error::Record("odd".into()))
-            } else {
-                Ok(())
+        let failed = for_each_message(messages, 3, |m| async move {
+            match m.body.parse::<u32>().unwrap() {
+                1 => Err(crate::Error::Record("odd".into())),
+                3 => Err(crate::Error::ChunkBusy {
+                    job_id: "j".into(),
+                    chunk: 3,
+                    retry_after_secs: 42,
+                }),
+                _ => Ok(()),
             }
         })
         .await;
+        let mut failed: Vec<_> = failed
+            .into_iter()
+            .map(|f| (f.id, f.retry_after_secs))
+            .collect();
         failed.sort();
-        assert_eq!(failed, ["m1", "m3"]);
+        assert_eq!(
+            failed,
+            [("m1".to_string(), None), ("m3".to_string(), Some(42))]
+        );
     }
 }

@@ -42,6 +42,11 @@ pub struct Config {
     pub allowed_buckets: Vec<String>,
     /// `BATCHOPS_STATUS_CHECK_MS` [5000]: how often a running chunk re-reads its job's status.
     pub status_check_interval: Duration,
+    /// `BATCHOPS_CHUNK_LEASE_SECS` [900, the Lambda maximum]: how long a delivery's claim on
+    /// a chunk lasts, at least as long as one worker invocation may run and shorter than the
+    /// work queues' visibility timeout, so a delivery whose worker died is taken over by the
+    /// next one.
+    pub chunk_lease: Duration,
     /// `BATCHOPS_MAX_RECEIVES` [5]: the work queues' redrive `maxReceiveCount`; on the last
     /// receive a chunk that still fails is accounted as failed tasks instead of dead-lettered.
     pub max_receives: u32,
@@ -193,6 +198,7 @@ impl Config {
             retry_cap: Duration::from_millis(number("BATCHOPS_RETRY_CAP_MS", 5000)?),
             report_file_max_bytes: number("BATCHOPS_REPORT_FILE_MAX_BYTES", 64 * 1024 * 1024)?
                 as usize,
+            chunk_lease: Duration::from_secs(at_least("BATCHOPS_CHUNK_LEASE_SECS", 900, 1)?),
             max_receives: number("BATCHOPS_MAX_RECEIVES", 5)? as u32,
             preparing_timeout: Duration::from_secs(number(
                 "BATCHOPS_PREPARING_TIMEOUT_SECS",
@@ -264,6 +270,7 @@ impl Config {
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_millis(5000),
             report_file_max_bytes: 64 * 1024 * 1024,
+            chunk_lease: Duration::from_secs(900),
             max_receives: 5,
             preparing_timeout: Duration::from_secs(7200),
             work_dlq_urls: names.work_dlq_urls,

@@ -63,6 +63,17 @@ pub enum Error {
 
     #[error("task join: {0}")]
     Join(#[from] tokio::task::JoinError),
+
+    /// Another delivery of the chunk holds its claim and may be running its tasks: this one
+    /// must run none, and try again once the claim has lapsed (or the chunk is counted).
+    #[error(
+        "chunk {chunk} of job {job_id} is being run by another delivery (its claim lapses in {retry_after_secs} s)"
+    )]
+    ChunkBusy {
+        job_id: String,
+        chunk: u64,
+        retry_after_secs: u32,
+    },
 }
 
 impl Error {
@@ -80,7 +91,22 @@ impl Error {
             Error::S3 { status, .. } => {
                 !matches!(status, Some(s) if (400..500).contains(s) && *s != 429 && *s != 408)
             }
-            Error::Sqs { .. } | Error::Csv(_) | Error::Io(_) | Error::Join(_) => true,
+            Error::Sqs { .. }
+            | Error::Csv(_)
+            | Error::Io(_)
+            | Error::Join(_)
+            | Error::ChunkBusy { .. } => true,
+        }
+    }
+
+    /// How long, at least, before a retry can succeed, when the error knows (a busy chunk:
+    /// until its claim lapses).
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            Error::ChunkBusy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 

@@ -546,7 +546,11 @@ async fn drain_dead_letters(deps: &Deps) -> Result<u64> {
                             "the chunk's message was dead-lettered after {} deliveries",
                             deps.config.max_receives
                         );
-                        crate::worker::account_failed_chunk(deps, &chunk, &cause).await?;
+                        match crate::worker::account_failed_chunk(deps, &chunk, &cause).await {
+                            // Another delivery is running it: left for a later sweep.
+                            Err(Error::ChunkBusy { .. }) => continue,
+                            r => r?,
+                        };
                         deps.queues.delete(dlq, &receipt).await?;
                         accounted += 1;
                     }

@@ -52,6 +52,58 @@ pub async fn process_delivery(
         info!("duplicate delivery; already counted");
         return Ok(ChunkResult::Duplicate);
     }
+    let owner = uuid::Uuid::new_v4().to_string();
+    claim(deps, chunk, &owner).await?;
+    let result = run_claimed(deps, chunk, last_delivery).await;
+    release(deps, chunk, &owner).await;
+    result
+}
+
+/// Gives the delivery's claim up, whatever came of it: counted, the chunk record answers every
+/// later delivery (and one that read "not counted" just before finds it once it claims); not
+/// counted, the next delivery need not wait for the lease to lapse.
+async fn release(deps: &Deps, chunk: &Chunk, owner: &str) {
+    if let Err(e) = deps
+        .store
+        .release_chunk(&chunk.job_id, chunk.chunk, owner)
+        .await
+    {
+        warn!(error = %e, "could not release the chunk's claim; it lapses with its lease");
+    }
+}
+
+/// Claims the chunk for this delivery ([`crate::adapters::dynamo::JobStore::claim_chunk`]):
+/// while another delivery holds a live claim, this one runs nothing and fails with
+/// [`Error::ChunkBusy`], to be delivered again once that claim has lapsed — by which time the
+/// other has counted the chunk (this one is then a duplicate) or died (this one runs it).
+async fn claim(deps: &Deps, chunk: &Chunk, owner: &str) -> Result<()> {
+    let job_id = chunk.job_id.as_str();
+    if let Some(left) = deps
+        .store
+        .claim_chunk(job_id, chunk.chunk, owner, deps.config.chunk_lease)
+        .await?
+    {
+        info!(
+            lease_left_ms = left.as_millis() as u64,
+            "another delivery holds the chunk; running nothing"
+        );
+        return Err(Error::ChunkBusy {
+            job_id: job_id.into(),
+            chunk: chunk.chunk,
+            retry_after_secs: left.as_secs().saturating_add(1).min(u64::from(u32::MAX)) as u32,
+        });
+    }
+    Ok(())
+}
+
+/// [`process_delivery`] once this delivery holds the chunk's claim.
+async fn run_claimed(deps: &Deps, chunk: &Chunk, last_delivery: bool) -> Result<ChunkResult> {
+    let job_id = chunk.job_id.as_str();
+    // Counted between the first check and the claim (by a delivery whose claim then lapsed).
+    if deps.store.chunk_counted(job_id, chunk.chunk).await? {
+        info!("duplicate delivery; already counted");
+        return Ok(ChunkResult::Duplicate);
+    }
     let job = deps.store.require(job_id).await?;
     if let Some(result) = unrunnable(deps, chunk, &job).await? {
         return Ok(result);
@@ -339,12 +391,23 @@ pub async fn account_failed_chunk(deps: &Deps, chunk: &Chunk, cause: &str) -> Re
     if deps.store.chunk_counted(job_id, chunk.chunk).await? {
         return Ok(ChunkResult::Duplicate);
     }
-    // A chunk of an ending job is not run, and one of a paused job waits: neither failed.
-    if let Some(job) = deps.store.get(job_id).await?
-        && let Some(result) = unrunnable(deps, chunk, &job).await?
-    {
-        return Ok(result);
+    // A delivery still running the chunk may yet count it: not failed while its claim lives.
+    let owner = uuid::Uuid::new_v4().to_string();
+    claim(deps, chunk, &owner).await?;
+    let result = async {
+        if deps.store.chunk_counted(job_id, chunk.chunk).await? {
+            return Ok(ChunkResult::Duplicate);
+        }
+        // A chunk of an ending job is not run, and one of a paused job waits: neither failed.
+        if let Some(job) = deps.store.get(job_id).await?
+            && let Some(result) = unrunnable(deps, chunk, &job).await?
+        {
+            return Ok(result);
+        }
+        let outcomes = vec![Outcome::failure(500, "InternalError", cause); chunk.tasks.len()];
+        account(deps, chunk, &chunk.tasks, &outcomes, cause).await
     }
-    let outcomes = vec![Outcome::failure(500, "InternalError", cause); chunk.tasks.len()];
-    account(deps, chunk, &chunk.tasks, &outcomes, cause).await
+    .await;
+    release(deps, chunk, &owner).await;
+    result
 }

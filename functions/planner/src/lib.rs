@@ -7,7 +7,7 @@
 //! those calls and failures into a partial batch response.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use batchops_core::batch::{Message, for_each_message};
+use batchops_core::batch::{Failed, Message, for_each_message};
 use batchops_core::chunk::PlanMessage;
 use batchops_core::{Deps, Error};
 use tokio::time::Instant;
@@ -189,16 +189,21 @@ pub fn retry_delay(base: u32, receive_count: u32) -> u32 {
 }
 
 /// The partial batch response naming the failed messages, each made visible again after
-/// [`retry_delay`] rather than the queue's visibility timeout (six times the function's
-/// timeout: up to 90 minutes), so that a handler error costs seconds, not an hour and a half.
-/// Best effort: a message whose visibility cannot be changed waits the timeout.
+/// [`retry_delay`] (or, when the error says a retry cannot succeed sooner, after that) rather
+/// than the queue's visibility timeout (six times the function's timeout: up to 90 minutes),
+/// so that a handler error costs seconds, not an hour and a half. Best effort: a message
+/// whose visibility cannot be changed waits the timeout.
 pub async fn respond(
     deps: &batchops_core::Deps,
     deliveries: &[Delivery],
-    failed: Vec<String>,
+    failed: Vec<Failed>,
 ) -> SqsBatchResponse {
-    for d in deliveries.iter().filter(|d| failed.contains(&d.id)) {
-        let delay = retry_delay(deps.config.retry_visibility_secs, d.receive_count);
+    for f in &failed {
+        let Some(d) = deliveries.iter().find(|d| d.id == f.id) else {
+            continue;
+        };
+        let delay = retry_delay(deps.config.retry_visibility_secs, d.receive_count)
+            .max(f.retry_after_secs.unwrap_or(0));
         if let Err(e) = deps
             .queues
             .retry_later(&d.queue_arn, &d.receipt, delay)
@@ -207,7 +212,7 @@ pub async fn respond(
             tracing::warn!(error = %e, message_id = %d.id, "could not shorten a failed message's visibility");
         }
     }
-    batch_response(failed)
+    batch_response(failed.into_iter().map(|f| f.id).collect())
 }
 
 /// The partial batch response naming the failed message ids.

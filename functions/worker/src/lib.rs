@@ -9,21 +9,41 @@ use batchops_core::Deps;
 use batchops_core::batch::for_each_message;
 use batchops_core::chunk::Chunk;
 use batchops_planner::{deliveries, message, respond};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Mutex;
 
 /// Chunks of one event handled at once (each runs its own tasks concurrently).
 const CHUNKS_AT_ONCE: usize = 2;
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let sources = deliveries(&event);
-    let messages = event.records.into_iter().map(message).collect();
+    let messages: Vec<_> = event.records.into_iter().map(message).collect();
+    // Two copies of one chunk in a batch (SQS is at-least-once) run one after the other, so
+    // the second finds the chunk counted rather than taken by the first.
+    let mut turns: HashMap<(String, u64), Arc<Mutex<()>>> = HashMap::new();
+    for m in &messages {
+        if let Ok(chunk) = Chunk::from_body(&m.body) {
+            turns.entry((chunk.job_id, chunk.chunk)).or_default();
+        }
+    }
+    let turns = &turns;
     let failed = for_each_message(messages, CHUNKS_AT_ONCE, |m| async move {
         let chunk = Chunk::from_body(&m.body)?;
+        let _turn = match turns.get(&(chunk.job_id.clone(), chunk.chunk)) {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        };
         let last_delivery = m.receive_count >= deps.config.max_receives;
         match batchops_core::worker::process_delivery(deps, &chunk, last_delivery).await {
             Ok(_) => Ok(()),
             // The last delivery before the DLQ: account the tasks as failed with the cause
             // rather than let the chunk vanish into the dead-letter queue.
-            Err(e) if m.receive_count >= deps.config.max_receives => {
+            // (Not when another delivery is running it: that one counts it.)
+            Err(e)
+                if m.receive_count >= deps.config.max_receives
+                    && !matches!(e, batchops_core::Error::ChunkBusy { .. }) =>
+            {
                 let cause = format!(
                     "the chunk failed on all {} deliveries; last error: {e}",
                     m.receive_count

@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | job | `JOB#<id>` | `JOB` | status, request, counters; `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `expires_at` (TTL) 90 days after it ends |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
+//! | chunk claim | `JOB#<id>` | `CLAIM#<n, 12 digits>` | `owner`, `lease_until` (epoch ms): the one delivery that may run the chunk's tasks; `expires_at` (TTL) |
 //! | planner checkpoint | `JOB#<id>` | `PLAN` | `seq`, `checkpoint` (JSON): where planning resumes; `sent_through`, `sent_rows`: chunks before it (and their rows) may be queued |
 //! | generated manifest file | `JOB#<id>` | `OUTFILE#<first chunk, 12 digits>` | `last_chunk`, `key`, `size`, `md5` |
 //!
@@ -77,6 +78,15 @@ fn job_pk(id: &str) -> AttributeValue {
 
 fn chunk_sk(chunk: u64) -> String {
     format!("CHUNK#{chunk:012}")
+}
+
+/// Now, in milliseconds since the epoch.
+fn now_ms() -> i128 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+}
+
+fn claim_sk(chunk: u64) -> String {
+    format!("CLAIM#{chunk:012}")
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -813,7 +823,7 @@ impl JobStore {
             Repair::Plan => "replan_claimed_ms",
             Repair::Finalize => "finalize_claimed_ms",
         };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let now = now_ms();
         let cutoff = now - every.as_millis() as i128;
         let result = self
             .client
@@ -969,6 +979,83 @@ impl JobStore {
             .await
             .map_err(|e| Error::dynamo("GetItem", e))?;
         Ok(out.item().is_some())
+    }
+
+    /// Claims chunk `chunk` for the delivery `owner` for `lease`: only the holder of a live
+    /// claim runs the chunk's tasks, so two deliveries of one message at the same moment (SQS
+    /// is at-least-once) do not both run them. A conditional put that succeeds when no claim
+    /// exists, the claim has lapsed, or `owner` holds it. Returns `None` when `owner` now holds
+    /// it, or how long another's claim has left. The chunk record stays the exactly-once
+    /// arbiter of the counts; the claim only keeps work from running twice.
+    pub async fn claim_chunk(
+        &self,
+        job_id: &str,
+        chunk: u64,
+        owner: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<std::time::Duration>> {
+        let now = now_ms();
+        let until = now + lease.as_millis() as i128;
+        // Kept a day past its lease, then removed by the table's TTL.
+        let expires_at = until / 1000 + 86_400;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", job_pk(job_id))
+            .item("sk", s(claim_sk(chunk)))
+            .item("owner", s(owner))
+            .item("lease_until", AttributeValue::N(until.to_string()))
+            .item("expires_at", AttributeValue::N(expires_at.to_string()))
+            .condition_expression(
+                "attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
+            )
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":owner", s(owner))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) if is_condition_failure(&e) => {
+                let held_until = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item(),
+                        _ => None,
+                    })
+                    .map(|item| i128::from(get_n(item, "lease_until")))
+                    .unwrap_or(until);
+                let left = (held_until - now).clamp(0, i128::from(u32::MAX));
+                Ok(Some(std::time::Duration::from_millis(left as u64)))
+            }
+            Err(e) => Err(Error::dynamo("PutItem", e)),
+        }
+    }
+
+    /// Gives up `owner`'s claim on a chunk (a delivery that failed or deferred it), so the
+    /// next delivery need not wait for the lease to lapse. A claim `owner` does not hold is
+    /// left alone.
+    pub async fn release_chunk(&self, job_id: &str, chunk: u64, owner: &str) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s(claim_sk(chunk)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(Error::dynamo("DeleteItem", e)),
+        }
     }
 
     /// Counts a chunk exactly once: one transaction puts the chunk record (only if absent)
