@@ -297,3 +297,78 @@ async fn a_large_manifest_is_planned_holding_a_bounded_number_of_rows() {
     assert!(job.planned);
     stack.dev.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_planner_facing_full_work_queues_queues_no_more_until_they_drain() {
+    // No workers: chunks wait in the queue until this test runs them.
+    let stack = TestStack::start_with(StackOptions {
+        workers: 0,
+        tune: |c| {
+            c.chunk_size = 1;
+            c.planner_max_backlog = 5;
+            c.planner_backoff = Duration::from_secs(1);
+        },
+    })
+    .await;
+    let keys: Vec<String> = (0..120).map(|i| format!("bp/{i:03}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    // The first invocation queues rounds until it sees the backlog (one round past it at
+    // most); the continuations then wait.
+    stack.until(&job_id, 60, |j| j["Status"] == "Active").await;
+    let deps = stack.dev.deps.clone();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let waiting = deps.queues.work_backlog().await.unwrap();
+    // Several continuations later (one a second), still no more.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(deps.queues.work_backlog().await.unwrap(), waiting);
+    // Past the limit: the rounds still being sent when it was seen, the round that saw it and
+    // the chunk that round had open.
+    let bound = ((ROUNDS_IN_FLIGHT + 1) * CHUNKS_PER_ROUND) as u64 + 1;
+    assert!(
+        (5..=bound).contains(&waiting),
+        "queued up to the limit and the rounds under way, then no more: {waiting}"
+    );
+    assert!(!deps.store.require(&job_id).await.unwrap().planned);
+    // Drain the queue as workers would; planning goes on each time it falls below the limit.
+    let started = Instant::now();
+    let mut most = waiting;
+    while started.elapsed() < Duration::from_secs(120) {
+        let job = deps.store.require(&job_id).await.unwrap();
+        if job.status == batchops_core::job::JobStatus::Complete {
+            break;
+        }
+        let messages = stack.receive_chunks(0).await;
+        if !messages.is_empty() {
+            let event = batchops_tests::sqs_event(&messages, 1);
+            let response = batchops_worker::handle(&deps, event).await;
+            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+            // Done with, as the event source mapping deletes them.
+            for m in &messages {
+                stack
+                    .sqs
+                    .delete_message()
+                    .queue_url(&deps.config.work_queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        most = most.max(deps.queues.work_backlog().await.unwrap());
+    }
+    let job = stack.wait(&job_id, Duration::from_secs(30)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 120,
+        "{job}"
+    );
+    assert!(
+        most <= bound,
+        "the backlog never grew past the limit and the rounds under way: {most}"
+    );
+}

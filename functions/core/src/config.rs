@@ -67,6 +67,14 @@ pub struct Config {
     /// `BATCHOPS_PLANNER_BUDGET_SECS` [600]: how long one planner invocation reads a manifest
     /// before it checkpoints and re-enqueues itself (within Lambda's 15 minutes; a shorter
     /// Lambda deadline wins). 0: one chunk per invocation.
+    /// `BATCHOPS_PLANNER_MAX_BACKLOG` [100000; 0 = no limit]: while the work queues hold this
+    /// many chunk messages (waiting or in flight), a planner queues no more and continues
+    /// after [`Config::planner_backoff`], so no chunk waits long enough to pass SQS's 14-day
+    /// retention.
+    pub planner_max_backlog: u64,
+    /// `BATCHOPS_PLANNER_BACKOFF_SECS` [300, at most 900]: how long a planner that met a full
+    /// backlog waits before looking again.
+    pub planner_backoff: Duration,
     pub planner_budget: Duration,
     /// `BATCHOPS_GENERATOR_SCAN_SPAN` [100000]: a manifest generator's chunk also ends after
     /// this many listed keys (counted from where an invocation's listing starts), full or not,
@@ -213,6 +221,10 @@ impl Config {
             ),
             // 0: one chunk per invocation (every manifest spans many: tests use it).
             planner_budget: Duration::from_secs(at_least("BATCHOPS_PLANNER_BUDGET_SECS", 600, 0)?),
+            planner_max_backlog: at_least("BATCHOPS_PLANNER_MAX_BACKLOG", 100_000, 0)?,
+            planner_backoff: Duration::from_secs(
+                number("BATCHOPS_PLANNER_BACKOFF_SECS", 300)?.min(900),
+            ),
             generator_scan_span: number("BATCHOPS_GENERATOR_SCAN_SPAN", 100_000)?,
             retry_visibility_secs: number("BATCHOPS_RETRY_VISIBILITY_SECS", 10)?.min(900) as u32,
             finalizer_budget: Duration::from_secs(at_least(
@@ -280,6 +292,8 @@ impl Config {
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
             planner_budget: Duration::from_secs(600),
+            planner_max_backlog: 100_000,
+            planner_backoff: Duration::from_secs(300),
             generator_scan_span: 100_000,
             retry_visibility_secs: 10,
             finalizer_budget: Duration::from_secs(600),

@@ -37,6 +37,12 @@ pub const ROUNDS_IN_FLIGHT: usize = 4;
 /// Time kept back before a Lambda deadline to flush sends and save the checkpoint.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 
+/// Whether the work queues hold [`Config::planner_max_backlog`] chunk messages or more.
+async fn backlog_full(deps: &Deps) -> Result<bool> {
+    let max = deps.config.planner_max_backlog;
+    Ok(max > 0 && deps.queues.work_backlog().await? >= max)
+}
+
 /// When a planner invocation should stop reading: after its budget, and in good time before
 /// the Lambda deadline when one is known (`remaining`: the invocation's time left).
 pub fn stop_time(config: &Config, remaining: Option<Duration>) -> Instant {
@@ -161,6 +167,25 @@ pub async fn plan_attempt(
     } else {
         Phase::Plan
     };
+    if phase == Phase::Plan && job.status == JobStatus::Active && backlog_full(deps).await? {
+        // A continuation meeting full work queues reads nothing and looks again later.
+        deps.queues
+            .send_plan_after(
+                &PlanMessage {
+                    job_id: job_id.into(),
+                },
+                deps.config.planner_backoff,
+            )
+            .await?;
+        info!(
+            backoff_secs = deps.config.planner_backoff.as_secs(),
+            "work queues full; planning waits"
+        );
+        return Ok(PlanSummary {
+            continued: true,
+            ..Default::default()
+        });
+    }
     let source = match (&job.request.manifest, &job.request.manifest_generator) {
         (Some(m), _) => ManifestSource::Manifest(m),
         (None, Some(g)) => ManifestSource::Generator(g.s3(), deps.config.generator_scan_span),
@@ -274,6 +299,8 @@ pub async fn plan_attempt(
     let mut tasks = first_row;
     let mut activated = job.status == JobStatus::Active;
     let mut stopping = false;
+    // Stopped because the work queues are full: the continuation waits before it reads.
+    let mut backlogged = false;
     // Set when the job was paused, cancelled or failed while this invocation read.
     let mut interrupted: Option<JobStatus> = None;
     let mut resume_at: Option<(Position, u64)> = None;
@@ -358,6 +385,11 @@ pub async fn plan_attempt(
                         interrupted = Some(now);
                         stopping = true;
                     }
+                }
+                if phase == Phase::Plan && !stopping && backlog_full(deps).await? {
+                    info!("work queues full; stopping at the next chunk boundary");
+                    backlogged = true;
+                    stopping = true;
                 }
                 let batch = std::mem::take(&mut round);
                 round_tasks = 0;
@@ -457,12 +489,18 @@ pub async fn plan_attempt(
             }
             None => {}
         }
-        deps.queues
-            .send_plan(&PlanMessage {
-                job_id: job_id.into(),
-            })
-            .await?;
+        let message = PlanMessage {
+            job_id: job_id.into(),
+        };
+        if backlogged {
+            deps.queues
+                .send_plan_after(&message, deps.config.planner_backoff)
+                .await?;
+        } else {
+            deps.queues.send_plan(&message).await?;
+        }
         info!(
+            backlogged,
             rows = row,
             chunks = next_chunk,
             continuations = checkpoint.continuations,

@@ -4,7 +4,7 @@
 use crate::chunk::{Chunk, FinalizeMessage, PlanMessage, SQS_MAX_BYTES};
 use crate::{Config, Error, Result};
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use serde::Serialize;
 
 #[derive(Clone, Debug)]
@@ -72,6 +72,48 @@ impl Queues {
 
     pub async fn send_plan(&self, message: &PlanMessage) -> Result<()> {
         self.send(&self.plan, message).await
+    }
+
+    /// [`Self::send_plan`], delivered after `delay` (at most 15 minutes, SQS's longest).
+    pub async fn send_plan_after(
+        &self,
+        message: &PlanMessage,
+        delay: std::time::Duration,
+    ) -> Result<()> {
+        let body = serde_json::to_string(message).map_err(Error::Message)?;
+        self.client
+            .send_message()
+            .queue_url(&self.plan)
+            .message_body(body)
+            .delay_seconds(delay.as_secs().min(900) as i32)
+            .send()
+            .await
+            .map_err(|e| Error::sqs("SendMessage", e))?;
+        Ok(())
+    }
+
+    /// The chunk messages in the work queues (both bands), waiting or in flight.
+    pub async fn work_backlog(&self) -> Result<u64> {
+        let mut queues = vec![&self.work];
+        if self.work_high != self.work {
+            queues.push(&self.work_high);
+        }
+        let mut total = 0;
+        for queue in queues {
+            let out = self
+                .client
+                .get_queue_attributes()
+                .queue_url(queue)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .map_err(|e| Error::sqs("GetQueueAttributes", e))?;
+            for value in out.attributes().into_iter().flat_map(|a| a.values()) {
+                total += value.parse::<u64>().unwrap_or(0);
+            }
+        }
+        Ok(total)
     }
 
     pub async fn send_finalize(&self, message: &FinalizeMessage) -> Result<()> {
