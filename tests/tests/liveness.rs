@@ -1424,3 +1424,59 @@ async fn a_report_that_keeps_failing_for_now_fails_the_job_after_the_retry_windo
     assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 5, "{job}");
     assert!(proxy.errors("s3") > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_whose_chunk_message_was_lost_is_failed_by_the_sweep_and_ends() {
+    // No workers: this test delivers chunks by hand, and loses one. No sweep but its own.
+    let stack = TestStack::start_with_dev(
+        StackOptions {
+            workers: 0,
+            tune: |c| {
+                c.chunk_size = 5;
+                c.stall_timeout = Duration::from_secs(2);
+            },
+        },
+        |d| d.sweep_interval = Duration::ZERO,
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..15).map(|i| format!("lost/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let messages = stack.receive_chunks(3).await;
+    assert_eq!(messages.len(), 3, "15 rows in chunks of 5");
+    // Two chunks run; the third message is gone (past SQS's retention, say).
+    let response =
+        batchops_worker::handle(&deps, batchops_tests::sqs_event(&messages[..2], 1)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let before = deps.store.require(&job_id).await.unwrap();
+    assert_eq!((before.status, before.chunks_done), (JobStatus::Active, 2));
+    // Not before the stall timeout.
+    let early = batchops_core::finalizer::sweep(&deps).await.unwrap();
+    assert_eq!(early.stalled, 0);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let swept = batchops_core::finalizer::sweep(&deps).await.unwrap();
+    assert_eq!(swept.stalled, 1, "{swept:?}");
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    assert_eq!(
+        job["FailureReasons"][0]["FailureCode"], "ChunksLost",
+        "{job}"
+    );
+    let stored = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(
+        (stored.succeeded, stored.failed, stored.not_run),
+        (10, 0, 5),
+        "the lost chunk's tasks counted as not run"
+    );
+    assert_accounted(&stored);
+    // The lost message turns up after all: it runs nothing and changes no count.
+    let late = batchops_worker::handle(&deps, batchops_tests::sqs_event(&messages[2..], 2)).await;
+    assert!(late.batch_item_failures.is_empty(), "{late:?}");
+    let after = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(counts(&after), counts(&stored));
+}

@@ -67,6 +67,10 @@ pub struct Config {
     /// `BATCHOPS_PLANNER_BUDGET_SECS` [600]: how long one planner invocation reads a manifest
     /// before it checkpoints and re-enqueues itself (within Lambda's 15 minutes; a shorter
     /// Lambda deadline wins). 0: one chunk per invocation.
+    /// `BATCHOPS_STALL_SECS` [1296000: 15 days]: a planned job none of whose missing chunks
+    /// has been counted for this long has lost them (SQS keeps a message 14 days): the sweep
+    /// fails it (`ChunksLost`) and counts the tasks it never ran as not run, so it ends.
+    pub stall_timeout: Duration,
     /// `BATCHOPS_PLANNER_MAX_BACKLOG` [100000; 0 = no limit]: while the work queues hold this
     /// many chunk messages (waiting or in flight), a planner queues no more and continues
     /// after [`Config::planner_backoff`], so no chunk waits long enough to pass SQS's 14-day
@@ -222,6 +226,7 @@ impl Config {
             // 0: one chunk per invocation (every manifest spans many: tests use it).
             planner_budget: Duration::from_secs(at_least("BATCHOPS_PLANNER_BUDGET_SECS", 600, 0)?),
             planner_max_backlog: at_least("BATCHOPS_PLANNER_MAX_BACKLOG", 100_000, 0)?,
+            stall_timeout: Duration::from_secs(number("BATCHOPS_STALL_SECS", 15 * 86_400)?),
             planner_backoff: Duration::from_secs(
                 number("BATCHOPS_PLANNER_BACKOFF_SECS", 300)?.min(900),
             ),
@@ -293,6 +298,7 @@ impl Config {
             multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
             planner_budget: Duration::from_secs(600),
             planner_max_backlog: 100_000,
+            stall_timeout: Duration::from_secs(15 * 86_400),
             planner_backoff: Duration::from_secs(300),
             generator_scan_span: 100_000,
             retry_visibility_secs: 10,

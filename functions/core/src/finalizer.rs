@@ -361,6 +361,9 @@ pub struct SweepSummary {
     /// Parked chunks of jobs no longer paused (their resume or cancel died before queuing
     /// them again): queued again.
     pub unparked: u64,
+    /// Planned jobs that made no progress for [`crate::Config::stall_timeout`]: their
+    /// uncounted chunks were lost; failed (`ChunksLost`), those tasks counted as not run.
+    pub stalled: u64,
     /// Repairs that failed (logged); the sweep went on with the other jobs.
     pub errors: u64,
 }
@@ -464,6 +467,8 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
                 .await?;
             summary.finalize_queued += 1;
         }
+    } else if ending && stalled(deps, job, &age) {
+        account_lost_chunks(deps, &job.job_id, summary).await?;
     } else if planning && job.status != JobStatus::Preparing && progress_age > timeout / 4 {
         // Confirmed, activated, cancelled or failing, but planning made no progress for a
         // quarter of the timeout: its plan message was lost (a confirm whose send failed, a
@@ -487,6 +492,85 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
         replan(deps, job, summary).await?;
     }
     Ok(())
+}
+
+/// Whether a planned job has counted no chunk (nor changed status) for
+/// [`crate::Config::stall_timeout`], longer than the work queues keep a message: the chunks it
+/// still waits for can no longer come.
+fn stalled(deps: &Deps, job: &Job, age: &impl Fn(&str) -> time::Duration) -> bool {
+    let limit = time::Duration::try_from(deps.config.stall_timeout).unwrap_or(time::Duration::MAX);
+    let since_progress = job
+        .progress_time
+        .as_deref()
+        .map_or(time::Duration::MAX, age);
+    job.planned && !job.reconciled() && age(&job.status_time).min(since_progress) > limit
+}
+
+/// Ends a stalled job: `Active` → `Failing` with `ChunksLost`, then every chunk number without
+/// a chunk record is counted, its tasks as not run (all the missing rows on the first), so the
+/// counts reconcile and the finalizer ends it `Failed`. A chunk that turns up after all finds
+/// its number counted and runs nothing.
+async fn account_lost_chunks(deps: &Deps, job_id: &str, summary: &mut SweepSummary) -> Result<()> {
+    // The list is eventually consistent: judge by the job as it stands.
+    let job = deps.store.require(job_id).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let age = |t: &str| {
+        crate::time::parse(t)
+            .map(|t| now - t)
+            .unwrap_or(time::Duration::ZERO)
+    };
+    if !stalled(deps, &job, &age) {
+        return Ok(());
+    }
+    let lost_rows = job
+        .total_tasks
+        .saturating_sub(job.succeeded + job.failed + job.not_run);
+    let lost_chunks = job.chunks_total.saturating_sub(job.chunks_done);
+    if job.status == JobStatus::Active {
+        let reason = format!(
+            "{lost_rows} tasks in {lost_chunks} chunks were never counted: no chunk was counted for {} s, longer than the work queues keep a message, so they were lost; they are counted as not run",
+            deps.config.stall_timeout.as_secs()
+        );
+        let change = StatusChange::default().failure("ChunksLost", reason);
+        match deps
+            .store
+            .transition(job_id, &[JobStatus::Active], JobStatus::Failing, change)
+            .await
+        {
+            Ok(_) => {}
+            // It moved meanwhile: the next sweep looks again.
+            Err(Error::StatusConflict { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut counted = std::collections::BTreeSet::new();
+    let mut cursor = None;
+    loop {
+        let (records, next) = deps.store.chunk_page(job_id, cursor).await?;
+        counted.extend(records.iter().map(|r| r.chunk));
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    let mut left = lost_rows;
+    for chunk in (0..job.chunks_total).filter(|c| !counted.contains(c)) {
+        let counts = crate::adapters::ChunkCounts {
+            not_run: left,
+            ..Default::default()
+        };
+        if deps.store.count_chunk(job_id, chunk, counts, None).await? {
+            left = 0;
+        }
+    }
+    tracing::warn!(
+        job_id,
+        lost_rows,
+        lost_chunks,
+        "sweep: a stalled job's lost chunks counted as not run"
+    );
+    summary.stalled += 1;
+    crate::planner::maybe_finalize(deps, job_id).await
 }
 
 /// Re-queues a job's plan message, at most once per quarter of the preparing timeout: a plan

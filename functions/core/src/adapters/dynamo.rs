@@ -268,6 +268,7 @@ impl Job {
             ("report_date", &self.report_date),
             ("active_since", &self.active_since),
             ("status_time", &Some(self.status_time.clone())),
+            ("progress_time", &self.progress_time),
         ] {
             if let Some(v) = value {
                 item.insert(name.into(), s(v));
@@ -340,6 +341,7 @@ impl Job {
             report_date: get_s(item, "report_date"),
             active_since: get_s(item, "active_since"),
             status_time: get_s(item, "status_time").unwrap_or_default(),
+            progress_time: get_s(item, "progress_time"),
             audit: Audited::ALL
                 .into_iter()
                 .filter_map(|a| {
@@ -704,9 +706,11 @@ impl JobStore {
             .key("pk", job_pk(job_id))
             .key("sk", s("JOB"))
             .update_expression(
-                "SET total_tasks = :t, chunks_total = :c, planned = :p, manifest_etag = :e",
+                "SET total_tasks = :t, chunks_total = :c, planned = :p, manifest_etag = :e, \
+                 progress_time = :now",
             )
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", s(crate::time::now_iso()))
             .expression_attribute_values(":t", n(total_tasks))
             .expression_attribute_values(":c", n(chunks_total))
             .expression_attribute_values(":p", AttributeValue::Bool(true))
@@ -1092,7 +1096,10 @@ impl JobStore {
             .table_name(&self.table)
             .key("pk", job_pk(job_id))
             .key("sk", s("JOB"))
-            .update_expression("ADD succeeded :s, failed :f, not_run :n, chunks_done :one")
+            .update_expression(
+                "ADD succeeded :s, failed :f, not_run :n, chunks_done :one SET progress_time = :now",
+            )
+            .expression_attribute_values(":now", s(crate::time::now_iso()))
             .condition_expression(
                 "attribute_exists(pk) AND NOT (#status IN (:completing, :complete, :cancelled, \
                  :failed)) AND (planned <> :yes OR chunks_total > :chunk)",

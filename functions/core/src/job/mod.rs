@@ -139,6 +139,9 @@ pub struct Job {
     pub active_since: Option<String>,
     /// When the status last changed (the sweep fails jobs stuck in `Preparing`).
     pub status_time: String,
+    /// When a chunk was last counted or planning finished: the sweep's measure of a job that
+    /// makes no progress ([`crate::Config::stall_timeout`]).
+    pub progress_time: Option<String>,
     /// Who created, confirmed, cancelled, paused and resumed the job (latest of each).
     pub audit: BTreeMap<Audited, AuditEntry>,
 }
@@ -167,6 +170,7 @@ impl Job {
             report_date: None,
             active_since: None,
             status_time: creation_time.clone(),
+            progress_time: None,
             audit: BTreeMap::new(),
         }
     }
