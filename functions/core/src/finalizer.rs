@@ -468,7 +468,7 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
             summary.finalize_queued += 1;
         }
     } else if ending && stalled(deps, job, &age) {
-        account_lost_chunks(deps, &job.job_id, summary).await?;
+        account_lost_chunks(deps, &job.job_id, &age, summary).await?;
     } else if planning && job.status != JobStatus::Preparing && progress_age > timeout / 4 {
         // Confirmed, activated, cancelled or failing, but planning made no progress for a
         // quarter of the timeout: its plan message was lost (a confirm whose send failed, a
@@ -510,16 +510,15 @@ fn stalled(deps: &Deps, job: &Job, age: &impl Fn(&str) -> time::Duration) -> boo
 /// a chunk record is counted, its tasks as not run (all the missing rows on the first), so the
 /// counts reconcile and the finalizer ends it `Failed`. A chunk that turns up after all finds
 /// its number counted and runs nothing.
-async fn account_lost_chunks(deps: &Deps, job_id: &str, summary: &mut SweepSummary) -> Result<()> {
+async fn account_lost_chunks(
+    deps: &Deps,
+    job_id: &str,
+    age: &impl Fn(&str) -> time::Duration,
+    summary: &mut SweepSummary,
+) -> Result<()> {
     // The list is eventually consistent: judge by the job as it stands.
     let job = deps.store.require(job_id).await?;
-    let now = time::OffsetDateTime::now_utc();
-    let age = |t: &str| {
-        crate::time::parse(t)
-            .map(|t| now - t)
-            .unwrap_or(time::Duration::ZERO)
-    };
-    if !stalled(deps, &job, &age) {
+    if !stalled(deps, &job, age) {
         return Ok(());
     }
     let lost_rows = job

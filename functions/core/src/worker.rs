@@ -52,9 +52,33 @@ pub async fn process_delivery(
         info!("duplicate delivery; already counted");
         return Ok(ChunkResult::Duplicate);
     }
+    // Boxed: the task-running future is large, and held inline it overflows a thread's stack.
+    claimed(
+        deps,
+        chunk,
+        Box::pin(run_claimed(deps, chunk, last_delivery)),
+    )
+    .await
+}
+
+/// Runs `work` holding the chunk's claim ([`claim`]), and gives the claim up afterwards,
+/// whatever came of it. `work` is skipped (a duplicate) when the chunk was counted between the
+/// caller's first check and the claim (by a delivery whose claim then lapsed).
+async fn claimed(
+    deps: &Deps,
+    chunk: &Chunk,
+    work: impl std::future::Future<Output = Result<ChunkResult>>,
+) -> Result<ChunkResult> {
     let owner = uuid::Uuid::new_v4().to_string();
     claim(deps, chunk, &owner).await?;
-    let result = run_claimed(deps, chunk, last_delivery).await;
+    let result = match deps.store.chunk_counted(&chunk.job_id, chunk.chunk).await {
+        Ok(true) => {
+            info!("duplicate delivery; already counted");
+            Ok(ChunkResult::Duplicate)
+        }
+        Ok(false) => work.await,
+        Err(e) => Err(e),
+    };
     release(deps, chunk, &owner).await;
     result
 }
@@ -99,11 +123,6 @@ async fn claim(deps: &Deps, chunk: &Chunk, owner: &str) -> Result<()> {
 /// [`process_delivery`] once this delivery holds the chunk's claim.
 async fn run_claimed(deps: &Deps, chunk: &Chunk, last_delivery: bool) -> Result<ChunkResult> {
     let job_id = chunk.job_id.as_str();
-    // Counted between the first check and the claim (by a delivery whose claim then lapsed).
-    if deps.store.chunk_counted(job_id, chunk.chunk).await? {
-        info!("duplicate delivery; already counted");
-        return Ok(ChunkResult::Duplicate);
-    }
     let job = deps.store.require(job_id).await?;
     if let Some(result) = unrunnable(deps, chunk, &job).await? {
         return Ok(result);
@@ -392,12 +411,7 @@ pub async fn account_failed_chunk(deps: &Deps, chunk: &Chunk, cause: &str) -> Re
         return Ok(ChunkResult::Duplicate);
     }
     // A delivery still running the chunk may yet count it: not failed while its claim lives.
-    let owner = uuid::Uuid::new_v4().to_string();
-    claim(deps, chunk, &owner).await?;
-    let result = async {
-        if deps.store.chunk_counted(job_id, chunk.chunk).await? {
-            return Ok(ChunkResult::Duplicate);
-        }
+    let work = async {
         // A chunk of an ending job is not run, and one of a paused job waits: neither failed.
         if let Some(job) = deps.store.get(job_id).await?
             && let Some(result) = unrunnable(deps, chunk, &job).await?
@@ -406,8 +420,6 @@ pub async fn account_failed_chunk(deps: &Deps, chunk: &Chunk, cause: &str) -> Re
         }
         let outcomes = vec![Outcome::failure(500, "InternalError", cause); chunk.tasks.len()];
         account(deps, chunk, &chunk.tasks, &outcomes, cause).await
-    }
-    .await;
-    release(deps, chunk, &owner).await;
-    result
+    };
+    claimed(deps, chunk, Box::pin(work)).await
 }

@@ -40,10 +40,7 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             // The last delivery before the DLQ: account the tasks as failed with the cause
             // rather than let the chunk vanish into the dead-letter queue.
             // (Not when another delivery is running it: that one counts it.)
-            Err(e)
-                if m.receive_count >= deps.config.max_receives
-                    && !matches!(e, batchops_core::Error::ChunkBusy { .. }) =>
-            {
+            Err(e) if last_delivery && !matches!(e, batchops_core::Error::ChunkBusy { .. }) => {
                 let cause = format!(
                     "the chunk failed on all {} deliveries; last error: {e}",
                     m.receive_count

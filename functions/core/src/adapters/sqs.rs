@@ -59,11 +59,22 @@ impl Queues {
     }
 
     async fn send<T: Serialize>(&self, queue: &str, message: &T) -> Result<()> {
+        self.send_after(queue, message, std::time::Duration::ZERO)
+            .await
+    }
+
+    async fn send_after<T: Serialize>(
+        &self,
+        queue: &str,
+        message: &T,
+        delay: std::time::Duration,
+    ) -> Result<()> {
         let body = serde_json::to_string(message).map_err(Error::Message)?;
         self.client
             .send_message()
             .queue_url(queue)
             .message_body(body)
+            .set_delay_seconds((!delay.is_zero()).then(|| delay.as_secs().min(900) as i32))
             .send()
             .await
             .map_err(|e| Error::sqs("SendMessage", e))?;
@@ -80,16 +91,7 @@ impl Queues {
         message: &PlanMessage,
         delay: std::time::Duration,
     ) -> Result<()> {
-        let body = serde_json::to_string(message).map_err(Error::Message)?;
-        self.client
-            .send_message()
-            .queue_url(&self.plan)
-            .message_body(body)
-            .delay_seconds(delay.as_secs().min(900) as i32)
-            .send()
-            .await
-            .map_err(|e| Error::sqs("SendMessage", e))?;
-        Ok(())
+        self.send_after(&self.plan, message, delay).await
     }
 
     /// The chunk messages in the work queues (both bands), waiting or in flight.
