@@ -175,3 +175,239 @@ async fn an_ended_job_expires_ninety_days_after_it_ends_and_a_running_one_never(
         "a job not ended never expires"
     );
 }
+
+/// A chunk on the work queue, received (hidden for 300 s) and acknowledged, as the event
+/// source mapping does once the handler has it.
+async fn take_chunk(stack: &TestStack) -> batchops_core::chunk::Chunk {
+    let messages = stack.receive_chunks(1).await;
+    assert_eq!(messages.len(), 1, "one chunk message");
+    stack
+        .sqs
+        .delete_message()
+        .queue_url(&stack.dev.deps.config.work_queue_url)
+        .receipt_handle(messages[0].receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    batchops_core::chunk::Chunk::from_body(messages[0].body().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_that_outlasts_its_worker_deadline_keeps_what_ran_and_runs_only_the_rest() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 0,
+        tune: |c| {
+            c.chunk_size = 20;
+            c.task_concurrency = 1;
+            // Deadline 20 s out: no task starts after 2 s; running ones get 9 s more.
+            c.worker_margin = Duration::from_secs(18);
+        },
+    })
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..20).map(|i| format!("slow/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let chunk = take_chunk(&stack).await;
+    assert_eq!(chunk.tasks.len(), 20);
+    // Every S3 call takes 150 ms: one task at a time, 20 tasks need longer than 2 s.
+    proxy.set(
+        "s3",
+        batchops_tests::faults::Faults {
+            latency: Duration::from_millis(150),
+            ..Default::default()
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let first =
+        batchops_core::worker::process_delivery_until(&deps, &chunk, false, Some(deadline)).await;
+    assert!(
+        matches!(
+            first,
+            Ok(batchops_core::worker::ChunkResult::Continued { .. })
+        ),
+        "{first:?}"
+    );
+    let ran = proxy.copies();
+    assert!(
+        ran > 0 && ran < 20,
+        "some tasks ran before the cut-off: {ran}"
+    );
+    let job = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(job.chunks_done, 0, "nothing counted yet: {job:?}");
+    // The chunk went back on the queue; its next delivery runs only what is left.
+    proxy.set("s3", Default::default());
+    let again = take_chunk(&stack).await;
+    assert_eq!(again.chunk, chunk.chunk);
+    let second = batchops_core::worker::process_chunk(&deps, &again).await;
+    assert!(
+        matches!(second, Ok(batchops_core::worker::ChunkResult::Counted(c)) if c.succeeded == 20),
+        "{second:?}"
+    );
+    assert_eq!(proxy.copies(), 20, "each task copied once");
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(
+        job["ProgressSummary"]["NumberOfTasksSucceeded"], 20,
+        "{job}"
+    );
+    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    let mut reported: Vec<&str> = report.rows.iter().map(|r| r.key.as_str()).collect();
+    reported.sort();
+    assert_eq!(
+        reported,
+        keys.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(
+        report.rows.iter().all(|r| r.status == "succeeded"),
+        "{:?}",
+        report.rows
+    );
+    // Nothing of the partial record is left behind.
+    let left = stack
+        .s3
+        .list_objects_v2()
+        .bucket(&deps.config.bucket)
+        .prefix(format!("results/{job_id}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.key_count(), Some(0), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_multipart_copy_cut_off_at_the_deadline_is_aborted_and_copied_by_the_next_delivery() {
+    const MIB: usize = 1 << 20;
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 0,
+        tune: |c| {
+            c.task_concurrency = 2;
+            c.multipart_threshold = 5 * MIB as u64;
+            c.multipart_part_size = 5 * MIB as u64;
+            // Deadline 6 s out: no task starts after 2 s; running ones are cut off at 4 s.
+            c.worker_margin = Duration::from_secs(4);
+        },
+    })
+    .await;
+    let deps = stack.dev.deps.clone();
+    let source = stack.bucket("cutsrc").await;
+    let target = stack.bucket("cutdst").await;
+    let big: Vec<u8> = (0..6 * MIB).map(|i| (i % 251) as u8).collect();
+    stack.put(&source, "big.bin", big.clone()).await;
+    stack.put(&source, "small.txt", b"small".to_vec()).await;
+    let rows = [
+        (source.clone(), "small.txt".to_string()),
+        (source.clone(), "big.bin".to_string()),
+    ];
+    let etag = stack.put_manifest(&source, "cut.csv", &rows).await;
+    let mut body = copy_job(
+        &source,
+        "cut.csv",
+        Some(&etag),
+        &target,
+        &target,
+        "AllTasks",
+    );
+    body["Operation"]["S3PutObjectCopy"]["TargetKeyPrefix"] = serde_json::Value::Null;
+    let job_id = stack.api.create(&body).await.unwrap();
+    let chunk = take_chunk(&stack).await;
+    // The big object's first part copy hangs for 10 s: its task is still running at the cut-off.
+    proxy.before_next(
+        "PUT",
+        &format!("/{target}/big.bin"),
+        "",
+        std::sync::Arc::new(|| Box::pin(tokio::time::sleep(Duration::from_secs(10)))),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    let first =
+        batchops_core::worker::process_delivery_until(&deps, &chunk, false, Some(deadline)).await;
+    assert!(
+        matches!(
+            first,
+            Ok(batchops_core::worker::ChunkResult::Continued { .. })
+        ),
+        "{first:?}"
+    );
+    let uploads = stack
+        .s3
+        .list_multipart_uploads()
+        .bucket(&target)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "the cut-off upload was aborted: {uploads:?}"
+    );
+    let again = take_chunk(&stack).await;
+    let second = batchops_core::worker::process_chunk(&deps, &again).await;
+    assert!(
+        matches!(second, Ok(batchops_core::worker::ChunkResult::Counted(c)) if c.succeeded == 2),
+        "{second:?}"
+    );
+    let small_copies = proxy
+        .s3_requests()
+        .iter()
+        .filter(|r| {
+            r.method == "PUT"
+                && r.bucket() == target
+                && r.target.contains("small.txt")
+                && r.amz_headers.contains_key("x-amz-copy-source")
+        })
+        .count();
+    assert_eq!(small_copies, 1, "the task that finished is not run again");
+    assert_eq!(stack.get(&target, "big.bin").await, Some(big));
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 2, "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_that_never_finishes_before_the_deadline_is_failed_on_the_last_delivery() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 0,
+        tune: |c| c.worker_margin = Duration::from_secs(4),
+    })
+    .await;
+    let deps = stack.dev.deps.clone();
+    let seeded = stack.seed(&["hang/one".to_string()], &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let messages = stack.receive_chunks(1).await;
+    assert_eq!(messages.len(), 1);
+    let chunk = batchops_core::chunk::Chunk::from_body(messages[0].body().unwrap()).unwrap();
+    let hang = || -> batchops_tests::faults::Hook {
+        std::sync::Arc::new(|| Box::pin(tokio::time::sleep(Duration::from_secs(10))))
+    };
+    // An early delivery gets nothing done: it fails (to be delivered again), keeping nothing.
+    proxy.before_next("PUT", "/copy/hang/one", "", hang());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    let early =
+        batchops_core::worker::process_delivery_until(&deps, &chunk, false, Some(deadline)).await;
+    assert!(
+        matches!(early, Err(batchops_core::Error::Deadline { .. })),
+        "{early:?}"
+    );
+    // The last delivery, cut off the same way, reports the task failed with the cause.
+    proxy.before_next("PUT", "/copy/hang/one", "", hang());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    let event = batchops_tests::sqs_event(&messages, deps.config.max_receives);
+    let response = batchops_worker::handle_until(&deps, event, Some(deadline)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 1, "{job}");
+    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    assert_eq!(report.rows.len(), 1);
+    assert!(
+        report.rows[0].message.contains("deadline"),
+        "{:?}",
+        report.rows[0]
+    );
+}

@@ -47,6 +47,10 @@ pub struct Config {
     /// work queues' visibility timeout, so a delivery whose worker died is taken over by the
     /// next one.
     pub chunk_lease: Duration,
+    /// `BATCHOPS_WORKER_MARGIN_SECS` [60]: a worker starts no task this close to its Lambda
+    /// deadline; the tasks still running get until half as close (at most 10 s before it) and
+    /// are then cut off. What ran is kept and the rest of the chunk is queued again.
+    pub worker_margin: Duration,
     /// `BATCHOPS_MAX_RECEIVES` [5]: the work queues' redrive `maxReceiveCount`; on the last
     /// receive a chunk that still fails is accounted as failed tasks instead of dead-lettered.
     pub max_receives: u32,
@@ -211,6 +215,7 @@ impl Config {
             report_file_max_bytes: number("BATCHOPS_REPORT_FILE_MAX_BYTES", 64 * 1024 * 1024)?
                 as usize,
             chunk_lease: Duration::from_secs(at_least("BATCHOPS_CHUNK_LEASE_SECS", 900, 1)?),
+            worker_margin: Duration::from_secs(number("BATCHOPS_WORKER_MARGIN_SECS", 60)?),
             max_receives: number("BATCHOPS_MAX_RECEIVES", 5)? as u32,
             preparing_timeout: Duration::from_secs(number(
                 "BATCHOPS_PREPARING_TIMEOUT_SECS",
@@ -288,6 +293,7 @@ impl Config {
             retry_cap: Duration::from_millis(5000),
             report_file_max_bytes: 64 * 1024 * 1024,
             chunk_lease: Duration::from_secs(900),
+            worker_margin: Duration::from_secs(60),
             max_receives: 5,
             preparing_timeout: Duration::from_secs(7200),
             work_dlq_urls: names.work_dlq_urls,
@@ -451,6 +457,36 @@ mod tests {
         assert!(!c.bucket_allowed("anything"));
         assert_eq!(c.multipart_threshold, 5 << 30);
         assert_eq!(c.multipart_part_size, 512 << 20);
+    }
+
+    /// The chunk lease, the worker's deadline margin, the planner's backpressure and the stall
+    /// timeout each default as documented and follow their own variable.
+    #[test]
+    fn liveness_tunables_default_and_follow_their_variables() {
+        let c = Config::from_lookup(env(&BASE)).unwrap();
+        assert_eq!(c.chunk_lease, Duration::from_secs(900));
+        assert_eq!(c.worker_margin, Duration::from_secs(60));
+        assert_eq!(c.planner_max_backlog, 100_000);
+        assert_eq!(c.planner_backoff, Duration::from_secs(300));
+        assert_eq!(c.stall_timeout, Duration::from_secs(15 * 86_400));
+        let mut pairs = BASE.to_vec();
+        pairs.extend([
+            ("BATCHOPS_CHUNK_LEASE_SECS", "120"),
+            ("BATCHOPS_WORKER_MARGIN_SECS", "30"),
+            ("BATCHOPS_PLANNER_MAX_BACKLOG", "0"),
+            ("BATCHOPS_PLANNER_BACKOFF_SECS", "5000"),
+            ("BATCHOPS_STALL_SECS", "3600"),
+        ]);
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.chunk_lease, Duration::from_secs(120));
+        assert_eq!(c.worker_margin, Duration::from_secs(30));
+        assert_eq!(c.planner_max_backlog, 0);
+        // SQS delays a message at most 15 minutes.
+        assert_eq!(c.planner_backoff, Duration::from_secs(900));
+        assert_eq!(c.stall_timeout, Duration::from_secs(3600));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCHOPS_CHUNK_LEASE_SECS", "0"));
+        assert!(Config::from_lookup(env(&pairs)).is_err(), "a lease of 0 s");
     }
 
     /// A deployed stack grants no opt-in power unless told; `batchops dev` grants each unless

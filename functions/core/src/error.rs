@@ -74,6 +74,14 @@ pub enum Error {
         chunk: u64,
         retry_after_secs: u32,
     },
+
+    /// A delivery's deadline came before any of the chunk's remaining tasks finished: nothing
+    /// to keep, so the delivery fails and the next one tries again (the last one reports them
+    /// failed).
+    #[error(
+        "chunk {chunk} of job {job_id}: no task finished before the worker's deadline (a task that needs longer than one invocation)"
+    )]
+    Deadline { job_id: String, chunk: u64 },
 }
 
 impl Error {
@@ -95,7 +103,8 @@ impl Error {
             | Error::Csv(_)
             | Error::Io(_)
             | Error::Join(_)
-            | Error::ChunkBusy { .. } => true,
+            | Error::ChunkBusy { .. }
+            | Error::Deadline { .. } => true,
         }
     }
 

@@ -13,6 +13,8 @@ use crate::{Deps, Error, Result};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
 use tracing::{info, instrument, warn};
 
 /// What handling a chunk message came to.
@@ -26,6 +28,23 @@ pub enum ChunkResult {
     Dropped,
     /// The job is paused: the chunk was parked, to be queued again when the pause ends.
     Deferred,
+    /// The delivery's deadline came first: what ran is kept (the chunk's partial record) and
+    /// the chunk was queued again (on the work queue for `priority`) for the rest.
+    Continued { priority: i64 },
+}
+
+/// Time kept, at most, between cutting off running tasks and the Lambda deadline: for writing
+/// what ran and queuing the rest.
+const RECORD_MARGIN: Duration = Duration::from_secs(10);
+
+/// When a delivery with `deadline` starts no more tasks, and when it cuts off those running.
+fn cutoffs(deps: &Deps, deadline: Option<Instant>) -> (Option<Instant>, Option<Instant>) {
+    let margin = deps.config.worker_margin;
+    let record = RECORD_MARGIN.min(margin / 2);
+    (
+        deadline.map(|d| d.checked_sub(margin).unwrap_or_else(Instant::now)),
+        deadline.map(|d| d.checked_sub(record).unwrap_or_else(Instant::now)),
+    )
 }
 
 /// The stack-bucket key of one attempt's result rows. Each attempt writes its own object; the
@@ -38,14 +57,30 @@ pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
     process_delivery(deps, chunk, false).await
 }
 
-/// [`process_chunk`] for one delivery of a chunk message. On the `last_delivery` (the next
-/// failure would dead-letter it), a chunk whose tasks ran but whose rows or count could not be
-/// committed is accounted with the outcomes it got (see [`account_outcomes`]), not as failures.
-#[instrument(skip(deps, chunk), fields(job_id = %chunk.job_id, chunk = chunk.chunk, tasks = chunk.tasks.len()))]
 pub async fn process_delivery(
     deps: &Deps,
     chunk: &Chunk,
     last_delivery: bool,
+) -> Result<ChunkResult> {
+    process_delivery_until(deps, chunk, last_delivery, None).await
+}
+
+/// [`process_chunk`] for one delivery of a chunk message. On the `last_delivery` (the next
+/// failure would dead-letter it), a chunk whose tasks ran but whose rows or count could not be
+/// committed is accounted with the outcomes it got (see [`account_outcomes`]), not as failures.
+///
+/// With a `deadline` (the Lambda invocation's), no task starts within
+/// [`Config::worker_margin`](crate::Config::worker_margin) of it and running ones are cut off
+/// shortly before it: the outcomes so far are kept in the chunk's partial record and the chunk
+/// is queued again, to run only the tasks left ([`ChunkResult::Continued`]). A delivery that
+/// got no task done in time fails instead, so a task that can never finish in one invocation
+/// reaches the last delivery and is reported failed rather than queued for ever.
+#[instrument(skip(deps, chunk), fields(job_id = %chunk.job_id, chunk = chunk.chunk, tasks = chunk.tasks.len()))]
+pub async fn process_delivery_until(
+    deps: &Deps,
+    chunk: &Chunk,
+    last_delivery: bool,
+    deadline: Option<Instant>,
 ) -> Result<ChunkResult> {
     let job_id = chunk.job_id.as_str();
     if deps.store.chunk_counted(job_id, chunk.chunk).await? {
@@ -53,12 +88,20 @@ pub async fn process_delivery(
         return Ok(ChunkResult::Duplicate);
     }
     // Boxed: the task-running future is large, and held inline it overflows a thread's stack.
-    claimed(
+    let result = claimed(
         deps,
         chunk,
-        Box::pin(run_claimed(deps, chunk, last_delivery)),
+        Box::pin(run_claimed(deps, chunk, last_delivery, deadline)),
     )
-    .await
+    .await?;
+    if let ChunkResult::Continued { priority } = result {
+        // Sent once the claim is given up, so the next delivery can take it at once.
+        deps.queues
+            .send_chunks(std::slice::from_ref(chunk), priority)
+            .await?;
+        info!("deadline near: what ran is kept; the rest of the chunk queued again");
+    }
+    Ok(result)
 }
 
 /// Runs `work` holding the chunk's claim ([`claim`]), and gives the claim up afterwards,
@@ -120,8 +163,22 @@ async fn claim(deps: &Deps, chunk: &Chunk, owner: &str) -> Result<()> {
     Ok(())
 }
 
-/// [`process_delivery`] once this delivery holds the chunk's claim.
-async fn run_claimed(deps: &Deps, chunk: &Chunk, last_delivery: bool) -> Result<ChunkResult> {
+/// What became of one task in a delivery.
+enum Ran {
+    Done(Outcome),
+    /// Not started: the job is ending (counted as not run).
+    Stopped,
+    /// Not started, or cut off, because the delivery's deadline is near: for the next one.
+    Later,
+}
+
+/// [`process_delivery_until`] once this delivery holds the chunk's claim.
+async fn run_claimed(
+    deps: &Deps,
+    chunk: &Chunk,
+    last_delivery: bool,
+    deadline: Option<Instant>,
+) -> Result<ChunkResult> {
     let job_id = chunk.job_id.as_str();
     let job = deps.store.require(job_id).await?;
     if let Some(result) = unrunnable(deps, chunk, &job).await? {
@@ -145,7 +202,10 @@ async fn run_claimed(deps: &Deps, chunk: &Chunk, last_delivery: bool) -> Result<
     let Some(op) = &job.request.operation else {
         return Err(Error::Record(format!("job {job_id} has no Operation")));
     };
+    // What earlier deliveries cut short by their deadline ran: not run again.
+    let kept = kept_rows(deps, chunk).await?;
     let (task_s3, task_lambda) = deps.task_clients(job.request.role_arn.as_deref()).await;
+    let cleanup = crate::ops::Cleanup::default();
     let ctx = OpContext {
         s3: &task_s3,
         lambda: &task_lambda,
@@ -154,12 +214,14 @@ async fn run_claimed(deps: &Deps, chunk: &Chunk, last_delivery: bool) -> Result<
             threshold: deps.config.multipart_threshold,
             part_size: deps.config.multipart_part_size,
         },
+        cleanup: &cleanup,
     };
     let mode = if job.request.dry_run {
         Mode::DryRun(op)
     } else {
         Mode::Run(op)
     };
+    let (last_start, cut_off) = cutoffs(deps, deadline);
     // While the chunk runs, watch the job: once it is cancelled or failing, no further task
     // starts (those are counted as not run).
     let stop = Arc::new(AtomicBool::new(false));
@@ -169,11 +231,14 @@ async fn run_claimed(deps: &Deps, chunk: &Chunk, last_delivery: bool) -> Result<
     let refused = deps
         .config
         .job_refusal(Some(op), job.request.role_arn.as_deref());
+    let done_before = kept.as_ref().map(|k| &k.partial.done);
     // Futures are built up front (not in a stream closure) so the handler future is `Send`.
     let runs: Vec<_> = chunk
         .tasks
         .iter()
-        .map(|task| {
+        .enumerate()
+        .filter(|(i, _)| !done_before.is_some_and(|d| d.contains(i)))
+        .map(|(i, task)| {
             let stop = stop.clone();
             let ctx = &ctx;
             // A manifest row naming a bucket outside the stack's allow-list, or the stack's own
@@ -196,35 +261,68 @@ async fn run_claimed(deps: &Deps, chunk: &Chunk, last_delivery: bool) -> Result<
                 None
             };
             async move {
-                if stop.load(Ordering::Relaxed) {
-                    None
+                let ran = if stop.load(Ordering::Relaxed) {
+                    Ran::Stopped
+                } else if last_start.is_some_and(|t| Instant::now() >= t) {
+                    Ran::Later
                 } else if let Some(reason) = denied {
-                    Some(Outcome::failure(403, "AccessDenied", reason))
+                    Ran::Done(Outcome::failure(403, "AccessDenied", reason))
                 } else {
-                    Some(run_task(ctx, mode, task, policy).await)
-                }
+                    let run = run_task(ctx, mode, task, policy);
+                    match cut_off {
+                        Some(t) => tokio::time::timeout_at(t, run)
+                            .await
+                            .map_or(Ran::Later, Ran::Done),
+                        None => Ran::Done(run.await),
+                    }
+                };
+                (i, ran)
             }
         })
         .collect();
-    let outcomes: Vec<Option<Outcome>> = futures::stream::iter(runs)
+    let ran: Vec<(usize, Ran)> = futures::stream::iter(runs)
         .buffered(deps.config.task_concurrency.max(1))
         .collect()
         .await;
     watcher.abort();
-
-    let (ran_tasks, ran_outcomes): (Vec<Task>, Vec<Outcome>) = chunk
-        .tasks
-        .iter()
-        .zip(outcomes)
-        .filter_map(|(t, o)| o.map(|o| (t.clone(), o)))
-        .unzip();
-    let counts = counts_of(chunk, &ran_outcomes);
-    let committed = match commit_rows(deps, chunk, &ran_tasks, &ran_outcomes, counts).await {
+    // Multipart uploads of tasks cut off are aborted before anything is recorded.
+    cleanup.finish().await;
+    // Once the job is ending, what is left is not run, not left for later.
+    let ending = stop.load(Ordering::Relaxed);
+    let mut now = NewRows::default();
+    let mut later = 0usize;
+    for (i, r) in ran {
+        match r {
+            Ran::Done(o) => now.push(i, chunk.tasks[i].clone(), o),
+            Ran::Later if !ending => later += 1,
+            Ran::Later | Ran::Stopped => {}
+        }
+    }
+    if later > 0 {
+        if now.indices.is_empty() {
+            return Err(Error::Deadline {
+                job_id: job_id.into(),
+                chunk: chunk.chunk,
+            });
+        }
+        keep_partial(deps, chunk, kept, &now).await?;
+        info!(
+            ran = now.indices.len(),
+            left = later,
+            "deadline near; chunk continues"
+        );
+        return Ok(ChunkResult::Continued {
+            priority: job.priority,
+        });
+    }
+    let (rows, counts) = merged(chunk, kept.as_ref(), &now)?;
+    let committed = match commit_rows(deps, chunk, rows, counts).await {
         Ok(committed) => committed,
         Err(e) if last_delivery => {
             // The tasks ran; only recording them failed. Keep what they did.
             let cause = format!("recording the chunk failed: {e}");
-            return account(deps, chunk, &ran_tasks, &ran_outcomes, &cause).await;
+            let (rows, counts) = merged(chunk, kept.as_ref(), &now)?;
+            return account(deps, chunk, rows, counts, &cause).await;
         }
         Err(e) => return Err(e),
     };
@@ -233,6 +331,7 @@ async fn run_claimed(deps: &Deps, chunk: &Chunk, last_delivery: bool) -> Result<
         warn!("chunk counted concurrently by another delivery; discarding this attempt");
         return Ok(ChunkResult::Duplicate);
     }
+    forget_partial(deps, chunk, kept.as_ref()).await;
     info!(
         succeeded = counts.succeeded,
         failed = counts.failed,
@@ -243,13 +342,112 @@ async fn run_claimed(deps: &Deps, chunk: &Chunk, last_delivery: bool) -> Result<
     Ok(ChunkResult::Counted(counts))
 }
 
-/// A chunk's counts from the outcomes of the tasks that ran (the rest did not run).
-fn counts_of(chunk: &Chunk, outcomes: &[Outcome]) -> ChunkCounts {
-    let succeeded = outcomes.iter().filter(|o| o.succeeded).count();
-    ChunkCounts {
-        succeeded: succeeded as u64,
-        failed: (outcomes.len() - succeeded) as u64,
-        not_run: (chunk.tasks.len() - outcomes.len()) as u64,
+/// What earlier deliveries kept: their record and their rows.
+struct KeptRows {
+    partial: crate::adapters::dynamo::Partial,
+    rows: Vec<u8>,
+}
+
+/// The chunk's partial record and rows, if earlier deliveries cut short by their deadline
+/// left one.
+async fn kept_rows(deps: &Deps, chunk: &Chunk) -> Result<Option<KeptRows>> {
+    let Some(partial) = deps.store.chunk_partial(&chunk.job_id, chunk.chunk).await? else {
+        return Ok(None);
+    };
+    let rows = deps
+        .objects
+        .get_bytes(&deps.config.bucket, &partial.result_key)
+        .await?;
+    Ok(Some(KeptRows { partial, rows }))
+}
+
+/// The tasks this delivery ran, with their outcomes.
+#[derive(Default)]
+struct NewRows {
+    indices: Vec<usize>,
+    tasks: Vec<Task>,
+    outcomes: Vec<Outcome>,
+}
+
+impl NewRows {
+    fn push(&mut self, index: usize, task: Task, outcome: Outcome) {
+        self.indices.push(index);
+        self.tasks.push(task);
+        self.outcomes.push(outcome);
+    }
+}
+
+/// The rows and counts of a chunk from what earlier deliveries kept and this one ran; every
+/// other task of the chunk counts as not run.
+fn merged(chunk: &Chunk, kept: Option<&KeptRows>, now: &NewRows) -> Result<(Vec<u8>, ChunkCounts)> {
+    let mut rows = kept.map(|k| k.rows.clone()).unwrap_or_default();
+    rows.extend(chunk_rows(&now.tasks, &now.outcomes)?);
+    let succeeded = now.outcomes.iter().filter(|o| o.succeeded).count() as u64;
+    let mut counts = ChunkCounts {
+        succeeded,
+        failed: now.outcomes.len() as u64 - succeeded,
+        not_run: 0,
+    };
+    if let Some(k) = kept {
+        counts.succeeded += k.partial.succeeded;
+        counts.failed += k.partial.failed;
+    }
+    counts.not_run = (chunk.tasks.len() as u64).saturating_sub(counts.succeeded + counts.failed);
+    Ok((rows, counts))
+}
+
+/// Saves what ran so far (with what earlier deliveries kept) as the chunk's partial record:
+/// the rows first, then the record naming them.
+async fn keep_partial(
+    deps: &Deps,
+    chunk: &Chunk,
+    kept: Option<KeptRows>,
+    now: &NewRows,
+) -> Result<()> {
+    let (rows, counts) = merged(chunk, kept.as_ref(), now)?;
+    let key = result_key(&chunk.job_id, chunk.chunk);
+    deps.objects
+        .put_bytes(&deps.config.bucket, &key, rows, "text/csv")
+        .await?;
+    let mut done = kept
+        .as_ref()
+        .map(|k| k.partial.done.clone())
+        .unwrap_or_default();
+    done.extend(now.indices.iter().copied());
+    let partial = crate::adapters::dynamo::Partial {
+        done,
+        succeeded: counts.succeeded,
+        failed: counts.failed,
+        result_key: key,
+    };
+    deps.store
+        .save_partial(&chunk.job_id, chunk.chunk, &partial)
+        .await?;
+    if let Some(k) = kept
+        && let Err(e) = deps
+            .objects
+            .delete(&deps.config.bucket, &k.partial.result_key)
+            .await
+    {
+        warn!(error = %e, "could not delete an earlier partial's rows");
+    }
+    Ok(())
+}
+
+/// Once the chunk is counted, its partial record and rows are no longer needed.
+async fn forget_partial(deps: &Deps, chunk: &Chunk, kept: Option<&KeptRows>) {
+    let Some(KeptRows { partial: p, .. }) = kept else {
+        return;
+    };
+    if let Err(e) = deps.store.drop_partial(&chunk.job_id, chunk.chunk).await {
+        warn!(error = %e, "could not remove the chunk's partial record");
+    }
+    if let Err(e) = deps
+        .objects
+        .delete(&deps.config.bucket, &p.result_key)
+        .await
+    {
+        warn!(error = %e, "could not delete the chunk's partial rows");
     }
 }
 
@@ -292,17 +490,16 @@ async fn unrunnable(deps: &Deps, chunk: &Chunk, job: &Job) -> Result<Option<Chun
 }
 
 /// Accounts a chunk that will not be delivered again (its last delivery failed, or it was
-/// dead-lettered) with the `outcomes` of the `tasks` that ran — the rest count as not run —
-/// so that no work is lost silently.
+/// dead-lettered) with `rows` and `counts` — the outcomes of the tasks that ran, the rest not
+/// run — so that no work is lost silently.
 async fn account(
     deps: &Deps,
     chunk: &Chunk,
-    tasks: &[Task],
-    outcomes: &[Outcome],
+    rows: Vec<u8>,
+    counts: ChunkCounts,
     cause: &str,
 ) -> Result<ChunkResult> {
-    let counts = counts_of(chunk, outcomes);
-    if !commit_rows(deps, chunk, tasks, outcomes, counts).await? {
+    if !commit_rows(deps, chunk, rows, counts).await? {
         return Ok(ChunkResult::Duplicate);
     }
     warn!(
@@ -321,12 +518,10 @@ async fn account(
 async fn commit_rows(
     deps: &Deps,
     chunk: &Chunk,
-    tasks: &[Task],
-    outcomes: &[Outcome],
+    rows: Vec<u8>,
     counts: ChunkCounts,
 ) -> Result<bool> {
     let key = result_key(&chunk.job_id, chunk.chunk);
-    let rows = chunk_rows(tasks, outcomes)?;
     deps.objects
         .put_bytes(&deps.config.bucket, &key, rows, "text/csv")
         .await?;
@@ -418,8 +613,24 @@ pub async fn account_failed_chunk(deps: &Deps, chunk: &Chunk, cause: &str) -> Re
         {
             return Ok(result);
         }
-        let outcomes = vec![Outcome::failure(500, "InternalError", cause); chunk.tasks.len()];
-        account(deps, chunk, &chunk.tasks, &outcomes, cause).await
+        // What earlier deliveries cut short by their deadline ran is kept; the rest failed.
+        let kept = kept_rows(deps, chunk).await?;
+        let mut now = NewRows::default();
+        for (i, task) in chunk.tasks.iter().enumerate() {
+            if !kept.as_ref().is_some_and(|k| k.partial.done.contains(&i)) {
+                now.push(
+                    i,
+                    task.clone(),
+                    Outcome::failure(500, "InternalError", cause),
+                );
+            }
+        }
+        let (rows, counts) = merged(chunk, kept.as_ref(), &now)?;
+        let result = account(deps, chunk, rows, counts, cause).await?;
+        if matches!(result, ChunkResult::Counted(_)) {
+            forget_partial(deps, chunk, kept.as_ref()).await;
+        }
+        Ok(result)
     };
     claimed(deps, chunk, Box::pin(work)).await
 }

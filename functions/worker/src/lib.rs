@@ -17,6 +17,17 @@ use tokio::sync::Mutex;
 const CHUNKS_AT_ONCE: usize = 2;
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    handle_until(deps, event, None).await
+}
+
+/// [`handle`] for an invocation that ends at `deadline` (the Lambda context's): chunks not
+/// finished in time keep what ran and are queued again for the rest
+/// ([`batchops_core::worker::process_delivery_until`]).
+pub async fn handle_until(
+    deps: &Deps,
+    event: SqsEvent,
+    deadline: Option<tokio::time::Instant>,
+) -> SqsBatchResponse {
     let sources = deliveries(&event);
     let messages: Vec<_> = event.records.into_iter().map(message).collect();
     // Two copies of one chunk in a batch (SQS is at-least-once) run one after the other, so
@@ -35,7 +46,9 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             None => None,
         };
         let last_delivery = m.receive_count >= deps.config.max_receives;
-        match batchops_core::worker::process_delivery(deps, &chunk, last_delivery).await {
+        match batchops_core::worker::process_delivery_until(deps, &chunk, last_delivery, deadline)
+            .await
+        {
             Ok(_) => Ok(()),
             // The last delivery before the DLQ: account the tasks as failed with the cause
             // rather than let the chunk vanish into the dead-letter queue.

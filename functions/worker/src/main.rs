@@ -1,5 +1,6 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -7,7 +8,18 @@ async fn main() -> Result<(), Error> {
     let deps = batchops_core::Deps::from_env().await?;
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
-        async move { Ok::<_, Error>(batchops_worker::handle(&deps, event.payload).await) }
+        // Chunks not finished by this invocation's deadline keep what ran and go on in another.
+        let left = event
+            .context
+            .deadline()
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let deadline = tokio::time::Instant::now() + left;
+        async move {
+            Ok::<_, Error>(
+                batchops_worker::handle_until(&deps, event.payload, Some(deadline)).await,
+            )
+        }
     }))
     .await
 }

@@ -5,6 +5,7 @@
 //! | job | `JOB#<id>` | `JOB` | status, request, counters; `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `expires_at` (TTL) 90 days after it ends |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
 //! | chunk claim | `JOB#<id>` | `CLAIM#<n, 12 digits>` | `owner`, `lease_until` (epoch ms): the one delivery that may run the chunk's tasks; `expires_at` (TTL) |
+//! | partial chunk | `JOB#<id>` | `PART#<n, 12 digits>` | `done` (the tasks that ran, by index), their `succeeded`/`failed` and `result_key` (their rows): what a delivery cut short by its deadline kept |
 //! | planner checkpoint | `JOB#<id>` | `PLAN` | `seq`, `checkpoint` (JSON): where planning resumes; `sent_through`, `sent_rows`: chunks before it (and their rows) may be queued |
 //! | generated manifest file | `JOB#<id>` | `OUTFILE#<first chunk, 12 digits>` | `last_chunk`, `key`, `size`, `md5` |
 //!
@@ -83,6 +84,55 @@ fn chunk_sk(chunk: u64) -> String {
 /// Now, in milliseconds since the epoch.
 fn now_ms() -> i128 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+}
+
+fn part_sk(chunk: u64) -> String {
+    format!("PART#{chunk:012}")
+}
+
+/// What deliveries of a chunk cut short by their deadline ran and kept: the next delivery runs
+/// only the other tasks, and the count, when it comes, covers both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Partial {
+    /// Indices (in the chunk's `tasks`) of the tasks that ran.
+    pub done: std::collections::BTreeSet<usize>,
+    /// Of those, how many succeeded and failed.
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Key in the stack bucket of their result rows.
+    pub result_key: String,
+}
+
+/// `0-3,5,9-10`: a set of task indices as ranges.
+fn index_ranges(set: &std::collections::BTreeSet<usize>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut it = set.iter().copied().peekable();
+    while let Some(first) = it.next() {
+        let mut last = first;
+        while it.peek() == Some(&(last + 1)) {
+            last += 1;
+            it.next();
+        }
+        out.push(if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        });
+    }
+    out.join(",")
+}
+
+fn parse_index_ranges(text: &str) -> Option<std::collections::BTreeSet<usize>> {
+    let mut set = std::collections::BTreeSet::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+        if b < a || b - a > 1_000_000 {
+            return None;
+        }
+        set.extend(a..=b);
+    }
+    Some(set)
 }
 
 fn claim_sk(chunk: u64) -> String {
@@ -1062,6 +1112,66 @@ impl JobStore {
         }
     }
 
+    /// What earlier deliveries of a chunk, cut short by their deadline, ran and kept.
+    pub async fn chunk_partial(&self, job_id: &str, chunk: u64) -> Result<Option<Partial>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s(part_sk(chunk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("GetItem", e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let done =
+            parse_index_ranges(&get_s(item, "done").unwrap_or_default()).ok_or_else(|| {
+                Error::Record(format!(
+                    "job {job_id} chunk {chunk}: unreadable partial record"
+                ))
+            })?;
+        Ok(Some(Partial {
+            done,
+            succeeded: get_n(item, "succeeded"),
+            failed: get_n(item, "failed"),
+            result_key: get_s(item, "result_key").unwrap_or_default(),
+        }))
+    }
+
+    /// Records what a delivery cut short by its deadline ran (everything earlier deliveries
+    /// kept included). Written by the holder of the chunk's claim only.
+    pub async fn save_partial(&self, job_id: &str, chunk: u64, partial: &Partial) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", job_pk(job_id))
+            .item("sk", s(part_sk(chunk)))
+            .item("done", s(index_ranges(&partial.done)))
+            .item("succeeded", n(partial.succeeded))
+            .item("failed", n(partial.failed))
+            .item("result_key", s(&partial.result_key))
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("PutItem", e))?;
+        Ok(())
+    }
+
+    /// Removes a chunk's partial record once the chunk is counted.
+    pub async fn drop_partial(&self, job_id: &str, chunk: u64) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s(part_sk(chunk)))
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("DeleteItem", e))?;
+        Ok(())
+    }
+
     /// Counts a chunk exactly once: one transaction puts the chunk record (only if absent)
     /// and adds its counts to the job. Returns `false`, changing nothing, when the chunk was
     /// already counted (a redelivery), or is not part of the job: the job has ended (or is
@@ -1305,6 +1415,16 @@ mod tests {
             get_s(&item, "gsi1sk").unwrap(),
             "2026-01-01T00:00:00.000Z#id-1"
         );
+    }
+
+    #[test]
+    fn task_index_ranges_round_trip() {
+        let set: std::collections::BTreeSet<usize> = [0, 1, 2, 3, 5, 9, 10, 42].into();
+        assert_eq!(index_ranges(&set), "0-3,5,9-10,42");
+        assert_eq!(parse_index_ranges("0-3,5,9-10,42"), Some(set));
+        assert_eq!(parse_index_ranges(""), Some(Default::default()));
+        assert_eq!(parse_index_ranges("3-1"), None);
+        assert_eq!(parse_index_ranges("x"), None);
     }
 
     #[test]

@@ -513,6 +513,7 @@ mod tests {
                 threshold: u64::MAX,
                 part_size: 5 << 20,
             },
+            cleanup: &Default::default(),
         };
         let p = LambdaInvokeParams {
             function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),

@@ -56,6 +56,44 @@ pub struct OpContext<'a> {
     pub lambda: &'a aws_sdk_lambda::Client,
     pub job_id: &'a str,
     pub multipart: MultipartSettings,
+    /// Where a task cut off mid-way (its future dropped at the worker's deadline) leaves the
+    /// clean-up it owes, such as aborting its multipart upload; the worker awaits it.
+    pub cleanup: &'a Cleanup,
+}
+
+/// Clean-up work started by tasks that were cut off, awaited by the worker before it records
+/// anything ([`Cleanup::finish`]).
+#[derive(Debug, Default)]
+pub struct Cleanup {
+    running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Cleanup {
+    /// Starts `work` now (a dropped task cannot await it) for [`Cleanup::finish`] to await.
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(work);
+        if let Ok(mut running) = self.running.lock() {
+            running.push(handle);
+        }
+    }
+
+    /// Awaits the clean-up started so far, for at most 5 s.
+    pub async fn finish(&self) {
+        let running: Vec<_> = match self.running.lock() {
+            Ok(mut r) => r.drain(..).collect(),
+            Err(_) => return,
+        };
+        if running.is_empty() {
+            return;
+        }
+        let all = futures::future::join_all(running);
+        if tokio::time::timeout(Duration::from_secs(5), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("clean-up of cut-off tasks still running after 5 s");
+        }
+    }
 }
 
 /// When and how `S3PutObjectCopy` switches from CopyObject to a multipart copy.
@@ -553,6 +591,7 @@ mod tests {
                 threshold: u64::MAX,
                 part_size: 5 << 20,
             },
+            cleanup: &Default::default(),
         };
         let task = Task {
             row: 4,

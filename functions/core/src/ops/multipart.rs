@@ -124,7 +124,18 @@ pub async fn copy(
             "CreateMultipartUpload answered no upload id",
         )
     })?;
-    match upload_parts(ctx, &d, task, source, &key, &upload_id).await {
+    // Cut off at the worker's deadline (this future dropped), the upload is aborted anyway.
+    let mut guard = AbortOnDrop {
+        ctx: *ctx,
+        bucket: d.bucket.clone(),
+        key: key.clone(),
+        upload_id: upload_id.clone(),
+        request_payer: d.request_payer.clone(),
+        armed: true,
+    };
+    let uploaded = upload_parts(ctx, &d, task, source, &key, &upload_id).await;
+    guard.armed = false;
+    match uploaded {
         Ok(parts) => Ok(format!("Successful (multipart copy in {parts} parts)")),
         Err(e) => {
             if let Err(abort) = ctx
@@ -146,6 +157,49 @@ pub async fn copy(
             }
             Err(e)
         }
+    }
+}
+
+/// Aborts a multipart upload whose copy was dropped before it completed or failed (the task
+/// was cut off at the worker's deadline), through [`super::Cleanup`], which the worker awaits.
+struct AbortOnDrop<'a> {
+    ctx: OpContext<'a>,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    request_payer: Option<aws_sdk_s3::types::RequestPayer>,
+    armed: bool,
+}
+
+impl Drop for AbortOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let abort = self
+            .ctx
+            .s3
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .set_request_payer(self.request_payer.clone());
+        let (key, upload_id) = (self.key.clone(), self.upload_id.clone());
+        self.ctx.cleanup.spawn(async move {
+            match abort.send().await {
+                Ok(_) => tracing::info!(
+                    key,
+                    upload_id,
+                    "aborted the multipart copy of a cut-off task"
+                ),
+                Err(e) => tracing::warn!(
+                    key,
+                    upload_id,
+                    error = %OpError::from_sdk(e).message,
+                    "could not abort the multipart copy of a cut-off task"
+                ),
+            }
+        });
     }
 }
 
