@@ -4,7 +4,7 @@
 # `perf` profile, starts its own servers on free loopback ports, measures, prints the table
 # and writes bench/results.md. Stops everything it started, by PID.
 #
-# BENCH_ROWS (10,000,000), BENCH_PLAN_ROWS (1,000,000), BENCH_N ("2000 10000") and
+# BENCH_ROWS (10,000,000), BENCH_PLAN_ROWS (1,000,000), BENCH_FINAL_ROWS (1,000,000), BENCH_N ("2000 10000") and
 # BENCH_ROUNDS (3: end-to-end runs of each tool, taking turns to go first) scale it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,7 @@ TOOLS=.bench-tools
 RUN=.run/bench
 ROWS=${BENCH_ROWS:-10000000}
 PLAN_ROWS=${BENCH_PLAN_ROWS:-1000000}
+FINAL_ROWS=${BENCH_FINAL_ROWS:-1000000}
 NS=${BENCH_N:-"2000 10000"}
 ROUNDS=${BENCH_ROUNDS:-3}
 OUT=$RUN/results.jsonl
@@ -72,6 +73,19 @@ PY
 echo "== planner: peak RSS of real planner runs (manifest on s3s-fs, SQS + DynamoDB on moto)"
 rss_run "$ROWS" "read and chunked, ConfirmationRequired (nothing queued)" --count-only
 rss_run "$PLAN_ROWS" "planned: every chunk sent to SQS"
+
+echo "== finalizer: the report of a $FINAL_ROWS-task job (result files on s3s-fs, DynamoDB on moto)"
+final_stack="fin-$RANDOM$RANDOM"
+final_job=$(AWS_ENDPOINT_URL_S3=$FS "$BIN/bench-harness" seed-results --stack "$final_stack" --rows "$FINAL_ROWS")
+AWS_ENDPOINT_URL_S3=$FS /usr/bin/time -v -o "$RUN/time-$final_stack.txt" \
+    "$BIN/bench-harness" finalize --stack "$final_stack" --job "$final_job" >"$RUN/finalize-$final_stack.json"
+python3 - "$RUN/finalize-$final_stack.json" "$RUN/time-$final_stack.txt" <<'PY' | tee -a "$OUT"
+import json, re, sys
+run = json.load(open(sys.argv[1]))
+rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(sys.argv[2]).read()).group(1))
+run.update(kind="finalize_rss", max_rss_kib=rss)
+print(json.dumps(run))
+PY
 
 for n in $NS; do
     echo "== end to end: $n copies on s3s-fs, batchops vs s5cmd"

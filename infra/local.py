@@ -62,13 +62,43 @@ def clients(endpoint, region="us-east-1"):
     }
 
 
+# What the job indexes project (functions/core/src/adapters/dynamo.rs, SUMMARY_ATTRIBUTES).
+SUMMARY_ATTRIBUTES = [
+    "job_id",
+    "status",
+    "priority",
+    "creation_time",
+    "termination_date",
+    "total_tasks",
+    "succeeded",
+    "failed",
+    "operation",
+    "description",
+]
+
+
 def ensure_table(ddb, table):
     try:
         ddb.describe_table(TableName=table)
         return
     except ddb.exceptions.ResourceNotFoundException:
         pass
-    attrs = [{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")]
+    attrs = [
+        {"AttributeName": n, "AttributeType": "S"}
+        for n in ("pk", "sk", "gsi1pk", "gsi1sk", "open")
+    ]
+
+    def index(name, hash_key):
+        # As the template: only a job's summary is projected.
+        return {
+            "IndexName": name,
+            "KeySchema": [
+                {"AttributeName": hash_key, "KeyType": "HASH"},
+                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": SUMMARY_ATTRIBUTES},
+        }
+
     ddb.create_table(
         TableName=table,
         BillingMode="PAY_PER_REQUEST",
@@ -77,16 +107,7 @@ def ensure_table(ddb, table):
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "gsi1",
-                "KeySchema": [
-                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
+        GlobalSecondaryIndexes=[index("jobs", "gsi1pk"), index("open", "open")],
     )
 
 

@@ -11,6 +11,9 @@
 //! - `e2e`: N small-object copies through the dev runner (the code `batchops dev` runs), then
 //!   the same copies with `s5cmd run`, side by side; SQS and DynamoDB calls counted from the
 //!   emulator's request recorder.
+//! - `seed-results` / `finalize`: a job of `rows` counted tasks (its chunk records and result
+//!   files written directly), then the finalizer assembling its report in a process of its
+//!   own (peak RSS), invocation after invocation until the job ends.
 //! - `cold-start`: each Lambda binary from process start to its first request for an event,
 //!   against a stand-in of the Lambda Runtime API.
 //! - `report`: the table.
@@ -75,6 +78,23 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Creates a stack and a job of `rows` tasks, all counted (chunk records and result files
+    /// written directly, as workers would); prints the job id.
+    SeedResults {
+        #[arg(long)]
+        stack: String,
+        #[arg(long)]
+        rows: u64,
+        #[arg(long, default_value_t = 1000)]
+        chunk_size: u64,
+    },
+    /// Finalizes a seeded job in this process: finalizer invocations until it ends.
+    Finalize {
+        #[arg(long)]
+        stack: String,
+        #[arg(long)]
+        job: String,
+    },
     /// Cold start of each Lambda binary given.
     ColdStart {
         #[arg(long, default_value_t = 5)]
@@ -107,6 +127,12 @@ async fn main() -> Result<()> {
             moto,
             rounds,
         } => e2e(n, rounds, &label, &s5cmd, &moto).await,
+        Command::SeedResults {
+            stack,
+            rows,
+            chunk_size,
+        } => seed_results(&stack, rows, chunk_size).await,
+        Command::Finalize { stack, job } => finalize(&stack, &job).await,
         Command::ColdStart { runs, bins } => cold_start(runs, &bins).await,
         Command::Report { input, out } => report(&input, &out),
     }
@@ -285,6 +311,109 @@ async fn plan(stack: &str, job: &str) -> Result<()> {
                "status": stored.status.as_str(), "secs": t0.elapsed().as_secs_f64(),
                "max_buffered_rows": summary.max_buffered_rows,
                "max_tasks_held": summary.max_tasks_held})
+    );
+    Ok(())
+}
+
+async fn seed_results(stack: &str, rows: u64, chunk_size: u64) -> Result<()> {
+    use batchops_core::adapters::ChunkCounts;
+    use batchops_core::chunk::Task;
+    use batchops_core::job::JobStatus;
+    use batchops_core::ops::Outcome;
+    use futures::StreamExt;
+    let deps = stack_deps(stack).await?;
+    let s3 = s3_client(&sdk().await);
+    let reports = format!("{stack}-rep");
+    let _ = s3.create_bucket().bucket(&reports).send().await;
+    let request: CreateJobRequest = serde_json::from_value(json!({
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820"},
+                     "Location": {"ObjectArn": format!("arn:aws:s3:::{stack}-src/manifest.csv")}},
+        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{reports}"),
+                   "Format": "Report_CSV_20180820", "Prefix": "r", "ReportScope": "AllTasks"}
+    }))?;
+    let job_id = uuid::Uuid::new_v4().to_string();
+    deps.store
+        .create(&Job::new(
+            job_id.clone(),
+            request,
+            batchops_core::time::now_iso(),
+        ))
+        .await?;
+    let chunks = rows.div_ceil(chunk_size);
+    let write = |n: u64| {
+        let (deps, job_id) = (&deps, &job_id);
+        async move {
+            let first = n * chunk_size;
+            let tasks: Vec<Task> = (first..rows.min(first + chunk_size))
+                .map(|row| Task {
+                    row,
+                    bucket: "bench-source-bucket".into(),
+                    key: format!("photos/2026/{:03}/IMG {row:08}+edit.jpg", row % 997),
+                    version_id: None,
+                    invalid: None,
+                })
+                .collect();
+            let outcomes = vec![Outcome::success("Successful"); tasks.len()];
+            let body = batchops_core::report::chunk_rows(&tasks, &outcomes)?;
+            let key = batchops_core::worker::result_key(job_id, n);
+            deps.objects
+                .put_bytes(&deps.config.bucket, &key, body, "text/csv")
+                .await?;
+            let counts = ChunkCounts {
+                succeeded: tasks.len() as u64,
+                ..Default::default()
+            };
+            deps.store
+                .count_chunk(job_id, n, counts, Some(&key))
+                .await?;
+            Ok::<_, batchops_core::Error>(())
+        }
+    };
+    let results: Vec<_> = futures::stream::iter((0..chunks).map(write))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    deps.store
+        .finish_planning(&job_id, rows, chunks, "")
+        .await?;
+    for (from, to) in [
+        (JobStatus::New, JobStatus::Preparing),
+        (JobStatus::Preparing, JobStatus::Active),
+    ] {
+        deps.store
+            .transition(&job_id, &[from], to, Default::default())
+            .await?;
+    }
+    println!("{job_id}");
+    Ok(())
+}
+
+async fn finalize(stack: &str, job: &str) -> Result<()> {
+    use batchops_core::finalizer::Finalized;
+    let deps = stack_deps(stack).await?;
+    let t0 = Instant::now();
+    let mut invocations = 0u64;
+    let status = loop {
+        invocations += 1;
+        match batchops_core::finalizer::finalize_job(&deps, job).await? {
+            Finalized::Continued => continue,
+            Finalized::Ended(status, _) | Finalized::AlreadyEnded(status) => break status,
+            Finalized::NotReady => bail!("job {job} is not reconciled"),
+        }
+    };
+    let stored = deps.store.require(job).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    let rows = stored.succeeded + stored.failed;
+    println!(
+        "{}",
+        json!({"kind": "finalize", "rows": rows, "chunks": stored.chunks_total,
+               "status": status.as_str(), "secs": secs, "rows_per_sec": rows as f64 / secs,
+               "invocations": invocations,
+               "budget_secs": deps.config.finalizer_budget.as_secs()})
     );
     Ok(())
 }
@@ -657,6 +786,22 @@ fn report(input: &str, out: &str) -> Result<()> {
             p["chunks"],
             f(p, "secs"),
             p["max_buffered_rows"],
+            f(p, "max_rss_kib") / 1024.0
+        ));
+    }
+    md.push_str("\n## Finalizer\n\n| measure | value | target |\n|---|---|---|\n");
+    for p in of("finalize_rss") {
+        md.push_str(&format!(
+            "| report of a {}-task job ({} chunk files and the report on s3s-fs, DynamoDB on moto), {} finalizer invocation(s) of a {} s budget | {:.0} report rows/s ({:.1} s) | — |\n",
+            p["rows"],
+            p["chunks"],
+            p["invocations"],
+            p["budget_secs"],
+            f(p, "rows_per_sec"),
+            f(p, "secs"),
+        ));
+        md.push_str(&format!(
+            "| peak RSS of that finalizer | {:.1} MiB | ≤ 64 MiB |\n",
             f(p, "max_rss_kib") / 1024.0
         ));
     }

@@ -172,6 +172,19 @@ impl FaultProxy {
         self.add_rule(method, path, n, Answer::ServiceError);
     }
 
+    /// Fails the next `n` planner checkpoint saves (the `TransactWriteItems` calls that write
+    /// a job's `PLAN` item) with DynamoDB's throttling error: a planner that dies before it can
+    /// checkpoint. Other transactions (a job's creation, chunk counts) pass.
+    pub fn fail_next_checkpoints(&self, n: u32) {
+        self.shared.rules.lock().unwrap().push(Rule {
+            method: "POST".into(),
+            pattern: "TransactWriteItems".into(),
+            body: Some("{\"S\":\"PLAN\"}".into()),
+            left: n,
+            answer: Answer::ServiceError,
+        });
+    }
+
     /// Cancels the next `n` DynamoDB `TransactWriteItems` calls as DynamoDB does under
     /// contention: `TransactionCanceledException` with reasons `[None, TransactionConflict]`.
     pub fn conflict_next(&self, n: u32) {

@@ -411,3 +411,116 @@ async fn a_task_that_never_finishes_before_the_deadline_is_failed_on_the_last_de
         report.rows[0]
     );
 }
+
+/// The size DynamoDB bills an item by, roughly: attribute names plus values.
+fn item_bytes(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    _ => 1,
+                }
+        })
+        .sum()
+}
+
+/// Accounting §1: every chunk count and status change writes the job's counted item, so it
+/// must stay small however big the request is: the request (and tags) live in their own item,
+/// read with the job, and the indexes project only the summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_counted_job_item_stays_small_whatever_the_request_size() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: |_| {},
+    })
+    .await;
+    let keys: Vec<String> = (0..3).map(|i| format!("big-request/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    // 50 tags of the longest key and value: a request of about 20 KB.
+    body["Tags"] = (0..50)
+        .map(|i| serde_json::json!({"Key": format!("{i:02}{}", "k".repeat(126)), "Value": "v".repeat(256)}))
+        .collect::<Vec<_>>()
+        .into();
+    body["Description"] = "a job with a big request".into();
+    let job_id = stack.api.create(&body).await.unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(90)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 3, "{job}");
+    let ddb = aws_sdk_dynamodb::Client::new(&batchops_tests::sdk().await);
+    let item = |sk: &str| {
+        let ddb = ddb.clone();
+        let (table, pk, sk) = (
+            stack.dev.deps.store.table().to_string(),
+            format!("JOB#{job_id}"),
+            sk.to_string(),
+        );
+        async move {
+            ddb.get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk))
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap_or_default()
+        }
+    };
+    let counted = item("JOB").await;
+    assert!(!counted.contains_key("request") && !counted.contains_key("tags"));
+    assert!(
+        item_bytes(&counted) < 2048,
+        "counted item of {} bytes: {counted:?}",
+        item_bytes(&counted)
+    );
+    let request = item("JOB#REQUEST").await;
+    assert!(item_bytes(&request) > 20_000, "the request is whole there");
+    // The job reads whole: DescribeJob, GetJobTagging and ListJobs show what was asked.
+    assert_eq!(job["Description"], "a job with a big request", "{job}");
+    let tags = stack
+        .api
+        .call(
+            reqwest::Method::GET,
+            &format!("/jobs/{job_id}/tagging"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tags["Tags"].as_array().map(Vec::len), Some(50), "{tags}");
+    let listed = stack.api.list(&[], None, None).await.unwrap();
+    let entry = listed["Jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["JobId"] == job_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["Operation"], "S3PutObjectCopy", "{entry}");
+    assert_eq!(entry["Description"], "a job with a big request", "{entry}");
+    assert_eq!(
+        entry["ProgressSummary"]["NumberOfTasksSucceeded"], 3,
+        "{entry}"
+    );
+    // Neither index holds the request.
+    let table = ddb
+        .describe_table()
+        .table_name(stack.dev.deps.store.table())
+        .send()
+        .await
+        .unwrap();
+    for index in table.table().unwrap().global_secondary_indexes() {
+        let projection = index.projection().unwrap();
+        assert_eq!(
+            projection.projection_type(),
+            Some(&aws_sdk_dynamodb::types::ProjectionType::Include),
+            "{index:?}"
+        );
+        assert!(
+            !projection
+                .non_key_attributes()
+                .contains(&"request".to_string())
+        );
+    }
+}

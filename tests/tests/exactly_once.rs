@@ -168,13 +168,14 @@ async fn a_commit_cancelled_for_contention_is_retried_without_running_tasks_agai
     .await;
     let keys: Vec<String> = (0..20).map(|i| format!("hot/{i:02}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
-    // The first commits meet another transaction on the job item, as in DynamoDB under load.
-    proxy.conflict_next(6);
     let job_id = stack
         .api
         .create(&seeded.copy_job("AllTasks"))
         .await
         .unwrap();
+    // The first commits (the job's creation is one too) meet another transaction on the job
+    // item, as in DynamoDB under load.
+    proxy.conflict_next(6);
     let job = stack.wait(&job_id, Duration::from_secs(120)).await;
     assert_eq!(job["Status"], "Complete", "{job}");
     assert_eq!(
@@ -312,4 +313,56 @@ async fn a_chunk_whose_handler_fails_is_delivered_again_in_seconds_not_after_the
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A message of a queue the stack reads but does not send to (the intake queue) whose handler
+/// failed is also delivered again in seconds: its URL is found from the event's ARN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_message_of_a_queue_the_stack_only_reads_is_delivered_again_in_seconds() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 0,
+        tune: |_| {},
+    })
+    .await;
+    let deps = stack.dev.deps.clone();
+    let name = batchops_tests::unique("read-only");
+    let url = stack
+        .sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("{}")
+        .send()
+        .await
+        .unwrap();
+    let receive = |visibility: i32, wait: i32| {
+        stack
+            .sqs
+            .receive_message()
+            .queue_url(&url)
+            .visibility_timeout(visibility)
+            .wait_time_seconds(wait)
+            .send()
+    };
+    let first = receive(300, 5).await.unwrap();
+    let receipt = first.messages()[0].receipt_handle().unwrap().to_string();
+    let arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+    deps.queues.retry_later(&arn, &receipt, 1).await.unwrap();
+    // Hidden for 300 s as received; visible again after the 1-s retry.
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        again = receive(30, 2).await.unwrap().messages().to_vec();
+        if !again.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(again.len(), 1, "delivered again within seconds");
 }

@@ -531,3 +531,64 @@ async fn with_limited_workers_a_high_priority_job_finishes_first() {
     assert!(high_job["TerminationDate"].as_str() < low_job["TerminationDate"].as_str());
     stack.dev.stop().await;
 }
+
+/// Accounting §4: the work of one ListJobs call and of one sweep is bounded by what they
+/// need, not by every job the table keeps (ended jobs are kept 90 days).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_jobs_reads_a_bounded_number_of_pages_per_call_and_the_sweep_only_open_jobs() {
+    let stack = TestStack::start_with_dev(
+        StackOptions {
+            workers: 2,
+            tune: |_| {},
+        },
+        |d| d.sweep_interval = Duration::ZERO,
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let (source, target, etag) = seed(&stack, 1).await;
+    let mut ids = Vec::new();
+    for i in 0..13 {
+        let mut body = copy_job(&source, "m.csv", Some(&etag), &target, &target, "AllTasks");
+        // The last one waits for confirmation: the one open job.
+        body["ConfirmationRequired"] = (i == 12).into();
+        ids.push(stack.api.create(&body).await.unwrap());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i == 12 { "Suspended" } else { "Complete" };
+        stack.until(id, 90, |j| j["Status"] == want).await;
+    }
+    let swept = batchops_core::finalizer::sweep(&deps).await.unwrap();
+    assert_eq!(swept.examined, 1, "only the open job is read: {swept:?}");
+    // No job is Failed: one job a page, each call reads at most LIST_PAGES index pages and
+    // answers with a NextToken to go on from.
+    let mut calls = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let page = stack
+            .api
+            .list(&["Failed".to_string()], Some(1), token.as_deref())
+            .await
+            .unwrap();
+        calls += 1;
+        assert_eq!(page["Jobs"].as_array().map(Vec::len), Some(0), "{page}");
+        match page["NextToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+        assert!(calls < 10, "ListJobs never ends");
+    }
+    assert_eq!(
+        calls,
+        2,
+        "13 jobs, 1 read each, {} reads a call",
+        batchops_core::jobs::LIST_PAGES
+    );
+    // An open-status filter reads the open-jobs index.
+    let open = stack
+        .api
+        .list(&["Suspended".to_string()], None, None)
+        .await
+        .unwrap();
+    assert_eq!(open["Jobs"].as_array().map(Vec::len), Some(1), "{open}");
+    assert_eq!(open["Jobs"][0]["JobId"], ids[12].as_str(), "{open}");
+}

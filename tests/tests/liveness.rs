@@ -537,7 +537,7 @@ async fn a_planner_that_dies_after_its_first_chunk(
     .await;
     let keys: Vec<String> = (0..50).map(|i| format!("{prefix}/{i:02}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
-    proxy.fail_next("POST", "TransactWriteItems", 5 * invocations);
+    proxy.fail_next_checkpoints(5 * invocations);
     let job_id = stack
         .api
         .create(&seeded.copy_job("AllTasks"))
@@ -1344,7 +1344,7 @@ async fn a_manifest_without_an_etag_is_pinned_on_first_read_so_a_retried_plan_cu
     .await;
     let keys: Vec<String> = (0..50).map(|i| format!("q/{i:02}")).collect();
     let seeded = stack.seed(&keys, &[]).await;
-    proxy.fail_next("POST", "TransactWriteItems", 15);
+    proxy.fail_next_checkpoints(15);
     let body = copy_job(
         &seeded.source,
         "m.csv",
@@ -1507,4 +1507,144 @@ async fn a_job_whose_chunk_message_was_lost_is_failed_by_the_sweep_and_ends() {
     assert!(late.batch_item_failures.is_empty(), "{late:?}");
     let after = deps.store.require(&job_id).await.unwrap();
     assert_eq!(counts(&after), counts(&stored));
+}
+
+/// Accounting §2: chunk N always holds the same rows. A generator's planner that queued its
+/// chunks and then died is run again while objects are being created in the bucket it lists:
+/// the retry must queue the chunks it queued before, not a new listing's (which would shift
+/// every row: one run twice, another never).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_generator_planner_run_again_over_a_live_bucket_queues_the_chunks_it_queued_before() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 2,
+        tune: |c| c.chunk_size = 5,
+    })
+    .await;
+    let source = stack.bucket("live").await;
+    let keys: Vec<String> = (0..10).map(|i| format!("k/{i:02}")).collect();
+    stack.put_objects(&source, &keys).await;
+    let reports = stack.bucket("rep").await;
+    // Once the planner sends its chunks: objects appear amid the listed keys and after them,
+    // and the planner's next writes fail, so it dies having queued them (SQS plans it again).
+    let (p, direct, bucket) = (proxy.clone(), stack.s3.clone(), source.clone());
+    proxy.before_next(
+        "POST",
+        "SendMessageBatch",
+        "",
+        std::sync::Arc::new(move || {
+            let (p, direct, bucket) = (p.clone(), direct.clone(), bucket.clone());
+            Box::pin(async move {
+                for key in ["k/00a", "k/04a", "k/99"] {
+                    direct
+                        .put_object()
+                        .bucket(&bucket)
+                        .key(key)
+                        .body(batchops_tests::body_of(key).into())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                p.fail_next("POST", "UpdateItem", 1000);
+            })
+        }),
+    );
+    let job_id = stack
+        .api
+        .create(&serde_json::json!({
+            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "batch", "Value": "done"}]}},
+            "ManifestGenerator": {"S3JobManifestGenerator": {
+                "SourceBucket": format!("arn:aws:s3:::{source}"),
+                "EnableManifestOutput": false
+            }},
+            "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{reports}"),
+                       "Format": "Report_CSV_20180820", "Prefix": "reports", "ReportScope": "AllTasks"},
+            "Priority": 10
+        }))
+        .await
+        .unwrap();
+    // The planner's write after the send failed on all its 5 tries: it died.
+    for _ in 0..600 {
+        if proxy.errors("dynamodb") >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(proxy.errors("dynamodb") >= 5, "the planner's write failed");
+    proxy.clear_rules();
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert_accounted(&stored);
+    let report = stack.report(&reports, "reports", &job_id).await;
+    let mut reported: Vec<&str> = report.rows.iter().map(|r| r.key.as_str()).collect();
+    reported.sort_unstable();
+    // The listing as first read, each key once: what it queued is the job.
+    assert_eq!(
+        reported,
+        keys.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(stored.total_tasks, 10, "{stored:?}");
+    // The definitions are gone once planning is done.
+    let left = stack
+        .s3
+        .list_objects_v2()
+        .bucket(&stack.dev.deps.config.bucket)
+        .prefix(format!("plan/{job_id}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.key_count(), Some(0), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stall_repair_that_died_after_failing_the_job_is_finished_by_the_next_sweep() {
+    let stack = TestStack::start_with_dev(
+        StackOptions {
+            workers: 0,
+            tune: |c| {
+                c.chunk_size = 5;
+                c.stall_timeout = Duration::from_secs(2);
+            },
+        },
+        |d| d.sweep_interval = Duration::ZERO,
+    )
+    .await;
+    let deps = stack.dev.deps.clone();
+    let keys: Vec<String> = (0..10).map(|i| format!("died/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let messages = stack.receive_chunks(2).await;
+    assert_eq!(messages.len(), 2, "10 rows in chunks of 5");
+    // One chunk runs; the other message is lost.
+    let response =
+        batchops_worker::handle(&deps, batchops_tests::sqs_event(&messages[..1], 1)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A sweep failed the stalled job, then died before counting its lost chunk.
+    deps.store
+        .transition(
+            &job_id,
+            &[JobStatus::Active],
+            JobStatus::Failing,
+            batchops_core::adapters::dynamo::StatusChange::default()
+                .failure(batchops_core::finalizer::CHUNKS_LOST, "lost"),
+        )
+        .await
+        .unwrap();
+    // The next sweep finishes the repair at once, not a stall timeout later.
+    let swept = batchops_core::finalizer::sweep(&deps).await.unwrap();
+    assert_eq!(swept.stalled, 1, "{swept:?}");
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Failed", "{job}");
+    let stored = deps.store.require(&job_id).await.unwrap();
+    assert_eq!(
+        (stored.succeeded, stored.failed, stored.not_run),
+        (5, 0, 5),
+        "{stored:?}"
+    );
+    assert_accounted(&stored);
 }

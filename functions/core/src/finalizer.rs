@@ -366,6 +366,8 @@ pub struct SweepSummary {
     pub stalled: u64,
     /// Repairs that failed (logged); the sweep went on with the other jobs.
     pub errors: u64,
+    /// Open jobs looked at (ended ones are never read).
+    pub examined: u64,
 }
 
 /// The scheduled sweep. It repairs what lost messages and dead processes leave behind:
@@ -391,12 +393,20 @@ pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
             summary.errors += 1;
         }
     }
+    // Only the open jobs: however many ended jobs the table keeps (90 days of them), the sweep
+    // reads the jobs it may have to repair.
     let mut cursor = None;
     loop {
-        let (jobs, next) = deps.store.list_page(None, 100, cursor).await?;
-        for job in jobs {
-            if let Err(e) = sweep_job(deps, &job, &mut summary).await {
-                tracing::error!(job_id = %job.job_id, status = %job.status, error = %e, "sweep: repair failed; going on");
+        let (jobs, next) = deps.store.open_jobs_page(100, cursor).await?;
+        for listed in jobs {
+            summary.examined += 1;
+            let looked = match deps.store.get(&listed.job_id).await {
+                Ok(Some(job)) => sweep_job(deps, &job, &mut summary).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = looked {
+                tracing::error!(job_id = %listed.job_id, status = %listed.status, error = %e, "sweep: repair failed; going on");
                 summary.errors += 1;
             }
         }
@@ -405,7 +415,11 @@ pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
             None => break,
         }
     }
-    if summary != SweepSummary::default() {
+    if (SweepSummary {
+        examined: 0,
+        ..summary.clone()
+    }) != SweepSummary::default()
+    {
         info!(?summary, "sweep repaired jobs");
     }
     Ok(summary)
@@ -503,8 +517,23 @@ fn stalled(deps: &Deps, job: &Job, age: &impl Fn(&str) -> time::Duration) -> boo
         .progress_time
         .as_deref()
         .map_or(time::Duration::MAX, age);
-    job.planned && !job.reconciled() && age(&job.status_time).min(since_progress) > limit
+    // A repair that failed the job and then died before counting: its status is fresh, but
+    // it is stalled all the same (judged by its progress alone, or it would wait once more).
+    let repairing = job.status == JobStatus::Failing
+        && job
+            .failure_reasons
+            .iter()
+            .any(|f| f.failure_code == CHUNKS_LOST);
+    let since_status = if repairing {
+        time::Duration::MAX
+    } else {
+        age(&job.status_time)
+    };
+    job.planned && !job.reconciled() && since_status.min(since_progress) > limit
 }
+
+/// The failure code of a job whose missing chunks outlived the work queues' retention.
+pub const CHUNKS_LOST: &str = "ChunksLost";
 
 /// Ends a stalled job: `Active` → `Failing` with `ChunksLost`, then every chunk number without
 /// a chunk record is counted, its tasks as not run (all the missing rows on the first), so the
@@ -530,7 +559,7 @@ async fn account_lost_chunks(
             "{lost_rows} tasks in {lost_chunks} chunks were never counted: no chunk was counted for {} s, longer than the work queues keep a message, so they were lost; they are counted as not run",
             deps.config.stall_timeout.as_secs()
         );
-        let change = StatusChange::default().failure("ChunksLost", reason);
+        let change = StatusChange::default().failure(CHUNKS_LOST, reason);
         match deps
             .store
             .transition(job_id, &[JobStatus::Active], JobStatus::Failing, change)

@@ -367,13 +367,16 @@ pub async fn put_tags(deps: &Deps, job_id: &str, tags: &[Tag]) -> Result<(), Ser
     Ok(())
 }
 
+/// Index reads one ListJobs call makes at most.
+pub const LIST_PAGES: usize = 10;
+
 /// ListJobs: newest first, optionally filtered by status, paged by an opaque `NextToken`.
 pub async fn list_jobs(
     deps: &Deps,
     statuses: &[JobStatus],
     max_results: i32,
     next_token: Option<&str>,
-) -> Result<(Vec<Job>, Option<String>), ServiceError> {
+) -> Result<(Vec<crate::job::JobSummary>, Option<String>), ServiceError> {
     if !(1..=1000).contains(&max_results) {
         return Err(Invalid {
             field: "MaxResults".into(),
@@ -384,8 +387,10 @@ pub async fn list_jobs(
     let cursor = next_token.map(decode_token).transpose()?;
     let mut jobs = Vec::new();
     let mut cursor = cursor;
-    // A status filter applies after DynamoDB's page limit: read on until the page is full.
-    loop {
+    // A status filter applies after DynamoDB's page limit: read on until the page is full, but
+    // for at most LIST_PAGES reads, so one call's work is bounded however few jobs match (the
+    // answer then has fewer jobs and a NextToken, as S3 Control's may).
+    for _ in 0..LIST_PAGES {
         let want = max_results - jobs.len() as i32;
         let (page, next) = deps.store.list_page(Some(statuses), want, cursor).await?;
         jobs.extend(page);
@@ -415,8 +420,11 @@ fn decode_token(token: &str) -> Result<HashMap<String, AttributeValue>, ServiceE
         .decode(token)
         .map_err(|_| bad())?;
     let strings: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let expected = ["pk", "sk", "gsi1pk", "gsi1sk"];
-    if strings.len() != expected.len() || !expected.iter().all(|k| strings.contains_key(*k)) {
+    // A key of the ListJobs index or of the open-jobs index.
+    let fits = |expected: [&str; 4]| {
+        strings.len() == expected.len() && expected.iter().all(|k| strings.contains_key(*k))
+    };
+    if !fits(["pk", "sk", "gsi1pk", "gsi1sk"]) && !fits(["pk", "sk", "open", "gsi1sk"]) {
         return Err(bad().into());
     }
     Ok(strings
@@ -436,6 +444,11 @@ mod tests {
             .map(|k| (k.to_string(), AttributeValue::S(format!("v-{k}"))))
             .collect();
         assert_eq!(decode_token(&encode_token(&key)).unwrap(), key);
+        let open: HashMap<String, AttributeValue> = ["pk", "sk", "open", "gsi1sk"]
+            .iter()
+            .map(|k| (k.to_string(), AttributeValue::S(format!("v-{k}"))))
+            .collect();
+        assert_eq!(decode_token(&encode_token(&open)).unwrap(), open);
         assert!(decode_token("not base64 !").is_err());
         assert!(
             decode_token(

@@ -8,8 +8,10 @@
 //! next invocation reads the checkpoint and resumes there — a ranged GetObject for a CSV, the
 //! same data file for an inventory report, `StartAfter` for a generator's listing.
 //!
-//! Running a plan message twice is harmless. Chunk boundaries are a pure function of the
-//! manifest: an invocation starts at a chunk boundary and stops only where the chunker cuts a
+//! Running a plan message twice is harmless. A generator's chunks are defined (written to
+//! the stack bucket, first writer wins) before they are queued, and a planner run again
+//! queues the definitions it finds instead of listing the bucket again ([`ChunkDefinition`]).
+//! A manifest file's chunk boundaries are a pure function of the manifest: an invocation starts at a chunk boundary and stops only where the chunker cuts a
 //! full chunk or at a generator's scan boundary (every `generator_scan_span` listed keys from
 //! the invocation's start, so a selective filter still reaches one), so every chunk number
 //! always holds the same rows, and a chunk sent twice is
@@ -87,6 +89,72 @@ pub struct Checkpoint {
     /// When it was saved: the sweep judges a long plan's progress by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_at: Option<String>,
+}
+
+/// A generator job's chunk as it was cut, written before it is queued: what chunk `n` holds,
+/// for good. A manifest file is pinned by its ETag, so its chunks are cut again identically;
+/// a bucket listing is not (objects come and go), so a planner run again — after a crash, or
+/// a second delivery of its plan message — queues the definitions it finds instead of cutting
+/// anew, and goes on listing where the last one says. The first planner to write a
+/// definition wins (`If-None-Match: *`); one that finds its chunk defined by another stops.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkDefinition {
+    pub chunk: Chunk,
+    /// Where the listing goes on after it (none: the listing ended with it).
+    pub next: Option<Position>,
+    /// The row number of the row after it.
+    pub next_row: u64,
+}
+
+/// Where chunk definitions live in the stack bucket (deleted once a checkpoint or the end of
+/// planning covers them).
+pub const DEFINITIONS_PREFIX: &str = "plan/";
+
+fn definition_key(job_id: &str, chunk: u64) -> String {
+    format!("{DEFINITIONS_PREFIX}{job_id}/{chunk:012}.json")
+}
+
+async fn read_definition(deps: &Deps, job_id: &str, chunk: u64) -> Result<Option<ChunkDefinition>> {
+    let Some(bytes) = deps
+        .objects
+        .get_bytes_opt(&deps.config.bucket, &definition_key(job_id, chunk))
+        .await?
+    else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Record(format!("job {job_id}: chunk {chunk}: bad definition: {e}")))
+}
+
+/// Writes a chunk's definition unless one exists: `false` when another planner defined it.
+async fn define(deps: &Deps, def: &ChunkDefinition) -> Result<bool> {
+    let body = serde_json::to_vec(def).map_err(Error::Message)?;
+    deps.objects
+        .put_bytes_if_absent(
+            &deps.config.bucket,
+            &definition_key(&def.chunk.job_id, def.chunk.chunk),
+            body,
+            "application/json",
+        )
+        .await
+}
+
+/// Deletes the definitions of chunks `from..to` (covered by a checkpoint or the end of
+/// planning); what is left behind by a crash expires with the bucket's lifecycle rule.
+async fn forget_definitions(deps: &Deps, job_id: &str, from: u64, to: u64) {
+    use futures::StreamExt;
+    let deletes = (from..to).map(|chunk| async move {
+        let key = definition_key(job_id, chunk);
+        match deps.objects.delete(&deps.config.bucket, &key).await {
+            Ok(()) => {}
+            Err(e) => warn!(chunk, error = %e, "could not delete a chunk definition"),
+        }
+    });
+    futures::stream::iter(deletes)
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 /// What one planner invocation did, for logs and tests.
@@ -209,18 +277,66 @@ pub async fn plan_attempt(
         })
         .or_else(|| confirmed_pin(&job, phase))
         .or_else(|| start_pinned(&job, plan.pinned_etag.as_deref()));
-    let first_chunk = checkpoint.as_ref().map_or(0, |cp| cp.next_chunk);
+    let mut first_chunk = checkpoint.as_ref().map_or(0, |cp| cp.next_chunk);
+    let mut first_row = checkpoint.as_ref().map_or(0, |cp| cp.row);
+    let mut resume = resume;
+    // A generator's chunks defined by an earlier planner (it may have queued them): queued
+    // again as defined, and the listing goes on after the last.
+    let defined = matches!(source, ManifestSource::Generator(..)) && phase == Phase::Plan;
+    let invocation_first_chunk = first_chunk;
+    let mut replayed: Vec<Chunk> = Vec::new();
+    let mut listing_done = false;
+    if defined {
+        while let Some(def) = read_definition(deps, job_id, first_chunk).await? {
+            first_chunk += 1;
+            first_row = def.next_row;
+            let etag = resume.as_ref().map(|r| r.etag.clone()).unwrap_or_default();
+            match def.next {
+                Some(at) => {
+                    resume = Some(Resume {
+                        at,
+                        row: def.next_row,
+                        etag,
+                    })
+                }
+                None => listing_done = true,
+            }
+            replayed.push(def.chunk);
+            if listing_done {
+                break;
+            }
+        }
+        if !replayed.is_empty() {
+            info!(
+                from = invocation_first_chunk,
+                to = first_chunk,
+                "queuing again the chunks an earlier planner defined"
+            );
+            for batch in replayed.chunks(CHUNKS_PER_ROUND) {
+                let last = batch.last().expect("non-empty");
+                let rows = last.tasks.last().map_or(0, |t| t.row + 1);
+                deps.store.record_sent(job_id, last.chunk + 1, rows).await?;
+                deps.queues.send_chunks(batch, job.priority).await?;
+            }
+            if matches!(job.status, JobStatus::Preparing | JobStatus::Ready) {
+                activate(deps, &job).await?;
+            }
+        }
+    }
     // An ending job's plan closes at the highest chunk that may be queued: none past the
     // checkpoint, or those an earlier invocation sent after it (cut again from the checkpoint
     // and sent again, identical, so that every chunk below the close is counted).
     let close_at = if matches!(job.status, JobStatus::Cancelling | JobStatus::Failing) {
         let sent = plan.sent_through;
         if sent <= first_chunk {
-            let (rows, etag) = checkpoint.map_or_else(
-                || (0, job.manifest_etag.clone().unwrap_or_default()),
-                |cp| (cp.row, cp.etag),
+            let etag = checkpoint.map_or_else(
+                || job.manifest_etag.clone().unwrap_or_default(),
+                |cp| cp.etag,
             );
-            return close_planning(deps, job_id, rows, first_chunk, &etag).await;
+            if defined {
+                forget_definitions(deps, job_id, invocation_first_chunk, first_chunk).await;
+            }
+            return close_planning(deps, job_id, first_row, first_chunk, &etag).await;
         }
         info!(
             from = first_chunk,
@@ -231,7 +347,6 @@ pub async fn plan_attempt(
     } else {
         None
     };
-    let first_row = checkpoint.as_ref().map_or(0, |cp| cp.row);
     let chunk_size = checkpoint
         .as_ref()
         .map_or(deps.config.chunk_size, |cp| cp.chunk_size);
@@ -297,7 +412,10 @@ pub async fn plan_attempt(
     let mut round_tasks = 0usize;
     let mut max_held = 0usize;
     let mut tasks = first_row;
-    let mut activated = job.status == JobStatus::Active;
+    let mut activated = job.status == JobStatus::Active
+        || (!replayed.is_empty() && matches!(job.status, JobStatus::Preparing | JobStatus::Ready));
+    // Another planner defined a chunk this one cut: it plans the job, this one stops.
+    let mut superseded = false;
     let mut stopping = false;
     // Stopped because the work queues are full: the continuation waits before it reads.
     let mut backlogged = false;
@@ -307,7 +425,20 @@ pub async fn plan_attempt(
     let mut stream_error: Option<ManifestError> = None;
     let mut closing_reached = false;
 
+    // The generated manifest lists the replayed chunks too, as if cut again.
+    if let Some(out) = output.as_mut() {
+        for chunk in &replayed {
+            if let Err(e) = add_to_output(deps, job_id, out, chunk).await {
+                stream_error = Some(e);
+                listing_done = true;
+                break;
+            }
+        }
+    }
     'read: loop {
+        if listing_done {
+            break;
+        }
         let batch = match stream.next_batch().await {
             Some(Ok(batch)) => batch,
             Some(Err(e)) => {
@@ -341,7 +472,24 @@ pub async fn plan_attempt(
                     (chunker.finish(), true)
                 }
             };
-            if let Some(full) = cut {
+            if let Some(mut full) = cut {
+                if defined {
+                    // Defined before it is queued: a planner run again queues this one.
+                    let def = ChunkDefinition {
+                        chunk: full,
+                        next: Some(item.at.clone()),
+                        next_row: tasks,
+                    };
+                    if !define(deps, &def).await? {
+                        info!(
+                            chunk = def.chunk.chunk,
+                            "another planner defined this chunk; stopping"
+                        );
+                        superseded = true;
+                        break 'read;
+                    }
+                    full = def.chunk;
+                }
                 round_tasks += full.tasks.len();
                 if let Some(out) = output.as_mut()
                     && let Err(e) = add_to_output(deps, job_id, out, &full).await
@@ -409,9 +557,32 @@ pub async fn plan_attempt(
     }
     if resume_at.is_none()
         && !closing_reached
+        && !superseded
         && stream_error.is_none()
         && let Some(last) = chunker.finish()
     {
+        let last = if defined {
+            let def = ChunkDefinition {
+                chunk: last,
+                next: None,
+                next_row: tasks,
+            };
+            if define(deps, &def).await? {
+                Some(def.chunk)
+            } else {
+                superseded = true;
+                None
+            }
+        } else {
+            Some(last)
+        };
+        let Some(last) = last else {
+            info!("another planner defined the last chunk; stopping");
+            while let Some(sent) = in_flight.join_next().await {
+                sent??;
+            }
+            return Ok(PlanSummary::default());
+        };
         if let Some(out) = output.as_mut()
             && let Err(e) = out.add_chunk(&last)
         {
@@ -434,6 +605,10 @@ pub async fn plan_attempt(
     }
     while let Some(sent) = in_flight.join_next().await {
         sent??;
+    }
+    if superseded {
+        // What this one queued was defined by it; the other planner goes on from there.
+        return Ok(PlanSummary::default());
     }
     if stream_error.is_none()
         && let Some(out) = output.as_mut()
@@ -476,6 +651,10 @@ pub async fn plan_attempt(
         {
             info!("another planner moved this job on; stopping");
             return Ok(summary(row, next_chunk, false));
+        }
+        // The checkpoint covers them: planning never goes back before it.
+        if defined {
+            forget_definitions(deps, job_id, invocation_first_chunk, next_chunk).await;
         }
         match interrupted {
             Some(JobStatus::Cancelling | JobStatus::Failing) => {
@@ -570,6 +749,9 @@ pub async fn plan_attempt(
         .store
         .finish_planning(job_id, tasks, chunks, &etag)
         .await?;
+    if defined {
+        forget_definitions(deps, job_id, invocation_first_chunk, chunks).await;
+    }
     info!(tasks, chunks, "planned");
     finalize_if_reconciled(deps, &planned).await?;
     Ok(summary(tasks, chunks, false))

@@ -2,7 +2,8 @@
 //!
 //! | item | `pk` | `sk` | notes |
 //! |---|---|---|---|
-//! | job | `JOB#<id>` | `JOB` | status, request, counters; `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `expires_at` (TTL) 90 days after it ends |
+//! | job (the counted item) | `JOB#<id>` | `JOB` | status, counters, plan totals, stamps, `operation` and `description` (for ListJobs); `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `open = OPEN` while not terminal; `expires_at` (TTL) 90 days after it ends |
+//! | job request | `JOB#<id>` | `JOB#REQUEST` | `request` (the CreateJob JSON, up to 64 KiB), `tags`: read with the job, never written by a count |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
 //! | chunk claim | `JOB#<id>` | `CLAIM#<n, 12 digits>` | `owner`, `lease_until` (epoch ms): the one delivery that may run the chunk's tasks; `expires_at` (TTL) |
 //! | partial chunk | `JOB#<id>` | `PART#<n, 12 digits>` | `done` (the tasks that ran, by index), their `succeeded`/`failed` and `result_key` (their rows): what a delivery cut short by its deadline kept |
@@ -14,7 +15,9 @@
 //! chunk fails the condition, so nothing is counted twice; a worker that dies before the
 //! transaction counted nothing, so the redelivery counts it once.
 
-use crate::job::{Actor, AuditEntry, Audited, CreateJobRequest, FailureReason, Job, JobStatus};
+use crate::job::{
+    Actor, AuditEntry, Audited, CreateJobRequest, FailureReason, Job, JobStatus, JobSummary,
+};
 use crate::manifest::generator::OutputFile;
 use crate::planner::Checkpoint;
 use crate::{Error, Result};
@@ -27,8 +30,28 @@ use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Partition of the ListJobs index.
-pub const JOBS_GSI: &str = "gsi1";
+/// The ListJobs index: every job, newest first (`gsi1pk = JOBS`, `gsi1sk`), projecting only
+/// what a `JobListDescriptor` shows ([`SUMMARY_ATTRIBUTES`]).
+pub const JOBS_INDEX: &str = "jobs";
+/// The open-jobs index: sparse (`open`, `gsi1sk`), holding only jobs not yet terminal, with
+/// the same projection: what the sweep and a ListJobs of open statuses read.
+pub const OPEN_INDEX: &str = "open";
+/// The job item's attributes both indexes project (besides their keys).
+pub const SUMMARY_ATTRIBUTES: [&str; 10] = [
+    "job_id",
+    "status",
+    "priority",
+    "creation_time",
+    "termination_date",
+    "total_tasks",
+    "succeeded",
+    "failed",
+    "operation",
+    "description",
+];
+/// The sort key of a job's request item; it sorts right after `JOB`, so one query by prefix
+/// reads both.
+const REQUEST_SK: &str = "JOB#REQUEST";
 
 #[derive(Clone, Debug)]
 pub struct JobStore {
@@ -281,21 +304,28 @@ async fn send_transaction(
 }
 
 impl Job {
-    fn to_item(&self) -> Result<Item> {
+    /// The job's two items: the counted one (status, counters, what ListJobs shows) and the
+    /// request item (the CreateJob request and the tags), so that counting a chunk or
+    /// changing a status writes a small item whatever the request's size.
+    fn to_items(&self) -> Result<(Item, Item)> {
         let request = serde_json::to_string(&self.request).map_err(Error::Message)?;
+        let mut request_item = Item::from([
+            ("pk".into(), job_pk(&self.job_id)),
+            ("sk".into(), s(REQUEST_SK)),
+            ("request".into(), s(request)),
+            (
+                "tags".into(),
+                s(serde_json::to_string(&self.tags).map_err(Error::Message)?),
+            ),
+        ]);
         let mut item = Item::from([
             ("pk".into(), job_pk(&self.job_id)),
             ("sk".into(), s("JOB")),
             ("job_id".into(), s(&self.job_id)),
             ("status".into(), s(self.status.as_str())),
-            ("request".into(), s(request)),
             (
                 "priority".into(),
                 AttributeValue::N(self.priority.to_string()),
-            ),
-            (
-                "tags".into(),
-                s(serde_json::to_string(&self.tags).map_err(Error::Message)?),
             ),
             ("creation_time".into(), s(&self.creation_time)),
             ("total_tasks".into(), n(self.total_tasks)),
@@ -311,6 +341,15 @@ impl Job {
                 s(format!("{}#{}", self.creation_time, self.job_id)),
             ),
         ]);
+        if let Some(op) = &self.request.operation {
+            item.insert("operation".into(), s(op.name()));
+        }
+        if let Some(d) = &self.request.description {
+            item.insert("description".into(), s(d));
+        }
+        if !self.status.is_terminal() {
+            item.insert("open".into(), s("OPEN"));
+        }
         for (name, value) in [
             ("termination_date", &self.termination_date),
             ("status_update_reason", &self.status_update_reason),
@@ -333,6 +372,7 @@ impl Job {
         if self.status.is_terminal() {
             // Created ended (a refused intake object): it expires like any ended job.
             item.insert("expires_at".into(), n(expires_at_from_now()));
+            request_item.insert("expires_at".into(), n(expires_at_from_now()));
         }
         for (action, entry) in &self.audit {
             item.insert(
@@ -340,24 +380,27 @@ impl Job {
                 s(serde_json::to_string(entry).map_err(Error::Message)?),
             );
         }
-        Ok(item)
+        Ok((item, request_item))
     }
 
-    fn from_item(item: &Item) -> Result<Job> {
+    /// A job from its counted item and its request item (a job stored before the two were
+    /// split carries its request, and tags, in the counted item).
+    fn from_items(item: &Item, request_item: Option<&Item>) -> Result<Job> {
         let job_id =
             get_s(item, "job_id").ok_or_else(|| Error::Record("job without job_id".into()))?;
         let status = get_s(item, "status")
             .and_then(|st| JobStatus::parse(&st))
             .ok_or_else(|| Error::Record(format!("job {job_id}: bad status")))?;
+        let holder = request_item.unwrap_or(item);
         let request: CreateJobRequest =
-            serde_json::from_str(&get_s(item, "request").unwrap_or_default())
+            serde_json::from_str(&get_s(holder, "request").unwrap_or_default())
                 .map_err(|e| Error::Record(format!("job {job_id}: bad request: {e}")))?;
         let failure_reasons: Vec<FailureReason> = match get_s(item, "failure_reasons") {
             Some(j) => serde_json::from_str(&j)
                 .map_err(|e| Error::Record(format!("job {job_id}: bad failure_reasons: {e}")))?,
             None => Vec::new(),
         };
-        let tags = match get_s(item, "tags") {
+        let tags = match get_s(holder, "tags") {
             Some(j) => serde_json::from_str(&j)
                 .map_err(|e| Error::Record(format!("job {job_id}: bad tags: {e}")))?,
             None => request.tags.clone(),
@@ -399,6 +442,33 @@ impl Job {
                     Some((a, serde_json::from_str(&entry).ok()?))
                 })
                 .collect(),
+            job_id,
+        })
+    }
+}
+
+impl JobSummary {
+    /// A summary from an index item (or a job item).
+    fn from_item(item: &Item) -> Result<JobSummary> {
+        let job_id =
+            get_s(item, "job_id").ok_or_else(|| Error::Record("job without job_id".into()))?;
+        let status = get_s(item, "status")
+            .and_then(|st| JobStatus::parse(&st))
+            .ok_or_else(|| Error::Record(format!("job {job_id}: bad status")))?;
+        Ok(JobSummary {
+            status,
+            priority: item
+                .get("priority")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
+            creation_time: get_s(item, "creation_time").unwrap_or_default(),
+            termination_date: get_s(item, "termination_date"),
+            total_tasks: get_n(item, "total_tasks"),
+            succeeded: get_n(item, "succeeded"),
+            failed: get_n(item, "failed"),
+            operation: get_s(item, "operation"),
+            description: get_s(item, "description"),
             job_id,
         })
     }
@@ -471,17 +541,32 @@ impl JobStore {
         &self.table
     }
 
-    /// Stores a new job; fails if the id exists.
+    /// Stores a new job (its two items, in one transaction); fails if the id exists.
     pub async fn create(&self, job: &Job) -> Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(job.to_item()?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| Error::dynamo("PutItem", e))?;
+        let (put_job, put_request) = self.job_puts(job)?;
+        send_transaction(
+            self.client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put_job).build())
+                .transact_items(TransactWriteItem::builder().put(put_request).build()),
+        )
+        .await
+        .map_err(|e| Error::dynamo("TransactWriteItems", e))?;
         Ok(())
+    }
+
+    /// The conditional puts of a new job's two items.
+    fn job_puts(&self, job: &Job) -> Result<(Put, Put)> {
+        let (item, request_item) = job.to_items()?;
+        let put = |item: Item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| Error::Record(e.to_string()))
+        };
+        Ok((put(item)?, put(request_item)?))
     }
 
     /// Stores a new job together with its `ClientRequestToken` record, atomically. When the
@@ -504,17 +589,13 @@ impl JobStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| Error::Record(e.to_string()))?;
-        let put_job = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(job.to_item()?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| Error::Record(e.to_string()))?;
+        let (put_job, put_request) = self.job_puts(job)?;
         let result = send_transaction(
             self.client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put_token).build())
-                .transact_items(TransactWriteItem::builder().put(put_job).build()),
+                .transact_items(TransactWriteItem::builder().put(put_job).build())
+                .transact_items(TransactWriteItem::builder().put(put_request).build()),
         )
         .await;
         match result {
@@ -551,7 +632,23 @@ impl JobStore {
     /// Replaces a job's tags; `false` if there is no such job.
     pub async fn set_tags(&self, job_id: &str, tags: &[crate::job::spec::Tag]) -> Result<bool> {
         let json = serde_json::to_string(tags).map_err(Error::Message)?;
-        self.set_attribute(job_id, "tags", s(json)).await
+        // On the request item (a job stored before the split keeps them on its job item).
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s(REQUEST_SK))
+            .update_expression("SET tags = :v")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":v", s(json.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => self.set_attribute(job_id, "tags", s(json)).await,
+            Err(e) => Err(Error::dynamo("UpdateItem", e)),
+        }
     }
 
     /// Records the manifest's row count (a job awaiting confirmation shows its total).
@@ -581,13 +678,47 @@ impl JobStore {
         }
     }
 
-    /// Reads a job with a strongly consistent read.
+    /// Reads a job (its two items, one strongly consistent query).
     pub async fn get(&self, job_id: &str) -> Result<Option<Job>> {
-        self.read_item(job_id, "JOB")
-            .await?
-            .as_ref()
-            .map(Job::from_item)
-            .transpose()
+        let out = self.query_job_items(job_id, "JOB", None).await?;
+        let items = out.items();
+        let Some(item) = items
+            .iter()
+            .find(|i| get_s(i, "sk").as_deref() == Some("JOB"))
+        else {
+            return Ok(None);
+        };
+        let request = items
+            .iter()
+            .find(|i| get_s(i, "sk").as_deref() == Some(REQUEST_SK));
+        Job::from_items(item, request).map(Some)
+    }
+
+    /// Gives an ended job's request item the job's expiry (a job stored before the split has
+    /// none: nothing to do).
+    async fn expire_request(&self, job_id: &str) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s(REQUEST_SK))
+            .update_expression("SET expires_at = :e")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":e", n(expires_at_from_now()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(Error::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// A job from its counted item as an update returned it, with its request item read.
+    async fn with_request(&self, job_id: &str, item: &Item) -> Result<Job> {
+        let request = self.read_item(job_id, REQUEST_SK).await?;
+        Job::from_items(item, request.as_ref())
     }
 
     pub async fn require(&self, job_id: &str) -> Result<Job> {
@@ -680,13 +811,22 @@ impl JobStore {
             );
             sets.push("#fr = :fr".into());
         }
+        // An ended job leaves the open-jobs index.
+        let removes = if to.is_terminal() {
+            " REMOVE #open"
+        } else {
+            ""
+        };
+        if to.is_terminal() {
+            names.insert("#open".into(), "open".into());
+        }
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", job_pk(job_id))
             .key("sk", s("JOB"))
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(format!("SET {}{removes}", sets.join(", ")))
             .condition_expression(format!("#status IN ({})", placeholders.join(", ")))
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
@@ -694,7 +834,13 @@ impl JobStore {
             .send()
             .await;
         match result {
-            Ok(out) => Job::from_item(out.attributes().unwrap_or(&HashMap::new())),
+            Ok(out) => {
+                if to.is_terminal() {
+                    self.expire_request(job_id).await?;
+                }
+                self.with_request(job_id, out.attributes().unwrap_or(&HashMap::new()))
+                    .await
+            }
             Err(e) if is_condition_failure(&e) => {
                 let actual = self
                     .get(job_id)
@@ -769,7 +915,8 @@ impl JobStore {
             .send()
             .await
             .map_err(|e| Error::dynamo("UpdateItem", e))?;
-        Job::from_item(out.attributes().unwrap_or(&HashMap::new()))
+        self.with_request(job_id, out.attributes().unwrap_or(&HashMap::new()))
+            .await
     }
 
     /// One of a job's items (`sk`), with a strongly consistent read.
@@ -1251,25 +1398,20 @@ impl JobStore {
         }
     }
 
-    /// One page of jobs, newest first, from the ListJobs index (`gsi1`), optionally only
-    /// those in `statuses`. The cursor is DynamoDB's `LastEvaluatedKey`.
+    /// One page of job summaries, newest first, optionally only those in `statuses`. The
+    /// cursor is DynamoDB's `LastEvaluatedKey`. A filter of open statuses only reads the
+    /// open-jobs index (as many items as there are open jobs, not every job kept); any other
+    /// reads the ListJobs index. Both project only the summary, never a request.
     pub async fn list_page(
         &self,
         statuses: Option<&[JobStatus]>,
         limit: i32,
         cursor: Option<Item>,
-    ) -> Result<(Vec<Job>, Option<Item>)> {
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(JOBS_GSI)
-            .key_condition_expression("gsi1pk = :jobs")
-            .expression_attribute_values(":jobs", s("JOBS"))
-            .scan_index_forward(false)
-            .limit(limit)
-            .set_exclusive_start_key(cursor);
-        if let Some(statuses) = statuses.filter(|s| !s.is_empty()) {
+    ) -> Result<(Vec<JobSummary>, Option<Item>)> {
+        let statuses = statuses.filter(|s| !s.is_empty());
+        let open_only = statuses.is_some_and(|st| st.iter().all(|s| !s.is_terminal()));
+        let mut q = self.index_query(open_only, limit, cursor);
+        if let Some(statuses) = statuses {
             let names: Vec<String> = (0..statuses.len()).map(|i| format!(":st{i}")).collect();
             q = q
                 .filter_expression(format!("#status IN ({})", names.join(", ")))
@@ -1282,9 +1424,53 @@ impl JobStore {
         let jobs = out
             .items()
             .iter()
-            .map(Job::from_item)
+            .map(JobSummary::from_item)
             .collect::<Result<Vec<_>>>()?;
         Ok((jobs, out.last_evaluated_key().cloned()))
+    }
+
+    /// One page of the jobs not yet terminal (the open-jobs index), newest first: what the
+    /// sweep looks at, however many ended jobs the table keeps.
+    pub async fn open_jobs_page(
+        &self,
+        limit: i32,
+        cursor: Option<Item>,
+    ) -> Result<(Vec<JobSummary>, Option<Item>)> {
+        let out = self
+            .index_query(true, limit, cursor)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("Query", e))?;
+        let jobs = out
+            .items()
+            .iter()
+            .map(JobSummary::from_item)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((jobs, out.last_evaluated_key().cloned()))
+    }
+
+    /// A newest-first query of the open-jobs index (`open`) or of the ListJobs index.
+    fn index_query(
+        &self,
+        open: bool,
+        limit: i32,
+        cursor: Option<Item>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let (index, key, value) = if open {
+            (OPEN_INDEX, "#key = :key", "OPEN")
+        } else {
+            (JOBS_INDEX, "#key = :key", "JOBS")
+        };
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(key)
+            .expression_attribute_names("#key", if open { "open" } else { "gsi1pk" })
+            .expression_attribute_values(":key", s(value))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(cursor)
     }
 
     /// One page (strongly consistent) of a job's items whose sort key starts with `prefix`.
@@ -1409,12 +1595,27 @@ mod tests {
             failure_reason: "y".into(),
         });
         job.report_date = Some("2026-01-02T00:00:00.000Z".into());
-        let item = job.to_item().unwrap();
-        assert_eq!(Job::from_item(&item).unwrap(), job);
+        let (item, request_item) = job.to_items().unwrap();
+        assert_eq!(Job::from_items(&item, Some(&request_item)).unwrap(), job);
         assert_eq!(
             get_s(&item, "gsi1sk").unwrap(),
             "2026-01-01T00:00:00.000Z#id-1"
         );
+        // The counted item holds no request; an open job is in the open-jobs index.
+        assert!(!item.contains_key("request") && !item.contains_key("tags"));
+        assert_eq!(get_s(&item, "open").as_deref(), Some("OPEN"));
+        assert_eq!(
+            get_s(&item, "operation").as_deref(),
+            Some("S3PutObjectTagging")
+        );
+        // A job stored before the split carries its request in its one item.
+        let mut legacy = item.clone();
+        legacy.extend(request_item);
+        legacy.insert("sk".into(), s("JOB"));
+        assert_eq!(Job::from_items(&legacy, None).unwrap(), job);
+        let summary = JobSummary::from_item(&item).unwrap();
+        assert_eq!(summary.operation.as_deref(), Some("S3PutObjectTagging"));
+        assert_eq!(summary.succeeded, 7);
     }
 
     #[test]

@@ -258,6 +258,49 @@ impl Objects {
         Ok(hex::encode(digest))
     }
 
+    /// Writes an object only if none exists at the key (`If-None-Match: *`): `false`, writing
+    /// nothing, when one does (S3's 412, or 409 for a concurrent conditional write).
+    pub async fn put_bytes_if_absent(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<bool> {
+        let digest = Md5::digest(&body);
+        let result = self
+            .control
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_md5(base64::engine::general_purpose::STANDARD.encode(digest))
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| s3_error("PutObject", bucket, key, e));
+        match result {
+            Ok(_) => Ok(true),
+            Err(Error::S3 {
+                status: Some(412 | 409),
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Objects::get_bytes`], or `None` when there is no such object.
+    pub async fn get_bytes_opt(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        match self.get_bytes(bucket, key).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::S3 {
+                status: Some(404), ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         self.control
             .delete_object()

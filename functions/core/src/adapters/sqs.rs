@@ -38,18 +38,37 @@ impl Queues {
 
     /// Makes a message that failed visible again after `delay_secs` (at most 900 here: a
     /// minute-scale retry, not the queue's 90-minute visibility timeout). `queue_arn` is the
-    /// event's `eventSourceARN`; a queue this stack does not send to is left alone.
+    /// event's `eventSourceARN`: one of the queues this stack sends to, or any other it reads
+    /// (the intake queue), whose URL SQS is asked for.
     pub async fn retry_later(&self, queue_arn: &str, receipt: &str, delay_secs: u32) -> Result<()> {
-        let name = queue_arn.rsplit(':').next().unwrap_or_default();
-        let Some(url) = [&self.plan, &self.work, &self.work_high, &self.finalize]
-            .into_iter()
-            .find(|url| !name.is_empty() && url.rsplit('/').next() == Some(name))
-        else {
+        // arn:<partition>:sqs:<region>:<account>:<name>
+        let parts: Vec<&str> = queue_arn.split(':').collect();
+        let (Some(name), Some(account)) = (parts.get(5), parts.get(4)) else {
             return Ok(());
         };
+        let known = [&self.plan, &self.work, &self.work_high, &self.finalize]
+            .into_iter()
+            .find(|url| !name.is_empty() && url.rsplit('/').next() == Some(*name))
+            .cloned();
+        let url = match known {
+            Some(url) => url,
+            None => self
+                .client
+                .get_queue_url()
+                .queue_name(*name)
+                .set_queue_owner_aws_account_id((!account.is_empty()).then(|| account.to_string()))
+                .send()
+                .await
+                .map_err(|e| Error::sqs("GetQueueUrl", e))?
+                .queue_url
+                .unwrap_or_default(),
+        };
+        if url.is_empty() {
+            return Ok(());
+        }
         self.client
             .change_message_visibility()
-            .queue_url(url)
+            .queue_url(&url)
             .receipt_handle(receipt)
             .visibility_timeout(delay_secs.min(900) as i32)
             .send()

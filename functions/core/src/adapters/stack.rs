@@ -144,17 +144,23 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()>
             .build()
             .expect("name and type set")
     };
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(super::dynamo::JOBS_GSI)
-        .key_schema(key("gsi1pk", KeyType::Hash))
-        .key_schema(key("gsi1sk", KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(|e| Error::Record(e.to_string()))?;
+    // As the template: the ListJobs index and the sparse open-jobs index, both projecting only
+    // a job's summary.
+    let index = |name: &str, hash: &str| {
+        let mut projection = Projection::builder().projection_type(ProjectionType::Include);
+        for a in super::dynamo::SUMMARY_ATTRIBUTES {
+            projection = projection.non_key_attributes(a);
+        }
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash))
+            .key_schema(key("gsi1sk", KeyType::Range))
+            .projection(projection.build())
+            .build()
+            .map_err(|e| Error::Record(e.to_string()))
+    };
+    let jobs_index = index(super::dynamo::JOBS_INDEX, "gsi1pk")?;
+    let open_index = index(super::dynamo::OPEN_INDEX, "open")?;
     let created = ddb
         .create_table()
         .table_name(table)
@@ -163,9 +169,11 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()>
         .attribute_definitions(attr("sk"))
         .attribute_definitions(attr("gsi1pk"))
         .attribute_definitions(attr("gsi1sk"))
+        .attribute_definitions(attr("open"))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(gsi)
+        .global_secondary_indexes(jobs_index)
+        .global_secondary_indexes(open_index)
         .send()
         .await;
     match created {

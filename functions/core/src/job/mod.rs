@@ -146,6 +146,50 @@ pub struct Job {
     pub audit: BTreeMap<Audited, AuditEntry>,
 }
 
+/// What ListJobs shows of a job (a `JobListDescriptor`): all the job indexes project.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSummary {
+    pub job_id: String,
+    pub status: JobStatus,
+    pub priority: i64,
+    pub creation_time: String,
+    pub termination_date: Option<String>,
+    pub total_tasks: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// The operation's name (`S3PutObjectCopy`, …).
+    pub operation: Option<String>,
+    pub description: Option<String>,
+}
+
+impl JobSummary {
+    /// A `JobListDescriptor` for ListJobs.
+    pub fn list_descriptor(&self) -> serde_json::Value {
+        let mut d = serde_json::json!({
+            "JobId": self.job_id,
+            "Status": self.status.as_str(),
+            "Priority": self.priority,
+            "CreationTime": self.creation_time,
+            "ProgressSummary": {
+                "TotalNumberOfTasks": self.total_tasks,
+                "NumberOfTasksSucceeded": self.succeeded,
+                "NumberOfTasksFailed": self.failed,
+            },
+        });
+        let obj = d.as_object_mut().expect("json object");
+        if let Some(op) = &self.operation {
+            obj.insert("Operation".into(), op.clone().into());
+        }
+        if let Some(desc) = &self.description {
+            obj.insert("Description".into(), desc.clone().into());
+        }
+        if let Some(t) = &self.termination_date {
+            obj.insert("TerminationDate".into(), t.clone().into());
+        }
+        d
+    }
+}
+
 impl Job {
     /// A fresh job in status `New`.
     pub fn new(job_id: String, request: CreateJobRequest, creation_time: String) -> Self {
@@ -200,30 +244,24 @@ impl Job {
         (end - start).whole_seconds().max(0)
     }
 
-    /// A `JobListDescriptor` for ListJobs.
-    pub fn list_descriptor(&self) -> serde_json::Value {
-        let mut d = serde_json::json!({
-            "JobId": self.job_id,
-            "Status": self.status.as_str(),
-            "Priority": self.priority,
-            "CreationTime": self.creation_time,
-            "ProgressSummary": {
-                "TotalNumberOfTasks": self.total_tasks,
-                "NumberOfTasksSucceeded": self.succeeded,
-                "NumberOfTasksFailed": self.failed,
-            },
-        });
-        let obj = d.as_object_mut().expect("json object");
-        if let Some(op) = &self.request.operation {
-            obj.insert("Operation".into(), op.name().into());
+    /// What ListJobs shows of the job.
+    pub fn summary(&self) -> JobSummary {
+        JobSummary {
+            job_id: self.job_id.clone(),
+            status: self.status,
+            priority: self.priority,
+            creation_time: self.creation_time.clone(),
+            termination_date: self.termination_date.clone(),
+            total_tasks: self.total_tasks,
+            succeeded: self.succeeded,
+            failed: self.failed,
+            operation: self
+                .request
+                .operation
+                .as_ref()
+                .map(|op| op.name().to_string()),
+            description: self.request.description.clone(),
         }
-        if let Some(desc) = &self.request.description {
-            obj.insert("Description".into(), desc.clone().into());
-        }
-        if let Some(t) = &self.termination_date {
-            obj.insert("TerminationDate".into(), t.clone().into());
-        }
-        d
     }
 
     /// The DescribeJob `Job` document, with S3 Control's field names.
