@@ -39,12 +39,44 @@ const RECORD_MARGIN: Duration = Duration::from_secs(10);
 
 /// When a delivery with `deadline` starts no more tasks, and when it cuts off those running.
 fn cutoffs(deps: &Deps, deadline: Option<Instant>) -> (Option<Instant>, Option<Instant>) {
-    let margin = deps.config.worker_margin;
+    let Some(d) = deadline else {
+        return (None, None);
+    };
+    let (last_start, cut_off) = cutoffs_at(deps.config.worker_margin, Instant::now(), d);
+    (Some(last_start), Some(cut_off))
+}
+
+/// [`cutoffs`] at `now`: the margin is kept before the deadline, unless the invocation is
+/// shorter than the margin (a function with a short timeout), when a quarter of it is.
+fn cutoffs_at(margin: Duration, now: Instant, deadline: Instant) -> (Instant, Instant) {
+    let left = deadline.saturating_duration_since(now);
+    let margin = if margin < left { margin } else { left / 4 };
     let record = RECORD_MARGIN.min(margin / 2);
-    (
-        deadline.map(|d| d.checked_sub(margin).unwrap_or_else(Instant::now)),
-        deadline.map(|d| d.checked_sub(record).unwrap_or_else(Instant::now)),
-    )
+    (deadline - margin, deadline - record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_margin_fits_the_invocation() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        // A 900-s invocation keeps the 60-s margin; running tasks are cut 10 s before the end.
+        assert_eq!(
+            cutoffs_at(s(60), now, now + s(900)),
+            (now + s(840), now + s(890))
+        );
+        // A 30-s invocation (shorter than the margin) keeps a quarter of it.
+        assert_eq!(
+            cutoffs_at(s(60), now, now + s(30)),
+            (
+                now + Duration::from_millis(22_500),
+                now + Duration::from_millis(26_250)
+            )
+        );
+    }
 }
 
 /// The stack-bucket key of one attempt's result rows. Each attempt writes its own object; the

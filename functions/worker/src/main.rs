@@ -14,11 +14,11 @@ async fn main() -> Result<(), Error> {
             .deadline()
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
-        let deadline = tokio::time::Instant::now() + left;
+        // A deadline already past is no deadline (a local runner that sends none): nothing
+        // would run.
+        let deadline = (!left.is_zero()).then(|| tokio::time::Instant::now() + left);
         async move {
-            Ok::<_, Error>(
-                batchops_worker::handle_until(&deps, event.payload, Some(deadline)).await,
-            )
+            Ok::<_, Error>(batchops_worker::handle_until(&deps, event.payload, deadline).await)
         }
     }))
     .await
