@@ -633,22 +633,13 @@ impl JobStore {
     pub async fn set_tags(&self, job_id: &str, tags: &[crate::job::spec::Tag]) -> Result<bool> {
         let json = serde_json::to_string(tags).map_err(Error::Message)?;
         // On the request item (a job stored before the split keeps them on its job item).
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", job_pk(job_id))
-            .key("sk", s(REQUEST_SK))
-            .update_expression("SET tags = :v")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":v", s(json.clone()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => self.set_attribute(job_id, "tags", s(json)).await,
-            Err(e) => Err(Error::dynamo("UpdateItem", e)),
+        if self
+            .set_item_attribute(job_id, REQUEST_SK, "tags", s(json.clone()))
+            .await?
+        {
+            return Ok(true);
         }
+        self.set_attribute(job_id, "tags", s(json)).await
     }
 
     /// Records the manifest's row count (a job awaiting confirmation shows its total).
@@ -659,12 +650,23 @@ impl JobStore {
     }
 
     async fn set_attribute(&self, job_id: &str, name: &str, value: AttributeValue) -> Result<bool> {
+        self.set_item_attribute(job_id, "JOB", name, value).await
+    }
+
+    /// Sets one attribute of the job's item `sk`; `false` if that item does not exist.
+    async fn set_item_attribute(
+        &self,
+        job_id: &str,
+        sk: &str,
+        name: &str,
+        value: AttributeValue,
+    ) -> Result<bool> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", job_pk(job_id))
-            .key("sk", s("JOB"))
+            .key("sk", s(sk))
             .update_expression("SET #a = :v")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#a", name)
@@ -697,22 +699,9 @@ impl JobStore {
     /// Gives an ended job's request item the job's expiry (a job stored before the split has
     /// none: nothing to do).
     async fn expire_request(&self, job_id: &str) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", job_pk(job_id))
-            .key("sk", s(REQUEST_SK))
-            .update_expression("SET expires_at = :e")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":e", n(expires_at_from_now()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(Error::dynamo("UpdateItem", e)),
-        }
+        self.set_item_attribute(job_id, REQUEST_SK, "expires_at", n(expires_at_from_now()))
+            .await
+            .map(drop)
     }
 
     /// A job from its counted item as an update returned it, with its request item read.
