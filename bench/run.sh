@@ -4,7 +4,8 @@
 # `perf` profile, starts its own servers on free loopback ports, measures, prints the table
 # and writes bench/results.md. Stops everything it started, by PID.
 #
-# BENCH_ROWS (10,000,000), BENCH_PLAN_ROWS (1,000,000), BENCH_FINAL_ROWS (1,000,000), BENCH_N ("2000 10000") and
+# BENCH_ROWS (10,000,000), BENCH_PLAN_ROWS (1,000,000), BENCH_FINAL_ROWS (1,000,000), BENCH_N ("2000 10000"),
+# BENCH_CHAOS_N (2000) and BENCH_CHAOS_RATE (0.2: the share of DynamoDB writes refused) and
 # BENCH_ROUNDS (3: end-to-end runs of each tool, taking turns to go first) scale it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ ROWS=${BENCH_ROWS:-10000000}
 PLAN_ROWS=${BENCH_PLAN_ROWS:-1000000}
 FINAL_ROWS=${BENCH_FINAL_ROWS:-1000000}
 NS=${BENCH_N:-"2000 10000"}
+CHAOS_N=${BENCH_CHAOS_N:-2000}
+CHAOS_RATE=${BENCH_CHAOS_RATE:-0.2}
 ROUNDS=${BENCH_ROUNDS:-3}
 OUT=$RUN/results.jsonl
 # BENCH_PROFILE=dev gives a quick, unoptimised (and slower) run.
@@ -86,6 +89,9 @@ rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(sys.arg
 run.update(kind="finalize_rss", max_rss_kib=rss)
 print(json.dumps(run))
 PY
+
+echo "== chaos: $CHAOS_N copies, a share $CHAOS_RATE of DynamoDB writes refused as under contention, every chunk send delivered twice"
+AWS_ENDPOINT_URL=$MOTO "$BIN/bench-harness" chaos --n "$CHAOS_N" --conflict-rate "$CHAOS_RATE" --moto "$MOTO" | tee -a "$OUT"
 
 for n in $NS; do
     echo "== end to end: $n copies on s3s-fs, batchops vs s5cmd"

@@ -14,6 +14,10 @@
 //! - `seed-results` / `finalize`: a job of `rows` counted tasks (its chunk records and result
 //!   files written directly), then the finalizer assembling its report in a process of its
 //!   own (peak RSS), invocation after invocation until the job ends.
+//! - `chaos`: a copy job through the dev runner with every DynamoDB, SQS and S3 call going
+//!   through the tests' fault proxy, which refuses a share of DynamoDB writes as DynamoDB does
+//!   under contention and delivers every chunk message twice; counts the copies the proxy
+//!   forwarded, so the tasks run again because of a conflict or a duplicate are measured.
 //! - `cold-start`: each Lambda binary from process start to its first request for an event,
 //!   against a stand-in of the Lambda Runtime API.
 //! - `report`: the table.
@@ -95,6 +99,20 @@ enum Command {
         #[arg(long)]
         job: String,
     },
+    /// A copy job of `n` objects under injected DynamoDB conflicts and duplicate deliveries.
+    Chaos {
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        /// The emulator serving S3, SQS and DynamoDB, behind the fault proxy.
+        #[arg(long)]
+        moto: String,
+        /// Share of DynamoDB writes refused as under contention.
+        #[arg(long, default_value_t = 0.05)]
+        conflict_rate: f64,
+        /// Share of SQS sends forwarded twice.
+        #[arg(long, default_value_t = 1.0)]
+        duplicate_rate: f64,
+    },
     /// Cold start of each Lambda binary given.
     ColdStart {
         #[arg(long, default_value_t = 5)]
@@ -133,6 +151,12 @@ async fn main() -> Result<()> {
             chunk_size,
         } => seed_results(&stack, rows, chunk_size).await,
         Command::Finalize { stack, job } => finalize(&stack, &job).await,
+        Command::Chaos {
+            n,
+            moto,
+            conflict_rate,
+            duplicate_rate,
+        } => chaos(n, &moto, conflict_rate, duplicate_rate).await,
         Command::ColdStart { runs, bins } => cold_start(runs, &bins).await,
         Command::Report { input, out } => report(&input, &out),
     }
@@ -316,78 +340,14 @@ async fn plan(stack: &str, job: &str) -> Result<()> {
 }
 
 async fn seed_results(stack: &str, rows: u64, chunk_size: u64) -> Result<()> {
-    use batchops_core::adapters::ChunkCounts;
-    use batchops_core::chunk::Task;
-    use batchops_core::job::JobStatus;
-    use batchops_core::ops::Outcome;
-    use futures::StreamExt;
     let deps = stack_deps(stack).await?;
     let s3 = s3_client(&sdk().await);
     let reports = format!("{stack}-rep");
     let _ = s3.create_bucket().bucket(&reports).send().await;
-    let request: CreateJobRequest = serde_json::from_value(json!({
-        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
-        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820"},
-                     "Location": {"ObjectArn": format!("arn:aws:s3:::{stack}-src/manifest.csv")}},
-        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{reports}"),
-                   "Format": "Report_CSV_20180820", "Prefix": "r", "ReportScope": "AllTasks"}
-    }))?;
-    let job_id = uuid::Uuid::new_v4().to_string();
-    deps.store
-        .create(&Job::new(
-            job_id.clone(),
-            request,
-            batchops_core::time::now_iso(),
-        ))
-        .await?;
-    let chunks = rows.div_ceil(chunk_size);
-    let write = |n: u64| {
-        let (deps, job_id) = (&deps, &job_id);
-        async move {
-            let first = n * chunk_size;
-            let tasks: Vec<Task> = (first..rows.min(first + chunk_size))
-                .map(|row| Task {
-                    row,
-                    bucket: "bench-source-bucket".into(),
-                    key: format!("photos/2026/{:03}/IMG {row:08}+edit.jpg", row % 997),
-                    version_id: None,
-                    invalid: None,
-                })
-                .collect();
-            let outcomes = vec![Outcome::success("Successful"); tasks.len()];
-            let body = batchops_core::report::chunk_rows(&tasks, &outcomes)?;
-            let key = batchops_core::worker::result_key(job_id, n);
-            deps.objects
-                .put_bytes(&deps.config.bucket, &key, body, "text/csv")
-                .await?;
-            let counts = ChunkCounts {
-                succeeded: tasks.len() as u64,
-                ..Default::default()
-            };
-            deps.store
-                .count_chunk(job_id, n, counts, Some(&key))
-                .await?;
-            Ok::<_, batchops_core::Error>(())
-        }
-    };
-    let results: Vec<_> = futures::stream::iter((0..chunks).map(write))
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
-    deps.store
-        .finish_planning(&job_id, rows, chunks, "")
-        .await?;
-    for (from, to) in [
-        (JobStatus::New, JobStatus::Preparing),
-        (JobStatus::Preparing, JobStatus::Active),
-    ] {
-        deps.store
-            .transition(&job_id, &[from], to, Default::default())
-            .await?;
-    }
+    let job_id = batchops_tests::seed_counted_job(&deps, rows, chunk_size, &reports, |row| {
+        format!("photos/2026/{:03}/IMG {row:08}+edit.jpg", row % 997)
+    })
+    .await?;
     println!("{job_id}");
     Ok(())
 }
@@ -683,6 +643,135 @@ impl E2e<'_> {
     }
 }
 
+/// A copy job of `n` objects on the emulator, every call of the dev runner going through the
+/// fault proxy: `conflict_rate` of DynamoDB writes refused as under contention
+/// (`TransactionConflict`, `TransactionConflictException`), `duplicate_rate` of SQS sends
+/// forwarded twice (so two deliveries of a chunk race). A task run again is a copy forwarded
+/// beyond the `n` the job needs.
+async fn chaos(n: usize, moto: &str, conflict_rate: f64, duplicate_rate: f64) -> Result<()> {
+    use batchops_tests::faults::{FaultProxy, Faults};
+    use futures::StreamExt;
+    let direct = sdk().await;
+    let s3 = s3_client(&direct);
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let (src, dst) = (format!("chaos-src-{tag}"), format!("chaos-dst-{tag}"));
+    for b in [&src, &dst] {
+        s3.create_bucket().bucket(b).send().await?;
+    }
+    let keys: Vec<String> = (0..n).map(|i| format!("chaos/{i:06}.dat")).collect();
+    let puts: Vec<_> = futures::stream::iter(keys.iter().map(|k| {
+        s3.put_object()
+            .bucket(&src)
+            .key(k)
+            .body(ByteStream::from(k.clone().into_bytes()))
+            .send()
+    }))
+    .buffer_unordered(32)
+    .collect()
+    .await;
+    for p in puts {
+        p?;
+    }
+    let manifest: String = keys.iter().map(|k| format!("{src},{k}\n")).collect();
+    s3.put_object()
+        .bucket(&src)
+        .key("manifest.csv")
+        .body(ByteStream::from(manifest.into_bytes()))
+        .send()
+        .await?;
+
+    let proxy = FaultProxy::start(moto).await;
+    let through = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.url())
+        .load()
+        .await;
+    let mut opts =
+        batchops_cli::dev::DevOptions::new(format!("chaos-{tag}"), "127.0.0.1:0".parse()?);
+    // Chunks of 100: twenty chunk commits (and their claims) for 2,000 tasks.
+    opts.tune = |c| c.chunk_size = 100;
+    let dev = batchops_cli::dev::Dev::start(&through, opts).await?;
+    proxy.set(
+        "dynamodb",
+        Faults {
+            conflict_rate,
+            ..Default::default()
+        },
+    );
+    proxy.set(
+        "sqs",
+        Faults {
+            duplicate_rate,
+            ..Default::default()
+        },
+    );
+    let api = format!("http://{}", dev.addr);
+    let http = reqwest::Client::new();
+    let body = json!({
+        "Operation": {"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}},
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                     "Location": {"ObjectArn": format!("arn:aws:s3:::{src}/manifest.csv")}},
+        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{dst}"), "Format": "Report_CSV_20180820",
+                   "Prefix": "reports", "ReportScope": "AllTasks"},
+        "Priority": 10
+    });
+    let t0 = Instant::now();
+    let created: Value = http
+        .post(format!("{api}/jobs"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let job_id = created["JobId"].as_str().context("JobId")?.to_string();
+    let job = loop {
+        let job: Value = http
+            .get(format!("{api}/jobs/{job_id}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if ["Complete", "Failed", "Cancelled"]
+            .contains(&job["Job"]["Status"].as_str().unwrap_or(""))
+        {
+            break job;
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            bail!("job {job_id} did not end: {job}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    dev.stop().await;
+    let progress = &job["Job"]["ProgressSummary"];
+    let succeeded = progress["NumberOfTasksSucceeded"].as_u64().unwrap_or(0);
+    let failed = progress["NumberOfTasksFailed"].as_u64().unwrap_or(0);
+    let copied = E2e {
+        sdk: &direct,
+        s3: &s3,
+        src: &src,
+        dst: &dst,
+        keys: &keys,
+        moto,
+    }
+    .count_objects(&dst, "chaos/")
+    .await?;
+    let copies = proxy.copies();
+    let counts: BTreeMap<String, [u64; 4]> = proxy.counts().into_iter().collect();
+    println!(
+        "{}",
+        json!({"kind": "chaos", "n": n, "status": job["Job"]["Status"], "succeeded": succeeded,
+               "failed": failed, "objects_copied": copied, "copies_forwarded": copies,
+               "tasks_run_again": copies.saturating_sub(n as u64),
+               "conflict_rate": conflict_rate, "duplicate_rate": duplicate_rate,
+               "conflicts_injected": proxy.errors("dynamodb"),
+               "dynamodb_requests": counts.get("dynamodb").map_or(0, |c| c[0]),
+               "sqs_sends_duplicated": counts.get("sqs").map_or(0, |c| c[3]),
+               "secs": secs})
+    );
+    Ok(())
+}
+
 /// A stand-in of the Lambda Runtime API: notes when each process first asks for an event,
 /// then never answers (the process is killed).
 async fn cold_start(runs: usize, bins: &[String]) -> Result<()> {
@@ -803,6 +892,26 @@ fn report(input: &str, out: &str) -> Result<()> {
         md.push_str(&format!(
             "| peak RSS of that finalizer | {:.1} MiB | ≤ 64 MiB |\n",
             f(p, "max_rss_kib") / 1024.0
+        ));
+    }
+    md.push_str(
+        "\n## Chaos: a copy job under injected DynamoDB conflicts and duplicate deliveries\n\n",
+    );
+    md.push_str("Every call of the dev runner goes through the tests' fault proxy (moto behind it, DynamoDB isolated by `infra/emulator.py`): it refuses a share of DynamoDB writes as DynamoDB does under contention (`UpdateItem` with `TransactionConflictException`, `TransactWriteItems` cancelled with `TransactionConflict`) and forwards a share of SQS sends twice, so two deliveries of a chunk race. A task run again is an S3 copy the proxy forwarded beyond the job's N.\n\n");
+    md.push_str("| N | conflict rate | conflicts injected (of DynamoDB requests) | chunk sends duplicated | status, succeeded / failed | tasks run again | target |\n|---|---|---|---|---|---|---|\n");
+    for c in of("chaos") {
+        md.push_str(&format!(
+            "| {} | {} | {} (of {}) | {} | {} {} / {} ({:.1} s) | {} | 0 |\n",
+            c["n"],
+            c["conflict_rate"],
+            c["conflicts_injected"],
+            c["dynamodb_requests"],
+            c["sqs_sends_duplicated"],
+            c["status"].as_str().unwrap_or(""),
+            c["succeeded"],
+            c["failed"],
+            f(c, "secs"),
+            c["tasks_run_again"],
         ));
     }
     md.push_str("\n## End to end: N small-object copies, batchops vs `s5cmd run`, same server, same run\n\n");

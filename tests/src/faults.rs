@@ -81,7 +81,7 @@ impl Seen {
     }
 }
 
-/// The next `left` requests of `method` whose path or `X-Amz-Target` contains `pattern` (and
+/// The next `left` requests of `method` whose path (query included) or `X-Amz-Target` contains `pattern` (and
 /// whose body contains `body`, when set) get `answer`, whatever the rates say.
 struct Rule {
     method: String,
@@ -165,7 +165,7 @@ impl FaultProxy {
             .insert(service.into(), faults);
     }
 
-    /// Answers the next `n` requests of `method` whose path or `X-Amz-Target` contains `path`
+    /// Answers the next `n` requests of `method` whose path (query included) or `X-Amz-Target` contains `path`
     /// with the service's injected error (S3 `503 SlowDown`, DynamoDB throttling), whatever
     /// the rates say.
     pub fn fail_next(&self, method: &str, path: &str, n: u32) {
@@ -371,7 +371,10 @@ async fn handle(
     }
     let targeted = {
         let mut rules = s.rules.lock().unwrap();
-        let path = parts.uri.path();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or(parts.uri.path(), |p| p.as_str());
         let target = parts
             .headers
             .get("x-amz-target")

@@ -510,6 +510,68 @@ impl TestStack {
         );
     }
 
+    /// The sort keys of every item the job has in the table.
+    pub async fn job_items(&self, job_id: &str) -> Vec<String> {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.sdk);
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let out = ddb
+                .query()
+                .table_name(&self.dev.deps.config.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("JOB#{job_id}")),
+                )
+                .consistent_read(true)
+                .set_exclusive_start_key(cursor)
+                .send()
+                .await
+                .unwrap();
+            keys.extend(out.items().iter().filter_map(|i| {
+                i.get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .map(|s| s.to_string())
+            }));
+            match out.last_evaluated_key() {
+                Some(k) => cursor = Some(k.clone()),
+                None => break,
+            }
+        }
+        keys
+    }
+
+    /// Waits (at most `secs`) until an ended job's clean-up is done, which follows its final
+    /// status: only its job and request items are left, and no result file. Panics, naming
+    /// what is left, otherwise.
+    pub async fn until_cleaned_up(&self, job_id: &str, secs: u64) {
+        let started = std::time::Instant::now();
+        loop {
+            let items = self.job_items(job_id).await;
+            let files = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.dev.deps.config.bucket)
+                .prefix(format!("results/{job_id}/"))
+                .send()
+                .await
+                .unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect::<Vec<_>>();
+            if items == ["JOB", "JOB#REQUEST"] && files.is_empty() {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(secs),
+                "job {job_id} not cleaned up within {secs} s: items {items:?}, result files {files:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Waits (at most `limit`) for the job to end; returns its description.
     ///
     /// On a stack whose planner budget is zero (one chunk per invocation: the lifecycle
@@ -528,9 +590,10 @@ impl TestStack {
             .as_u64()
             .unwrap_or(0);
         if config.planner_budget.is_zero() && total > 2 * config.chunk_size as u64 {
-            let checkpoint = self.dev.deps.store.get_checkpoint(job_id).await.unwrap();
+            // The job item keeps the count: the plan checkpoint is gone once the job ended.
+            let job = self.dev.deps.store.require(job_id).await.unwrap();
             assert!(
-                checkpoint.is_some_and(|(_, cp)| cp.continuations > 0),
+                job.plan_continuations > 0,
                 "job {job_id} of {total} tasks was planned in one invocation under a zero budget"
             );
         }
@@ -813,4 +876,87 @@ pub fn copy_job(
                    "Prefix": "reports", "ReportScope": scope},
         "Priority": 10
     })
+}
+
+/// Creates an `Active`, fully planned and counted job whose `rows` tasks (in chunks of
+/// `chunk_size`) all succeeded, as if its workers had run: every chunk's result file and
+/// record written directly, so only the finalizer is left to run. Its report (all tasks) goes
+/// to `report_bucket` under `r/`; `key` names row `n`'s object. Returns the job's id.
+pub async fn seed_counted_job(
+    deps: &batchops_core::Deps,
+    rows: u64,
+    chunk_size: u64,
+    report_bucket: &str,
+    key: impl Fn(u64) -> String + Copy,
+) -> batchops_core::Result<String> {
+    use batchops_core::adapters::ChunkCounts;
+    use batchops_core::chunk::Task;
+    use batchops_core::job::{CreateJobRequest, Job, JobStatus};
+    use batchops_core::ops::Outcome;
+    use futures::StreamExt;
+    let request: CreateJobRequest = serde_json::from_value(json!({
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820"},
+                     "Location": {"ObjectArn": format!("arn:aws:s3:::{report_bucket}/manifest.csv")}},
+        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{report_bucket}"),
+                   "Format": "Report_CSV_20180820", "Prefix": "r", "ReportScope": "AllTasks"}
+    }))
+    .map_err(batchops_core::Error::Message)?;
+    let job_id = uuid::Uuid::new_v4().to_string();
+    deps.store
+        .create(&Job::new(
+            job_id.clone(),
+            request,
+            batchops_core::time::now_iso(),
+        ))
+        .await?;
+    let chunks = rows.div_ceil(chunk_size);
+    let write = |n: u64| {
+        let job_id = &job_id;
+        async move {
+            let first = n * chunk_size;
+            let tasks: Vec<Task> = (first..rows.min(first + chunk_size))
+                .map(|row| Task {
+                    row,
+                    bucket: "seeded-source-bucket".into(),
+                    key: key(row),
+                    version_id: None,
+                    invalid: None,
+                })
+                .collect();
+            let outcomes = vec![Outcome::success("Successful"); tasks.len()];
+            let body = batchops_core::report::chunk_rows(&tasks, &outcomes)?;
+            let file = batchops_core::worker::result_key(job_id, n);
+            deps.objects
+                .put_bytes(&deps.config.bucket, &file, body, "text/csv")
+                .await?;
+            let counts = ChunkCounts {
+                succeeded: tasks.len() as u64,
+                ..Default::default()
+            };
+            deps.store
+                .count_chunk(job_id, n, counts, Some(&file))
+                .await?;
+            Ok::<_, batchops_core::Error>(())
+        }
+    };
+    let results: Vec<_> = futures::stream::iter((0..chunks).map(write))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    deps.store
+        .finish_planning(&job_id, rows, chunks, "")
+        .await?;
+    for (from, to) in [
+        (JobStatus::New, JobStatus::Preparing),
+        (JobStatus::Preparing, JobStatus::Active),
+    ] {
+        deps.store
+            .transition(&job_id, &[from], to, Default::default())
+            .await?;
+    }
+    Ok(job_id)
 }

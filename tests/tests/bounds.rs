@@ -524,3 +524,195 @@ async fn the_counted_job_item_stays_small_whatever_the_request_size() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ended_job_keeps_only_its_job_and_request_items() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: |c| c.chunk_size = 5,
+    })
+    .await;
+    let keys: Vec<String> = (0..12).map(|i| format!("end/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(
+        stack
+            .report(&seeded.target, "reports", &job_id)
+            .await
+            .rows
+            .len(),
+        12
+    );
+    // Chunk records, claims, the plan checkpoint and the report's progress served the run
+    // only: the job and its request stay (90 days, by TTL), nothing else does.
+    stack.until_cleaned_up(&job_id, 30).await;
+    // Described as before.
+    let again = stack.api.describe(&job_id).await.unwrap();
+    assert_eq!(
+        again["ProgressSummary"]["NumberOfTasksSucceeded"], 12,
+        "{again}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clean_up_cut_short_is_finished_when_the_finalize_message_comes_again() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 2,
+        tune: |c| c.chunk_size = 5,
+    })
+    .await;
+    let keys: Vec<String> = (0..12).map(|i| format!("cut/{i:02}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    // The first clean-up's deletes of the job's records fail (each of the client's tries):
+    // the job has ended, its records are left, and the finalize message fails so that it
+    // comes again.
+    let attempts = batchops_core::adapters::CONTROL_ATTEMPTS;
+    proxy.fail_next("POST", "BatchWriteItem", attempts);
+    let job_id = stack
+        .api
+        .create(&seeded.copy_job("AllTasks"))
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    stack.until_cleaned_up(&job_id, 60).await;
+    assert_eq!(
+        proxy.errors("dynamodb"),
+        attempts as u64,
+        "the failed clean-up was met"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_cancelled_before_it_ran_keeps_only_its_job_and_request_items() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 1,
+        tune: |_| {},
+    })
+    .await;
+    let seeded = stack.seed(&["sus/0".to_string()], &[]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["ConfirmationRequired"] = serde_json::json!(true);
+    let job_id = stack.api.create(&body).await.unwrap();
+    // Planned (counted, nothing queued), then cancelled by the user.
+    stack
+        .until(&job_id, 60, |j| j["Status"] == "Suspended")
+        .await;
+    let (code, answer) = {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/jobs/{job_id}/status", stack.base_url))
+            .json(&serde_json::json!({"RequestedJobStatus": "Cancelled"}))
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(
+        (code, &answer["Status"]),
+        (200, &serde_json::json!("Cancelled")),
+        "{answer}"
+    );
+    stack.until_cleaned_up(&job_id, 60).await;
+}
+
+/// A report key of about 200 bytes, so a few MiB of rows need few tasks.
+fn long_key(row: u64) -> String {
+    format!("deep/{}/object-{row:08}.bin", "segment".repeat(27))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_report_file_bigger_than_a_part_is_uploaded_in_parts_and_holds_every_row() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 0,
+        tune: |_| {},
+    })
+    .await;
+    let deps = stack.dev.deps.clone();
+    let reports = stack.bucket("rep").await;
+    // About 20 MiB of rows: one report file (the limit is 64 MiB), more than two parts.
+    let rows = 90_000;
+    let job_id = batchops_tests::seed_counted_job(&deps, rows, 10_000, &reports, long_key)
+        .await
+        .unwrap();
+    // Only the finalizer is left to run: the stack's own.
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    // The rows and their MD5 (checked against the manifest's) read back whole.
+    let report = stack.report(&reports, "r", &job_id).await;
+    assert_eq!(report.rows.len(), rows as usize);
+    let keys: std::collections::BTreeSet<&str> =
+        report.rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys.len(), rows as usize, "every row once");
+    // Sent a part at a time: never a file held whole.
+    let to_reports: Vec<_> = proxy
+        .s3_requests()
+        .into_iter()
+        .filter(|r| r.bucket() == reports && r.target.contains("/results/"))
+        .collect();
+    let parts = to_reports
+        .iter()
+        .filter(|r| r.method == "PUT" && r.target.contains("partNumber="))
+        .count();
+    let whole = to_reports
+        .iter()
+        .filter(|r| r.method == "PUT" && !r.target.contains("partNumber="))
+        .count();
+    let min_parts = (20 << 20) / batchops_core::report::REPORT_PART_BYTES;
+    assert!(parts > min_parts, "{parts} parts for about 20 MiB");
+    assert_eq!(whole, 0, "no report file was sent in one request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_report_upload_that_fails_is_aborted_and_written_whole_when_the_finalizer_runs_again() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions {
+        workers: 0,
+        tune: |_| {},
+    })
+    .await;
+    let deps = stack.dev.deps.clone();
+    let reports = stack.bucket("rep").await;
+    let rows = 50_000;
+    // The second part of the report's file fails, each of the client's tries: set before the
+    // job is seeded, since the stack's finalizer may take it up at once.
+    let attempts = batchops_core::adapters::CONTROL_ATTEMPTS;
+    proxy.fail_next("PUT", "partNumber=2", attempts);
+    let job_id = batchops_tests::seed_counted_job(&deps, rows, 10_000, &reports, long_key)
+        .await
+        .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(
+        proxy.errors("s3"),
+        attempts as u64,
+        "the failed part was met"
+    );
+    let aborted = proxy
+        .s3_requests()
+        .into_iter()
+        .filter(|r| r.bucket() == reports && r.method == "DELETE" && r.target.contains("uploadId="))
+        .count();
+    assert_eq!(
+        aborted, 1,
+        "the unfinished upload is abandoned, not left billed"
+    );
+    let uploads = stack
+        .s3
+        .list_multipart_uploads()
+        .bucket(&reports)
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+    // The finalize message came again: the report was written whole.
+    let report = stack.report(&reports, "r", &job_id).await;
+    assert_eq!(report.rows.len(), rows as usize);
+}

@@ -18,7 +18,8 @@ pub enum Finalized {
     AlreadyEnded(JobStatus),
     /// Its chunks are not all counted yet.
     NotReady,
-    /// Its report is part-written: a finalize message continues it in a new invocation.
+    /// Its report is part-written, or its clean-up unfinished: a finalize message continues
+    /// it in a new invocation.
     Continued,
 }
 
@@ -34,7 +35,12 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
         tries += 1;
         let job = deps.store.require(job_id).await?;
         if job.status.is_terminal() {
-            return Ok(Finalized::AlreadyEnded(job.status));
+            // A clean-up cut short goes on (one query when there is nothing left).
+            let deadline = tokio::time::Instant::now() + deps.config.finalizer_budget;
+            return Ok(match clean_up(deps, job_id, deadline).await? {
+                true => Finalized::AlreadyEnded(job.status),
+                false => Finalized::Continued,
+            });
         }
         if !job.reconciled() {
             info!(
@@ -124,7 +130,11 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
     match deps.store.transition(job_id, &[from], to, change).await {
         Ok(_) => {
             info!(status = %to, succeeded = job.succeeded, failed = job.failed, "job ended");
-            delete_results(deps, job_id).await;
+            // The job has ended whatever the clean-up meets; a failed or unfinished one goes
+            // on when the finalize message comes again.
+            if !clean_up(deps, job_id, deadline).await? {
+                return Ok(Finalized::Continued);
+            }
             Ok(Finalized::Ended(to, manifest))
         }
         Err(Error::StatusConflict { actual, .. }) => Ok(Finalized::AlreadyEnded(actual)),
@@ -132,42 +142,61 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
     }
 }
 
-/// Deletes an ended job's intermediate result files: they live as long as the job needs them
-/// (a pause of any length included), not by age. Best effort: what a crash leaves behind, the
-/// stack bucket's lifecycle rule removes after a year.
-async fn delete_results(deps: &Deps, job_id: &str) {
-    use futures::StreamExt;
+/// Asks the finalizer to clean up after a job another stage ended (a cancel before anything
+/// was queued, a planner that failed the job): a finalize message, whose run finds the job
+/// ended and clears its working records. Best effort: a failure is logged.
+pub async fn clean_up_later(deps: &Deps, job_id: &str) {
+    let message = crate::chunk::FinalizeMessage {
+        job_id: job_id.into(),
+    };
+    if let Err(e) = deps.queues.send_finalize(&message).await {
+        tracing::warn!(job_id, error = %e, "could not queue the ended job's clean-up");
+    }
+}
+
+/// Clears what an ended job's run left: its working records (chunk records, claims, partial
+/// chunks, the plan checkpoint, the report's progress) and the result files they point to, a
+/// page at a time, files first (`DeleteObjects`), then the records (`BatchWriteItem`). What
+/// is deleted is done, so a clean-up cut short (an error, a crash, the budget) goes on from
+/// what is left when the finalize message comes again: an error fails the message, the
+/// budget sends a new one. The job and its request stay, until their TTL. Returns `false`
+/// when the budget ran out first.
+async fn clean_up(deps: &Deps, job_id: &str, deadline: tokio::time::Instant) -> Result<bool> {
     let mut cursor = None;
-    let mut deleted = 0usize;
+    let (mut records_deleted, mut files_deleted) = (0usize, 0usize);
     loop {
-        let (records, next) = match deps.store.chunk_page(job_id, cursor).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list the job's result files; left to the lifecycle rule");
-                return;
-            }
-        };
-        let deletes: Vec<_> = records
-            .iter()
-            .filter_map(|r| r.result_key.as_deref())
-            .map(|key| deps.objects.delete(&deps.config.bucket, key))
-            .collect();
-        let results: Vec<Result<()>> = futures::stream::iter(deletes)
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        for r in results {
-            match r {
-                Ok(()) => deleted += 1,
-                Err(e) => tracing::warn!(error = %e, "could not delete a result file"),
-            }
+        if tokio::time::Instant::now() >= deadline {
+            deps.queues
+                .send_finalize(&crate::chunk::FinalizeMessage {
+                    job_id: job_id.into(),
+                })
+                .await?;
+            info!(
+                records_deleted,
+                files_deleted, "clean-up continues in a new invocation"
+            );
+            return Ok(false);
         }
+        let (records, next) = deps.store.working_records_page(job_id, cursor).await?;
+        let files: Vec<String> = records.iter().filter_map(|r| r.file.clone()).collect();
+        for batch in files.chunks(1000) {
+            deps.objects.delete_many(&deps.config.bucket, batch).await?;
+        }
+        deps.store.delete_working_records(job_id, &records).await?;
+        records_deleted += records.len();
+        files_deleted += files.len();
         match next {
             Some(n) => cursor = Some(n),
             None => break,
         }
     }
-    info!(deleted, "intermediate result files deleted");
+    if records_deleted > 0 {
+        info!(
+            records_deleted,
+            files_deleted, "the ended job's working records deleted"
+        );
+    }
+    Ok(true)
 }
 
 /// How long the job has been in its ending status (`Completing`, `Failing`, `Cancelling`).

@@ -322,10 +322,12 @@ async fn cancel(deps: &Deps, job: &Job, change: StatusChange) -> crate::Result<J
     // planner that starts later finds it cancelled). Any other goes `Cancelling`: a planner
     // may be queuing chunks (a `Ready` job's too), and it closes planning on seeing that.
     if matches!(job.status, JobStatus::New | JobStatus::Suspended) {
-        return deps
+        let cancelled = deps
             .store
             .transition(&job.job_id, &[job.status], JobStatus::Cancelled, change)
-            .await;
+            .await?;
+        crate::finalizer::clean_up_later(deps, &job.job_id).await;
+        return Ok(cancelled);
     }
     let cancelling = deps
         .store

@@ -998,7 +998,11 @@ pub async fn fail_job(deps: &Deps, job_id: &str, code: &str, reason: &str) -> Re
         )
         .await
     {
-        Ok(_) | Err(Error::StatusConflict { .. }) => Ok(()),
+        Ok(_) => {
+            crate::finalizer::clean_up_later(deps, job_id).await;
+            Ok(())
+        }
+        Err(Error::StatusConflict { .. }) => Ok(()),
         Err(e) => Err(e),
     }
 }

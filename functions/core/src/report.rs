@@ -13,9 +13,10 @@
 //!
 //! Workers write each chunk's rows to the stack bucket in this same row format; the finalizer
 //! streams them chunk by chunk into the report files, rolling over to a new file past a size
-//! limit, so no report is ever held in memory whole.
+//! limit. A file is uploaded a part ([`REPORT_PART_BYTES`]) at a time, so the finalizer holds
+//! at most about a part per outcome, whatever the file and report sizes.
 
-use crate::adapters::Objects;
+use crate::adapters::{Objects, Upload};
 use crate::chunk::Task;
 use crate::ops::Outcome;
 use crate::{Error, Result};
@@ -125,6 +126,10 @@ pub fn report_dir(prefix: Option<&str>, job_id: &str) -> String {
     }
 }
 
+/// The size of a report file's parts: a file bigger than this is a multipart upload, a part
+/// sent as soon as it is full (S3's minimum part is 5 MiB).
+pub const REPORT_PART_BYTES: usize = 8 * 1024 * 1024;
+
 fn row_writer() -> csv::Writer<Vec<u8>> {
     csv::WriterBuilder::new()
         .has_headers(false)
@@ -134,8 +139,12 @@ fn row_writer() -> csv::Writer<Vec<u8>> {
 struct OpenFile {
     status: &'static str,
     index: u32,
+    /// The rows not yet uploaded.
     writer: csv::Writer<Vec<u8>>,
     rows: u64,
+    /// The file's multipart upload, once a part of it has been sent, and the bytes sent.
+    upload: Option<Upload>,
+    uploaded: usize,
 }
 
 /// Streams result rows into report files split by outcome, each file at most about
@@ -167,6 +176,8 @@ impl<'a> ReportWriter<'a> {
             index: 0,
             writer: row_writer(),
             rows: 0,
+            upload: None,
+            uploaded: 0,
         };
         Self {
             objects,
@@ -194,8 +205,8 @@ impl<'a> ReportWriter<'a> {
     /// Writes the open files (rows so far, however few) and returns where the report stands,
     /// for the next invocation to [`resume`](Self::resume) after `through_chunk`.
     pub async fn checkpoint(&mut self, through_chunk: Option<u64>) -> Result<ReportProgress> {
-        self.flush(0).await?;
-        self.flush(1).await?;
+        let flushed = self.flush_both().await;
+        self.abort_on_error(flushed).await?;
         Ok(ReportProgress {
             through_chunk,
             results: self.results.clone(),
@@ -207,6 +218,30 @@ impl<'a> ReportWriter<'a> {
 
     /// Adds every row of a chunk's result file (as written by [`chunk_rows`]).
     pub async fn add_chunk_rows(&mut self, data: &[u8]) -> Result<()> {
+        let added = self.add_rows(data).await;
+        self.abort_on_error(added).await
+    }
+
+    async fn flush_both(&mut self) -> Result<()> {
+        self.flush(0).await?;
+        self.flush(1).await
+    }
+
+    /// On an error, abandons the files being uploaded (their parts would otherwise stay in
+    /// the report bucket, billed, until a lifecycle rule removes them); the invocation that
+    /// comes again writes them anew from the last checkpoint.
+    async fn abort_on_error<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            for file in &mut self.files {
+                if let Some(upload) = file.upload.take() {
+                    self.objects.abort_upload(upload).await;
+                }
+            }
+        }
+        result
+    }
+
+    async fn add_rows(&mut self, data: &[u8]) -> Result<()> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -229,33 +264,82 @@ impl<'a> ReportWriter<'a> {
             file.writer.write_byte_record(&record)?;
             file.rows += 1;
             self.rows_written += 1;
-            if file.writer.get_ref().len() >= self.max_bytes {
+            let pending = file.writer.get_ref().len();
+            if file.uploaded + pending >= self.max_bytes {
                 self.flush(which).await?;
+            } else if pending >= REPORT_PART_BYTES {
+                self.send_part(which).await?;
             }
         }
         Ok(())
     }
 
-    async fn flush(&mut self, which: usize) -> Result<()> {
-        let file = &mut self.files[which];
-        file.writer.flush()?;
-        if file.rows == 0 {
-            return Ok(());
-        }
-        let full = std::mem::replace(&mut file.writer, row_writer());
-        let body = full.into_inner().map_err(|e| Error::Io(e.into_error()))?;
+    /// The key of a report file: a digest of job, outcome and file number.
+    fn file_key(&self, which: usize) -> String {
+        let file = &self.files[which];
         let name = hex::encode(Md5::digest(format!(
             "{}/{}/{}",
             self.job_id, file.status, file.index
         )));
-        let key = format!("{}/results/{name}.csv", self.dir);
+        format!("{}/results/{name}.csv", self.dir)
+    }
+
+    /// The rows not yet uploaded, leaving an empty buffer.
+    fn take_pending(&mut self, which: usize) -> Result<Vec<u8>> {
+        let file = &mut self.files[which];
+        file.writer.flush()?;
+        let full = std::mem::replace(&mut file.writer, row_writer());
+        full.into_inner().map_err(|e| Error::Io(e.into_error()))
+    }
+
+    /// Sends the rows held as the file's next part, starting its upload on the first.
+    async fn send_part(&mut self, which: usize) -> Result<()> {
+        if self.files[which].upload.is_none() {
+            let key = self.file_key(which);
+            let upload = self
+                .objects
+                .start_upload(&self.bucket, &key, "text/csv")
+                .await?;
+            self.files[which].upload = Some(upload);
+        }
+        let body = self.take_pending(which)?;
+        let file = &mut self.files[which];
+        file.uploaded += body.len();
+        let upload = file.upload.as_mut().expect("started above");
+        self.objects.upload_part(upload, body).await
+    }
+
+    /// Ends the open file of an outcome (if it has rows): one `PutObject`, or the last part
+    /// and the completion of its upload.
+    async fn flush(&mut self, which: usize) -> Result<()> {
+        if self.files[which].rows == 0 {
+            return Ok(());
+        }
+        let key = self.file_key(which);
+        let body = self.take_pending(which)?;
+        let file = &mut self.files[which];
         let status = file.status;
         file.index += 1;
         file.rows = 0;
-        let md5 = self
-            .objects
-            .put_bytes(&self.bucket, &key, body, "text/csv")
-            .await?;
+        file.uploaded = 0;
+        let md5 = match file.upload.take() {
+            None => {
+                self.objects
+                    .put_bytes(&self.bucket, &key, body, "text/csv")
+                    .await?
+            }
+            Some(mut upload) => {
+                let sent = match body.is_empty() {
+                    true => Ok(()),
+                    false => self.objects.upload_part(&mut upload, body).await,
+                };
+                match sent {
+                    Ok(()) => self.objects.complete_upload(&upload).await,
+                    Err(e) => Err(e),
+                }
+                .inspect_err(|_| file.upload = Some(upload))?
+            }
+        };
         self.results.push(ResultFile {
             task_execution_status: status.into(),
             bucket: self.bucket.clone(),
@@ -267,8 +351,8 @@ impl<'a> ReportWriter<'a> {
 
     /// Writes the remaining rows and `manifest.json`; returns the manifest.
     pub async fn finish(mut self, report_date: &str) -> Result<ReportManifest> {
-        self.flush(0).await?;
-        self.flush(1).await?;
+        let flushed = self.flush_both().await;
+        self.abort_on_error(flushed).await?;
         // Succeeded files first, then failed, each in write order (as AWS lists them).
         self.results
             .sort_by_key(|r| r.task_execution_status != "succeeded");

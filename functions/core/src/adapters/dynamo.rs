@@ -2,13 +2,17 @@
 //!
 //! | item | `pk` | `sk` | notes |
 //! |---|---|---|---|
-//! | job (the counted item) | `JOB#<id>` | `JOB` | status, counters, plan totals, stamps, `operation` and `description` (for ListJobs); `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `open = OPEN` while not terminal; `expires_at` (TTL) 90 days after it ends |
+//! | job (the counted item) | `JOB#<id>` | `JOB` | status, counters, plan totals (and `plan_continuations`), stamps, `operation` and `description` (for ListJobs); `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `open = OPEN` while not terminal; `expires_at` (TTL) 90 days after it ends |
 //! | job request | `JOB#<id>` | `JOB#REQUEST` | `request` (the CreateJob JSON, up to 64 KiB), `tags`: read with the job, never written by a count |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
 //! | chunk claim | `JOB#<id>` | `CLAIM#<n, 12 digits>` | `owner`, `lease_until` (epoch ms): the one delivery that may run the chunk's tasks; `expires_at` (TTL) |
 //! | partial chunk | `JOB#<id>` | `PART#<n, 12 digits>` | `done` (the tasks that ran, by index), their `succeeded`/`failed` and `result_key` (their rows): what a delivery cut short by its deadline kept |
 //! | planner checkpoint | `JOB#<id>` | `PLAN` | `seq`, `checkpoint` (JSON): where planning resumes; `sent_through`, `sent_rows`: chunks before it (and their rows) may be queued |
+//! | report progress | `JOB#<id>` | `REPORT` | `seq`, `progress` (JSON): the report files written so far, for a finalizer that continues |
 //! | generated manifest file | `JOB#<id>` | `OUTFILE#<first chunk, 12 digits>` | `last_chunk`, `key`, `size`, `md5` |
+//!
+//! Every item but the job and its request serves the run only: once the job has ended, the
+//! finalizer deletes them and the result files they point to ([`JobStore::working_records_page`]).
 //!
 //! Exactly-once accounting rests on one transaction per chunk: a conditional put of the chunk
 //! record (`attribute_not_exists`) together with `ADD` to the job's counters. A redelivered
@@ -65,6 +69,14 @@ pub struct ChunkCounts {
     pub succeeded: u64,
     pub failed: u64,
     pub not_run: u64,
+}
+
+/// An item of a job that served its run only (see [`JobStore::working_records_page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkingRecord {
+    sk: String,
+    /// The stack-bucket file it points to (a chunk's or a partial chunk's result rows).
+    pub file: Option<String>,
 }
 
 /// A repair the sweep makes at most once per interval ([`JobStore::claim_repair`]).
@@ -425,6 +437,7 @@ impl Job {
             not_run: get_n(item, "not_run"),
             chunks_total: get_n(item, "chunks_total"),
             chunks_done: get_n(item, "chunks_done"),
+            plan_continuations: get_n(item, "plan_continuations"),
             planned: item
                 .get("planned")
                 .and_then(|v| v.as_bool().ok())
@@ -1071,10 +1084,11 @@ impl JobStore {
             .table_name(&self.table)
             .key("pk", job_pk(job_id))
             .key("sk", s("JOB"))
-            .update_expression("SET total_tasks = :t, chunks_total = :c")
+            .update_expression("SET total_tasks = :t, chunks_total = :c, plan_continuations = :k")
             .condition_expression("attribute_exists(pk) AND planned <> :yes")
             .expression_attribute_values(":t", n(total_tasks))
             .expression_attribute_values(":c", n(chunks_total))
+            .expression_attribute_values(":k", n(checkpoint.continuations))
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .build()
             .map_err(|e| Error::Record(e.to_string()))?;
@@ -1480,6 +1494,96 @@ impl JobStore {
             .send()
             .await
             .map_err(|e| Error::dynamo("Query", e))
+    }
+
+    /// One page of a job's working records: every item of the job but the job and its request
+    /// (chunk records, claims, partial chunks, the plan checkpoint, the report's progress),
+    /// each with the stack-bucket file it points to, if any.
+    pub async fn working_records_page(
+        &self,
+        job_id: &str,
+        cursor: Option<Item>,
+    ) -> Result<(Vec<WorkingRecord>, Option<Item>)> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", job_pk(job_id))
+            .projection_expression("sk, result_key")
+            .consistent_read(true)
+            .set_exclusive_start_key(cursor)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("Query", e))?;
+        let records = out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let sk = get_s(item, "sk")?;
+                (sk != "JOB" && sk != REQUEST_SK).then(|| WorkingRecord {
+                    file: get_s(item, "result_key").filter(|k| !k.is_empty()),
+                    sk,
+                })
+            })
+            .collect();
+        Ok((records, out.last_evaluated_key().cloned()))
+    }
+
+    /// Deletes working records of a job, 25 to a `BatchWriteItem`, retrying what DynamoDB
+    /// leaves unprocessed (throttling) a bounded number of times.
+    pub async fn delete_working_records(
+        &self,
+        job_id: &str,
+        records: &[WorkingRecord],
+    ) -> Result<()> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        for batch in records.chunks(25) {
+            let mut requests = batch
+                .iter()
+                .map(|r| {
+                    DeleteRequest::builder()
+                        .key("pk", job_pk(job_id))
+                        .key("sk", s(&r.sk))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(|e| Error::Record(e.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut tries = 0u32;
+            while !requests.is_empty() {
+                tries += 1;
+                if tries > 8 {
+                    return Err(Error::Dynamo {
+                        op: "BatchWriteItem",
+                        source: format!(
+                            "{} deletes still unprocessed after {} tries",
+                            requests.len(),
+                            tries - 1
+                        )
+                        .into(),
+                        retryable: true,
+                    });
+                }
+                if tries > 1 {
+                    let ms = 50u64 << (tries - 2).min(5);
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.table.clone(), requests)
+                    .send()
+                    .await
+                    .map_err(|e| Error::dynamo("BatchWriteItem", e))?;
+                requests = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
     }
 
     /// Where a job's report assembly stands, with its sequence number (none: not started).

@@ -9,7 +9,7 @@ pub mod sqs;
 pub mod stack;
 
 pub use dynamo::{ChunkCounts, ChunkRecord, JobStore};
-pub use s3::Objects;
+pub use s3::{Objects, Upload};
 pub use sqs::Queues;
 
 use aws_config::SdkConfig;
@@ -31,9 +31,13 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
 }
 
+/// How many times the pipeline's own clients (DynamoDB, SQS, S3 control calls) try a request
+/// that fails retryably before the error reaches the handler.
+pub const CONTROL_ATTEMPTS: u32 = 5;
+
 impl Clients {
     pub fn new(sdk: &SdkConfig, force_path_style: bool) -> Self {
-        let control_retry = RetryConfig::standard().with_max_attempts(5);
+        let control_retry = RetryConfig::standard().with_max_attempts(CONTROL_ATTEMPTS);
         let s3 = |retry: RetryConfig| {
             aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(sdk)

@@ -33,6 +33,15 @@ pub struct Listed {
     pub storage_class: Option<String>,
 }
 
+/// A file being written a part at a time ([`Objects::start_upload`]).
+pub struct Upload {
+    bucket: String,
+    key: String,
+    upload_id: String,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+    md5: Md5,
+}
+
 /// An object being read.
 pub struct GotObject {
     pub etag: String,
@@ -299,6 +308,160 @@ impl Objects {
             }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Starts a multipart upload: a file written a part at a time, so that no more than a
+    /// part is ever held in memory.
+    pub async fn start_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Upload> {
+        let out = self
+            .control
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| s3_error("CreateMultipartUpload", bucket, key, e))?;
+        let upload_id = out.upload_id().unwrap_or_default().to_string();
+        if upload_id.is_empty() {
+            return Err(Error::S3 {
+                op: "CreateMultipartUpload",
+                bucket: bucket.into(),
+                key: key.into(),
+                status: None,
+                source: "no UploadId in the answer".into(),
+            });
+        }
+        Ok(Upload {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id,
+            parts: Vec::new(),
+            md5: Md5::new(),
+        })
+    }
+
+    /// Uploads the next part (every part but the last at least 5 MiB, as S3 requires), with a
+    /// `Content-MD5` header.
+    pub async fn upload_part(&self, upload: &mut Upload, body: Vec<u8>) -> Result<()> {
+        let digest = Md5::digest(&body);
+        upload.md5.update(&body);
+        let number = upload.parts.len() as i32 + 1;
+        let out = self
+            .control
+            .upload_part()
+            .bucket(&upload.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .part_number(number)
+            .content_md5(base64::engine::general_purpose::STANDARD.encode(digest))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| s3_error("UploadPart", &upload.bucket, &upload.key, e))?;
+        upload.parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Completes an upload; returns the hex MD5 of the whole file (what a report manifest's
+    /// `MD5Checksum` holds: a multipart object's ETag is not its MD5).
+    pub async fn complete_upload(&self, upload: &Upload) -> Result<String> {
+        let Upload {
+            bucket,
+            key,
+            upload_id,
+            parts,
+            md5,
+        } = upload;
+        self.control
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts.clone()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| s3_error("CompleteMultipartUpload", bucket, key, e))?;
+        Ok(hex::encode(md5.clone().finalize()))
+    }
+
+    /// Abandons an upload (its parts are deleted). Best effort: a failure is logged, and the
+    /// parts stay until the bucket's lifecycle rule or a later abort removes them.
+    pub async fn abort_upload(&self, upload: Upload) {
+        if let Err(e) = self
+            .control
+            .abort_multipart_upload()
+            .bucket(&upload.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .send()
+            .await
+        {
+            tracing::warn!(key = upload.key, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "could not abort a multipart upload");
+        }
+    }
+
+    /// Deletes up to 1,000 objects with one `DeleteObjects` (a missing key is no error).
+    pub async fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<()> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let build = |e: aws_sdk_s3::error::BuildError| Error::S3 {
+            op: "DeleteObjects",
+            bucket: bucket.into(),
+            key: keys[0].clone(),
+            status: None,
+            source: e.into(),
+        };
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build().map_err(build))
+            .collect::<Result<Vec<_>>>()?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(build)?;
+        let out = self
+            .control
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| s3_error("DeleteObjects", bucket, &keys[0], e))?;
+        if let Some(failed) = out.errors().first() {
+            return Err(Error::S3 {
+                op: "DeleteObjects",
+                bucket: bucket.into(),
+                key: failed.key().unwrap_or_default().into(),
+                status: None,
+                source: format!(
+                    "{} of {} not deleted: {} {}",
+                    out.errors().len(),
+                    keys.len(),
+                    failed.code().unwrap_or_default(),
+                    failed.message().unwrap_or_default()
+                )
+                .into(),
+            });
+        }
+        Ok(())
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {

@@ -128,6 +128,8 @@ pub struct Job {
     pub chunks_total: u64,
     /// Chunks counted by workers, each exactly once.
     pub chunks_done: u64,
+    /// Planner invocations that stopped at a checkpoint and continued in a new one.
+    pub plan_continuations: u64,
     /// The planner has read the whole manifest.
     pub planned: bool,
     /// The manifest ETag the planner read (recorded even when the request gave none).
@@ -209,6 +211,7 @@ impl Job {
             not_run: 0,
             chunks_total: 0,
             chunks_done: 0,
+            plan_continuations: 0,
             planned: false,
             manifest_etag: None,
             report_date: None,
