@@ -408,26 +408,29 @@ async fn recorder(moto: &str, action: &str) -> Result<()> {
     Ok(())
 }
 
-async fn e2e(n: usize, rounds: usize, label: &str, s5cmd: &str, moto: &str) -> Result<()> {
+/// Creates the buckets `src` and `dst`, `n` objects `<prefix>/<i:06>.dat` in `src` (64 PUTs
+/// in flight, `body` gives each its bytes) and `src/manifest.csv` listing them; returns the
+/// keys.
+async fn seed_copy_source(
+    s3: &aws_sdk_s3::Client,
+    src: &str,
+    dst: &str,
+    n: usize,
+    prefix: &str,
+    body: impl Fn(&str) -> Vec<u8>,
+) -> Result<Vec<String>> {
     use futures::StreamExt;
-    let sdk = sdk().await;
-    let s3 = s3_client(&sdk);
-    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let (src, dst) = (format!("bench-src-{tag}"), format!("bench-dst-{tag}"));
-    for b in [&src, &dst] {
+    for b in [src, dst] {
         s3.create_bucket().bucket(b).send().await?;
     }
-    let keys: Vec<String> = (0..n).map(|i| format!("objects/{i:06}.dat")).collect();
-    let puts: Vec<_> = keys
-        .iter()
-        .map(|k| {
-            s3.put_object()
-                .bucket(&src)
-                .key(k)
-                .body(ByteStream::from(vec![b'x'; 1024]))
-                .send()
-        })
-        .collect();
+    let keys: Vec<String> = (0..n).map(|i| format!("{prefix}/{i:06}.dat")).collect();
+    let puts = keys.iter().map(|k| {
+        s3.put_object()
+            .bucket(src)
+            .key(k)
+            .body(ByteStream::from(body(k)))
+            .send()
+    });
     let results: Vec<_> = futures::stream::iter(puts)
         .buffer_unordered(64)
         .collect()
@@ -437,11 +440,20 @@ async fn e2e(n: usize, rounds: usize, label: &str, s5cmd: &str, moto: &str) -> R
     }
     let manifest: String = keys.iter().map(|k| format!("{src},{k}\n")).collect();
     s3.put_object()
-        .bucket(&src)
+        .bucket(src)
         .key("manifest.csv")
         .body(ByteStream::from(manifest.into_bytes()))
         .send()
         .await?;
+    Ok(keys)
+}
+
+async fn e2e(n: usize, rounds: usize, label: &str, s5cmd: &str, moto: &str) -> Result<()> {
+    let sdk = sdk().await;
+    let s3 = s3_client(&sdk);
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let (src, dst) = (format!("bench-src-{tag}"), format!("bench-dst-{tag}"));
+    let keys = seed_copy_source(&s3, &src, &dst, n, "objects", |_| vec![b'x'; 1024]).await?;
     let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .context("AWS_ENDPOINT_URL_S3")?;
@@ -650,35 +662,11 @@ impl E2e<'_> {
 /// beyond the `n` the job needs.
 async fn chaos(n: usize, moto: &str, conflict_rate: f64, duplicate_rate: f64) -> Result<()> {
     use batchops_tests::faults::{FaultProxy, Faults};
-    use futures::StreamExt;
     let direct = sdk().await;
     let s3 = s3_client(&direct);
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let (src, dst) = (format!("chaos-src-{tag}"), format!("chaos-dst-{tag}"));
-    for b in [&src, &dst] {
-        s3.create_bucket().bucket(b).send().await?;
-    }
-    let keys: Vec<String> = (0..n).map(|i| format!("chaos/{i:06}.dat")).collect();
-    let puts: Vec<_> = futures::stream::iter(keys.iter().map(|k| {
-        s3.put_object()
-            .bucket(&src)
-            .key(k)
-            .body(ByteStream::from(k.clone().into_bytes()))
-            .send()
-    }))
-    .buffer_unordered(32)
-    .collect()
-    .await;
-    for p in puts {
-        p?;
-    }
-    let manifest: String = keys.iter().map(|k| format!("{src},{k}\n")).collect();
-    s3.put_object()
-        .bucket(&src)
-        .key("manifest.csv")
-        .body(ByteStream::from(manifest.into_bytes()))
-        .send()
-        .await?;
+    let keys = seed_copy_source(&s3, &src, &dst, n, "chaos", |k| k.as_bytes().to_vec()).await?;
 
     let proxy = FaultProxy::start(moto).await;
     let through = aws_config::defaults(aws_config::BehaviorVersion::latest())
