@@ -156,12 +156,13 @@ pub async fn clean_up_later(deps: &Deps, job_id: &str) {
 
 /// Clears what an ended job's run left: its working records (chunk records, claims, partial
 /// chunks, the plan checkpoint, the report's progress) and the result files they point to, a
-/// page at a time, files first (`DeleteObjects`), then the records (`BatchWriteItem`). What
+/// page at a time, files first (`DeleteObject`), then the records (`BatchWriteItem`). What
 /// is deleted is done, so a clean-up cut short (an error, a crash, the budget) goes on from
 /// what is left when the finalize message comes again: an error fails the message, the
 /// budget sends a new one. The job and its request stay, until their TTL. Returns `false`
 /// when the budget ran out first.
 async fn clean_up(deps: &Deps, job_id: &str, deadline: tokio::time::Instant) -> Result<bool> {
+    use futures::StreamExt;
     let mut cursor = None;
     let (mut records_deleted, mut files_deleted) = (0usize, 0usize);
     loop {
@@ -179,9 +180,18 @@ async fn clean_up(deps: &Deps, job_id: &str, deadline: tokio::time::Instant) -> 
         }
         let (records, next) = deps.store.working_records_page(job_id, cursor).await?;
         let files: Vec<String> = records.iter().filter_map(|r| r.file.clone()).collect();
-        for batch in files.chunks(1000) {
-            deps.objects.delete_many(&deps.config.bucket, batch).await?;
-        }
+        // One `DeleteObject` per file, 32 at a time (S3 bills no deletes): each is authorised
+        // on its own key, as the role's `results/*` grant is written, where a `DeleteObjects`
+        // is refused by an emulator that checks it against the bucket.
+        let deletes: Vec<_> = files
+            .iter()
+            .map(|key| deps.objects.delete(&deps.config.bucket, key))
+            .collect();
+        let results: Vec<Result<()>> = futures::stream::iter(deletes)
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>>>()?;
         deps.store.delete_working_records(job_id, &records).await?;
         records_deleted += records.len();
         files_deleted += files.len();

@@ -415,55 +415,6 @@ impl Objects {
         }
     }
 
-    /// Deletes up to 1,000 objects with one `DeleteObjects` (a missing key is no error).
-    pub async fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<()> {
-        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let build = |e: aws_sdk_s3::error::BuildError| Error::S3 {
-            op: "DeleteObjects",
-            bucket: bucket.into(),
-            key: keys[0].clone(),
-            status: None,
-            source: e.into(),
-        };
-        let objects = keys
-            .iter()
-            .map(|k| ObjectIdentifier::builder().key(k).build().map_err(build))
-            .collect::<Result<Vec<_>>>()?;
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .map_err(build)?;
-        let out = self
-            .control
-            .delete_objects()
-            .bucket(bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| s3_error("DeleteObjects", bucket, &keys[0], e))?;
-        if let Some(failed) = out.errors().first() {
-            return Err(Error::S3 {
-                op: "DeleteObjects",
-                bucket: bucket.into(),
-                key: failed.key().unwrap_or_default().into(),
-                status: None,
-                source: format!(
-                    "{} of {} not deleted: {} {}",
-                    out.errors().len(),
-                    keys.len(),
-                    failed.code().unwrap_or_default(),
-                    failed.message().unwrap_or_default()
-                )
-                .into(),
-            });
-        }
-        Ok(())
-    }
-
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         self.control
             .delete_object()
