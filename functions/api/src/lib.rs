@@ -17,6 +17,8 @@
 //! Errors are `{"Code", "Message"}`: 400 (names the field), 403, 404, 409, 413; never a 500
 //! for bad input.
 
+pub mod guard;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -116,6 +118,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
         )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES + 1))
+        .layer(axum::middleware::from_fn(guard::refuse_browsers))
         .with_state(deps)
 }
 

@@ -56,6 +56,9 @@ pub struct DevOptions {
     /// Each function's own credentials (its role), as Lambda gives each function its role;
     /// [none]: every poller uses the runner's SDK configuration.
     pub roles: Option<FunctionRoles>,
+    /// Host names besides loopback and `*.localhost` that requests may name (`/etc/hosts` or
+    /// dnsmasq names for this machine) [none]; any other `Host` is refused.
+    pub extra_hosts: Vec<String>,
 }
 
 /// The SDK configuration of each function, for a run where each acts as its own IAM role.
@@ -84,6 +87,7 @@ impl DevOptions {
             planner: true,
             existing: None,
             roles: None,
+            extra_hosts: Vec::new(),
         }
     }
 }
@@ -99,6 +103,13 @@ pub struct Dev {
 impl Dev {
     /// Creates the stack's resources if missing, then starts the API and the pollers.
     pub async fn start(sdk: &aws_config::SdkConfig, opts: DevOptions) -> anyhow::Result<Dev> {
+        // Anyone who reaches the API acts with the runner's credentials, unsigned.
+        anyhow::ensure!(
+            opts.api_addr.ip().is_loopback(),
+            "batchops dev listens on a loopback address only (127.0.0.1 or ::1), not {}: \
+             its API takes requests unsigned and acts with your credentials",
+            opts.api_addr
+        );
         let names = match opts.existing.clone() {
             Some(names) => names,
             None => {
@@ -130,7 +141,10 @@ impl Dev {
 
         let listener = tokio::net::TcpListener::bind(opts.api_addr).await?;
         let addr = listener.local_addr()?;
-        let app = batchops_api::router(api_deps);
+        let app = batchops_api::guard::local_only(
+            batchops_api::router(api_deps),
+            opts.extra_hosts.clone(),
+        );
         let mut api_rx = rx.clone();
         tasks.spawn(async move {
             let stop = async move {

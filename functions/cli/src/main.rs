@@ -187,6 +187,12 @@ async fn main() -> anyhow::Result<()> {
             opts.workers = workers;
             opts.visibility_timeout = visibility_timeout;
             opts.sweep_interval = Duration::from_secs(sweep_secs);
+            opts.extra_hosts = std::env::var("BATCHOPS_DEV_HOSTS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect();
             let dev = Dev::start(&sdk, opts).await?;
             println!("batchops dev: API on http://{}", dev.addr);
             dev.run_until_signal().await;
