@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 MOTO_VERSION := 5.2.5
 # aws-sam-cli pins its own range of cfn-lint (>=1.52,<1.59) and boto3: keep these three in step.
 CFN_LINT_VERSION := 1.58.0
+# The AWS CLI the S3 Control wire tests drive (v1: a pip package; it pins botocore).
+AWSCLI_VERSION := 1.46.3
+# botocore carries the S3 Control model functions/api/src/s3control/model.json is made from.
+BOTOCORE_VERSION := 1.43.127
 SAM_CLI_VERSION := 1.170.0
 CARGO_LAMBDA_VERSION := 1.9.2
 EMULATOR_HOST ?= 127.0.0.1
@@ -28,13 +32,13 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: setup emulator emulator-stop build dev demo test test-continuations unit lint deny validate fmt clean chaos fuzz \
 	bench build-lambdas watch invoke-check
 
-setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint, aws-sam-cli and cargo-lambda (idempotent)
+setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint, aws-sam-cli, cargo-lambda and the AWS CLI (idempotent)
 
 # Depends on the Makefile so that a changed pin reinstalls into an existing virtualenv.
 $(VENV)/.installed: Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)' \
-		'aws-sam-cli==$(SAM_CLI_VERSION)' 'cargo-lambda==$(CARGO_LAMBDA_VERSION)'
+		'aws-sam-cli==$(SAM_CLI_VERSION)' 'cargo-lambda==$(CARGO_LAMBDA_VERSION)' 'awscli==$(AWSCLI_VERSION)' 'botocore==$(BOTOCORE_VERSION)'
 	touch $@
 
 emulator: setup ## Start moto on $(EMULATOR_HOST):$(EMULATOR_PORT) (idempotent)
@@ -82,10 +86,11 @@ lint: setup deny ## fmt, clippy, cargo-deny and validate (cfn-lint, sam validate
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@$(MAKE) --no-print-directory validate
 
-validate: setup ## The SAM template: cfn-lint, sam validate --lint, then deployed on moto and checked (no AWS needed)
+validate: setup ## The SAM template: cfn-lint, sam validate --lint, then deployed on moto and checked (no AWS needed); the S3 Control model table is current
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint
 	$(PY) infra/template-check.py
+	$(PY) infra/s3control-model.py --check
 
 build-lambdas: setup ## Release arm64 builds of the four functions via sam build (cargo lambda; slow: LTO)
 	@VENV=$(VENV) infra/build-lambdas.sh

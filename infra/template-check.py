@@ -107,9 +107,23 @@ def static_checks(cfn):
     esms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     check(f"{len(esms)} SQS event sources (plan, intake, work, work-high, finalize), all ReportBatchItemFailures",
           len(esms) == 5 and all(e.get("FunctionResponseTypes") == ["ReportBatchItemFailures"] for e in esms))
+    routes = {(r["Properties"]["RouteKey"]) for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"} \
+        or {f'{e["Properties"]["Method"]} {e["Properties"]["Path"]}'
+            for fn in template_functions(cfn) for e in fn.get("Events", {}).values() if e["Type"] == "HttpApi"}
+    json_routes = {r for r in routes if " /jobs" in r}
+    check(f"{len(routes)} API routes: each JSON route /jobs... has its S3 Control twin /v20180820/jobs...",
+          len(json_routes) == 8 and routes == json_routes | {r.replace(" /jobs", " /v20180820/jobs") for r in json_routes},
+          str(sorted(routes)))
     scaled = [e for e in esms if "ScalingConfig" in e]
     check("the two work queues' event sources have MaximumConcurrency",
           len(scaled) == 2 and all("Worker" in json.dumps(e["FunctionName"]) for e in scaled))
+
+
+def template_functions(_cfn):
+    """The SAM functions' properties, as written (the transform turns HttpApi events into routes
+    of an API it may inline)."""
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    return [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
 
 
 def free_port():

@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 /// The refusal, as every API error is answered.
 fn denied(path: &str, message: String) -> Response {
-    let _ = path;
+    if path.starts_with(crate::s3control::ops::PREFIX) {
+        return crate::s3control::ops::access_denied(message);
+    }
     crate::ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", message).into_response()
 }
 

@@ -18,6 +18,7 @@
 //! for bad input.
 
 pub mod guard;
+pub mod s3control;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -116,6 +117,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
             "/jobs/{id}/tagging",
             get(get_tagging).put(put_tagging).delete(delete_tagging),
         )
+        .nest(s3control::ops::PREFIX, s3control::ops::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES + 1))
         .layer(axum::middleware::from_fn(guard::refuse_browsers))
@@ -240,7 +242,7 @@ pub fn parse_list_query(
     Ok((statuses, max, token))
 }
 
-fn form_urlencoded(q: &str) -> Vec<(String, String)> {
+pub(crate) fn form_urlencoded(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| {

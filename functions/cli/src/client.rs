@@ -48,7 +48,8 @@ impl Signer {
         })
     }
 
-    async fn sign(&self, request: &mut http::Request<Vec<u8>>) -> anyhow::Result<()> {
+    /// Signs `request` for `execute-api` in place.
+    pub async fn sign(&self, request: &mut http::Request<Vec<u8>>) -> anyhow::Result<()> {
         use aws_credential_types::provider::ProvideCredentials;
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
         let identity = self.credentials.provide_credentials().await?.into();

@@ -63,6 +63,13 @@ enum Command {
         #[arg(long, env = "BATCHOPS_DEV_SWEEP_SECS", default_value_t = 60)]
         sweep_secs: u64,
     },
+    /// Let stock AWS clients (aws s3control, boto3, the SDKs) reach a deployed stack: listen on
+    /// a loopback port and forward each request to --api-url signed for execute-api with your
+    /// AWS credentials.
+    Proxy {
+        #[arg(long, env = "BATCHOPS_PROXY_ADDR", default_value = "127.0.0.1:9001")]
+        listen: SocketAddr,
+    },
     /// Create a job from a CreateJob JSON file, or from flags.
     Create(Box<CreateFlags>),
     /// Describe a job.
@@ -158,6 +165,17 @@ fn progress_line(job: &Value) -> String {
     )
 }
 
+/// `BATCHOPS_DEV_HOSTS`: host names besides loopback and `*.localhost` that name this
+/// machine (comma-separated), for the local runners' DNS-rebinding guard.
+fn extra_hosts() -> Vec<String> {
+    std::env::var("BATCHOPS_DEV_HOSTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     batchops_core::telemetry::init();
@@ -168,7 +186,7 @@ async fn main() -> anyhow::Result<()> {
         Sign::Never => false,
         Sign::Auto => cli.api_url.starts_with("https://"),
     };
-    if sign && !matches!(cli.command, Command::Dev { .. }) {
+    if sign && !matches!(cli.command, Command::Dev { .. } | Command::Proxy { .. }) {
         api = api.with_signer(Signer::from_env().await?);
     }
     let j = cli.json;
@@ -187,15 +205,15 @@ async fn main() -> anyhow::Result<()> {
             opts.workers = workers;
             opts.visibility_timeout = visibility_timeout;
             opts.sweep_interval = Duration::from_secs(sweep_secs);
-            opts.extra_hosts = std::env::var("BATCHOPS_DEV_HOSTS")
-                .unwrap_or_default()
-                .split(',')
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-                .collect();
+            opts.extra_hosts = extra_hosts();
             let dev = Dev::start(&sdk, opts).await?;
             println!("batchops dev: API on http://{}", dev.addr);
             dev.run_until_signal().await;
+        }
+        Command::Proxy { listen } => {
+            let upstream =
+                batchops_cli::proxy::Upstream::new(&cli.api_url, Signer::from_env().await?)?;
+            batchops_cli::proxy::serve(listen, upstream, extra_hosts()).await?;
         }
         Command::Create(flags) => {
             let body = create_body(&flags)?;

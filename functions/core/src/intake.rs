@@ -155,6 +155,7 @@ async fn failed(
             format: None,
             prefix: None,
             report_scope: None,
+            expected_bucket_owner: None,
         },
         priority: 0,
         confirmation_required: false,
@@ -267,6 +268,7 @@ pub fn request_from_metadata(
             format: Some("Report_CSV_20180820".into()),
             prefix: Some(get("report-prefix").unwrap_or_else(|| "reports".into())),
             report_scope: Some(report_scope),
+            expected_bucket_owner: None,
         },
         priority,
         confirmation_required: matches!(

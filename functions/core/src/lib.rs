@@ -82,6 +82,13 @@ impl Deps {
         }
     }
 
+    /// The AWS region the stack runs in (for job ARNs); `us-east-1` when none is configured.
+    pub fn region(&self) -> String {
+        self.sdk
+            .region()
+            .map_or_else(|| "us-east-1".to_string(), |r| r.to_string())
+    }
+
     /// The S3 and Lambda clients a job's tasks run with: with a role-ARN pattern set, the
     /// job's own `RoleArn`, assumed (`sts:AssumeRole`, refreshed before it expires; one
     /// provider per role and process); otherwise the stack's own role.

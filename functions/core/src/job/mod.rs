@@ -267,6 +267,24 @@ impl Job {
         }
     }
 
+    /// Where the generated manifest's `manifest.json` is, once planning has written it (a
+    /// `ManifestGenerator` with `EnableManifestOutput`).
+    pub fn generated_manifest_arn(&self) -> Option<String> {
+        let g = self.request.manifest_generator.as_ref()?.s3();
+        if !self.planned || !g.enable_manifest_output {
+            return None;
+        }
+        let out = crate::manifest::generator::ManifestOutput::new(
+            g.manifest_output_location.as_ref()?,
+            &self.job_id,
+        )?;
+        Some(format!(
+            "arn:aws:s3:::{}/{}",
+            out.bucket(),
+            out.manifest_key()
+        ))
+    }
+
     /// The DescribeJob `Job` document, with S3 Control's field names.
     pub fn describe(&self) -> serde_json::Value {
         let r = &self.request;
@@ -324,6 +342,24 @@ impl Job {
         if let Some(s) = &self.status_update_reason {
             obj.insert("StatusUpdateReason".into(), s.clone().into());
         }
+        if self.status == JobStatus::Suspended {
+            obj.insert("SuspendedDate".into(), self.status_time.clone().into());
+            obj.insert(
+                "SuspendedCause".into(),
+                "The job was created with ConfirmationRequired and awaits confirmation \
+                 (UpdateJobStatus to Ready)"
+                    .into(),
+            );
+        }
+        if let Some(arn) = self.generated_manifest_arn() {
+            obj.insert(
+                "GeneratedManifestDescriptor".into(),
+                serde_json::json!({
+                    "Format": "S3InventoryReport_CSV_20211130",
+                    "Location": { "ObjectArn": arn },
+                }),
+            );
+        }
         if !self.audit.is_empty() {
             let audit: serde_json::Map<String, serde_json::Value> = self
                 .audit
@@ -338,5 +374,68 @@ impl Job {
             obj.insert("Audit".into(), audit.into());
         }
         serde_json::json!({ "Job": job })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(request: serde_json::Value) -> Job {
+        let request: CreateJobRequest = serde_json::from_value(request).unwrap();
+        Job::new("job-1".into(), request, "2026-01-02T03:04:05.000Z".into())
+    }
+
+    #[test]
+    fn a_report_naming_its_expected_bucket_owner_is_accepted_and_shown() {
+        let j = job(serde_json::json!({
+            "Operation": {"S3DeleteObjectTagging": {}},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": "arn:aws:s3:::src/m.csv", "ETag": "e"}},
+            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::rep", "Format": "Report_CSV_20180820",
+                       "ReportScope": "AllTasks", "ExpectedBucketOwner": "123456789012"},
+        }));
+        assert_eq!(
+            j.describe()["Job"]["Report"]["ExpectedBucketOwner"],
+            "123456789012"
+        );
+    }
+
+    #[test]
+    fn a_suspended_job_shows_when_and_why_and_a_generated_manifest_its_location() {
+        let mut j = job(serde_json::json!({
+            "Operation": {"S3DeleteObjectTagging": {}},
+            "ManifestGenerator": {"S3JobManifestGenerator": {
+                "SourceBucket": "arn:aws:s3:::src", "EnableManifestOutput": true,
+                "ManifestOutputLocation": {"Bucket": "arn:aws:s3:::out", "ManifestPrefix": "gen/",
+                                           "ManifestFormat": "S3InventoryReport_CSV_20211130"}}},
+            "Report": {"Enabled": false},
+            "ConfirmationRequired": true,
+        }));
+        let d = j.describe();
+        assert!(
+            d["Job"].get("SuspendedDate").is_none(),
+            "New: not suspended"
+        );
+        assert!(
+            d["Job"].get("GeneratedManifestDescriptor").is_none(),
+            "not written before planning ends"
+        );
+        j.status = JobStatus::Suspended;
+        j.planned = true;
+        j.status_time = "2026-01-02T03:05:00.000Z".into();
+        let d = &j.describe()["Job"];
+        assert_eq!(d["SuspendedDate"], "2026-01-02T03:05:00.000Z");
+        assert!(
+            d["SuspendedCause"]
+                .as_str()
+                .unwrap()
+                .contains("confirmation")
+        );
+        assert_eq!(
+            d["GeneratedManifestDescriptor"],
+            serde_json::json!({"Format": "S3InventoryReport_CSV_20211130",
+                               "Location": {"ObjectArn": "arn:aws:s3:::out/gen/job-job-1/manifest.json"}})
+        );
     }
 }

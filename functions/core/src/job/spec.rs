@@ -315,6 +315,10 @@ pub struct JobReport {
     pub prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_scope: Option<ReportScope>,
+    /// The account expected to own the report bucket: accepted and shown; the report is
+    /// written with the stack's role, whose allow-list already names the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bucket_owner: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

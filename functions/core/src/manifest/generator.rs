@@ -245,6 +245,11 @@ impl ManifestOutput {
         &self.bucket
     }
 
+    /// The key [`ManifestOutput::finish`] writes `manifest.json` to.
+    pub fn manifest_key(&self) -> String {
+        format!("{}/manifest.json", self.dir)
+    }
+
     /// Adds a chunk's rows; returns true when the open file is full and should be written.
     pub fn add_chunk(&mut self, chunk: &Chunk) -> Result<bool> {
         let (_, last, gz, rows) = self.open.get_or_insert_with(|| {
@@ -315,7 +320,7 @@ impl ManifestOutput {
                 })
                 .collect(),
         };
-        let key = format!("{}/manifest.json", self.dir);
+        let key = self.manifest_key();
         let body = serde_json::to_vec_pretty(&manifest).map_err(Error::Message)?;
         objects
             .put_bytes(&self.bucket, &key, body, "application/json")
