@@ -73,9 +73,9 @@ chaos: setup ## The full chaos run: 10,000 tasks under injected faults, duplicat
 		BATCHOPS_CHAOS_DUPLICATE_RATE=$${BATCHOPS_CHAOS_DUPLICATE_RATE:-1.0} \
 		$(CARGO) test -p batchops-cli --test chaos -- --nocapture
 
-fuzz: ## Fuzz the manifest (CSV, inventory), chunk-message and CreateJob parsers, FUZZ_SECONDS [60] each (nightly; not in CI)
+fuzz: ## Fuzz the manifest (CSV, inventory), chunk-message and CreateJob (JSON and S3 Control XML) parsers, FUZZ_SECONDS [60] each (nightly; not in CI)
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for t in manifest_csv chunk_message create_job inventory; do \
+	cd fuzz && for t in manifest_csv chunk_message create_job inventory s3control_xml; do \
 		cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$${FUZZ_SECONDS:-60} || exit 1; done
 
 unit: ## Unit tests only (no emulator)

@@ -742,3 +742,82 @@ async fn malformed_wire_requests_get_the_models_error_codes_never_a_500_or_a_han
         "{text}"
     );
 }
+
+/// The Rust SDK with nothing but the environment S3CONTROL.md documents: its own endpoint
+/// rules put the account in front of the host (`123456789012.localhost`, which this machine
+/// does not resolve), and `HTTP_PROXY` takes the request to `batchops dev` anyway. The proxy
+/// settings are process-wide, so the client runs in a child process: this test binary again,
+/// running only [`rust_sdk_from_the_environment`].
+#[tokio::test]
+async fn the_rust_sdk_reaches_batchops_dev_through_http_proxy_with_its_own_endpoint_rules() {
+    let stack = TestStack::start().await;
+    let src = stack.bucket("wire-env").await;
+    let etag = stack
+        .put_manifest(&src, "m.csv", &[(src.clone(), "x".into())])
+        .await;
+    let id = stack
+        .api
+        .create(&copy_job(
+            &src,
+            "m.csv",
+            Some(&etag),
+            &src,
+            &src,
+            "AllTasks",
+        ))
+        .await
+        .unwrap();
+    let base = stack.base_url.clone();
+    let port = stack.dev.addr.port();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "rust_sdk_from_the_environment",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("BATCHOPS_WIRE_JOB", &id)
+            .env("HTTP_PROXY", &base)
+            .env("http_proxy", &base)
+            .env("NO_PROXY", "")
+            .env("no_proxy", "")
+            .env(
+                "AWS_ENDPOINT_URL_S3_CONTROL",
+                format!("http://localhost:{port}"),
+            )
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The child half of the test above (ignored when run directly).
+#[tokio::test]
+#[ignore = "run by the_rust_sdk_reaches_batchops_dev_through_http_proxy_with_its_own_endpoint_rules"]
+async fn rust_sdk_from_the_environment() {
+    let id = std::env::var("BATCHOPS_WIRE_JOB").expect("run by its parent test");
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let c = Client::new(&sdk);
+    let job = c
+        .describe_job()
+        .account_id(ACCOUNT)
+        .job_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(job.job.unwrap().job_id.as_deref(), Some(id.as_str()));
+}
