@@ -1636,3 +1636,36 @@ async fn a_stall_repair_that_died_after_failing_the_job_is_finished_by_the_next_
     );
     assert_accounted(&stored);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_while_a_confirmation_job_is_being_counted_ends_cancelled_at_once() {
+    let (proxy, stack) = TestStack::behind_proxy(StackOptions::default()).await;
+    let keys: Vec<String> = (0..3).map(|i| format!("cc/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["ConfirmationRequired"] = true.into();
+    // Every S3 call now takes 2 s: the planner's count of the manifest outlasts the cancel.
+    proxy.set(
+        "s3",
+        batchops_tests::faults::Faults {
+            latency: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
+    let job_id = stack.api.create(&body).await.unwrap();
+    stack
+        .until(&job_id, 30, |j| j["Status"] == "Preparing")
+        .await;
+    let (code, answer) = set_status(&stack, &job_id, "Cancelled").await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["Status"], "Cancelling", "the count is under way");
+    proxy.set("s3", Default::default());
+    // Not left Cancelling until the sweep's re-plan (a quarter of the preparing timeout).
+    let job = stack
+        .until(&job_id, 30, |j| j["Status"] != "Cancelling")
+        .await;
+    assert_eq!(job["Status"], "Cancelled", "{job}");
+    let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
+    assert!(stored.planned, "planning was closed: {stored:?}");
+    assert_accounted(&stored);
+}

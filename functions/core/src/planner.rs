@@ -718,7 +718,14 @@ pub async fn plan_attempt(
             )
             .await;
         match suspended {
-            Ok(_) | Err(Error::StatusConflict { .. }) => {}
+            Ok(_) => {}
+            // Cancelled (or failed) during the count: nothing was queued, so planning closes
+            // with no chunk and the job ends now, not when the sweep re-plans it.
+            Err(Error::StatusConflict {
+                actual: JobStatus::Cancelling | JobStatus::Failing,
+                ..
+            }) => return close_planning(deps, job_id, 0, 0, &etag).await,
+            Err(Error::StatusConflict { .. }) => {}
             Err(e) => return Err(e),
         }
         info!(tasks, "counted; awaiting confirmation");
