@@ -215,7 +215,7 @@ async fn stock_clients_manage_jobs_through_the_proxy() {
         addr.port().to_string(),
         src.clone(),
         "m.csv".into(),
-        etag,
+        etag.clone(),
     ];
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(batchops_tests::venv_python())
@@ -268,6 +268,61 @@ async fn stock_clients_manage_jobs_through_the_proxy() {
         .unwrap();
     assert_eq!(p.priority, 77);
     assert_eq!(stack.api.describe(id).await.unwrap()["Priority"], 77);
+    // It creates a job that awaits confirmation, and cancels it.
+    use aws_sdk_s3control::types::*;
+    let created = c
+        .create_job()
+        .account_id(ACCOUNT)
+        .confirmation_required(true)
+        .operation(
+            JobOperation::builder()
+                .s3_put_object_tagging(S3SetObjectTaggingOperation::builder().build())
+                .build(),
+        )
+        .manifest(
+            JobManifest::builder()
+                .spec(
+                    JobManifestSpec::builder()
+                        .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                        .fields(JobManifestFieldName::Bucket)
+                        .fields(JobManifestFieldName::Key)
+                        .build()
+                        .unwrap(),
+                )
+                .location(
+                    JobManifestLocation::builder()
+                        .object_arn(format!("arn:aws:s3:::{src}/m.csv"))
+                        .e_tag(&etag)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .report(JobReport::builder().enabled(false).build())
+        .priority(1)
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/r"))
+        .send()
+        .await
+        .unwrap();
+    let rust_id = created.job_id.unwrap();
+    let cancelled = c
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&rust_id)
+        .requested_job_status(RequestedJobStatus::Cancelled)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            cancelled.status,
+            Some(JobStatus::Cancelling | JobStatus::Cancelled)
+        ),
+        "{cancelled:?}"
+    );
+    stack
+        .until(&rust_id, 60, |j| j["Status"] == "Cancelled")
+        .await;
 
     // And the JSON API through the proxy.
     let list: Value = reqwest::get(format!("http://{addr}/jobs?JobStatuses=Complete"))

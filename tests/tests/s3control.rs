@@ -821,3 +821,43 @@ async fn rust_sdk_from_the_environment() {
         .unwrap();
     assert_eq!(job.job.unwrap().job_id.as_deref(), Some(id.as_str()));
 }
+
+#[tokio::test]
+async fn a_failing_store_is_a_retryable_internal_service_exception_not_a_client_error() {
+    let (proxy, stack) = batchops_tests::TestStack::behind_proxy(Default::default()).await;
+    // One attempt: the SDK would retry a 500 (with backoff) before giving up.
+    let c = Client::from_conf(
+        aws_sdk_s3control::config::Builder::from(&stack.sdk)
+            .endpoint_resolver(Fixed(stack.base_url.clone()))
+            .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    proxy.set(
+        "dynamodb",
+        batchops_tests::faults::Faults {
+            error_rate: 1.0,
+            ..Default::default()
+        },
+    );
+    let e = c
+        .describe_job()
+        .account_id(ACCOUNT)
+        .job_id("0a1b2c3d-aaaa-bbbb-cccc-0123456789ab")
+        .send()
+        .await
+        .unwrap_err();
+    let raw = e.raw_response().map(|r| r.status().as_u16());
+    let e = e.into_service_error();
+    assert!(e.is_internal_service_exception(), "{e:?}");
+    assert_eq!(raw, Some(500));
+    proxy.set("dynamodb", Default::default());
+    let e = c
+        .describe_job()
+        .account_id(ACCOUNT)
+        .job_id("0a1b2c3d-aaaa-bbbb-cccc-0123456789ab")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(e.is_not_found_exception(), "the store is back: {e:?}");
+}
