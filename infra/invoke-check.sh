@@ -170,6 +170,12 @@ expect "api-describe-job.json (JobId) -> Job.Audit.Created: the IAM caller of ap
   "$(get "$WORK/describe-new.out" body.Job.Audit.Created.By) $(get "$WORK/describe-new.out" body.Job.Audit.Created.Via)" \
   "arn:aws:sts::123456789012:assumed-role/storage-admin/alice API"
 
+# The same job on S3 Control's REST-XML wire, as the AWS CLI sends DescribeJob.
+invoke api "$(event infra/events/api-s3control-describe-job.json wire-describe "$SAMPLE_JOB=$JOB")" wire-describe
+expect "api-s3control-describe-job.json -> status" "$(get "$WORK/wire-describe.out" statusCode)" 200
+expect "api-s3control-describe-job.json -> DescribeJobResult.Job.JobArn" \
+  "$(get "$WORK/wire-describe.out" body.DescribeJobResult.Job.JobArn)" "arn:aws:s3:us-east-1:123456789012:job/$JOB"
+
 invoke api infra/events/api-list-jobs.json list
 expect "api-list-jobs.json -> status" "$(get "$WORK/list.out" statusCode)" 200
 expect "api-list-jobs.json -> Jobs.0.JobId" "$(get "$WORK/list.out" body.Jobs.0.JobId)" "$JOB"

@@ -283,12 +283,34 @@ def cmd_receive(args):
     sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def xml_tree(text):
+    """An XML answer (the S3 Control wire) as nested dicts by local element name, from the root:
+    `body.DescribeJobResult.Job.JobArn`. A repeated element keeps its first occurrence."""
+    import xml.etree.ElementTree as ET
+
+    def local(tag):
+        return tag.rsplit("}", 1)[-1]
+
+    def walk(el):
+        children = list(el)
+        if not children:
+            return el.text or ""
+        out = {}
+        for c in children:
+            out.setdefault(local(c.tag), walk(c))
+        return out
+
+    root = ET.fromstring(text)
+    return {local(root.tag): walk(root)}
+
+
 def cmd_get(args):
     with open(args.path, encoding="utf-8") as f:
         value = json.load(f)
     for part in args.expr.split("."):
         if part == "body" and isinstance(value, dict) and isinstance(value.get("body"), str):
-            value = json.loads(value["body"])
+            body = value["body"]
+            value = xml_tree(body) if body.lstrip().startswith("<") else json.loads(body)
         elif isinstance(value, list):
             value = value[int(part)]
         else:
