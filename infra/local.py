@@ -171,6 +171,8 @@ def cmd_stack(args):
         "BATCHOPS_CHUNK_SIZE": "1000",
         "BATCHOPS_TASK_CONCURRENCY": "32",
         "BATCHOPS_ALLOWED_BUCKETS": args.allowed_buckets,
+        "BATCHOPS_EVENT_BUS": "default",
+        "BATCHOPS_ACCOUNT_ID": "123456789012",
         "RUST_LOG": os.environ.get("RUST_LOG", "info"),
         # ... and what only the emulator needs.
         "BATCHOPS_S3_PATH_STYLE": "true",

@@ -17,7 +17,11 @@ account -- and checks what CloudFormation made of it:
   bypass only when enabled and denies COMPLIANCE locks and public ACLs unless enabled;
 - at the longest AllowedBuckets (MaxLength, 63-character names), every role's inline policies
   fit IAM's 10,240 characters and every function's environment Lambda's 4 KB;
-- with IntakeWriterArns, the stack bucket's policy lets only those principals write intake/.
+- with IntakeWriterArns, the stack bucket's policy lets only those principals write intake/;
+- job events: every function may put events on EventBusName (only there, and not at all when it
+  is empty) and is told the bus and the account; with NotificationTopicArn, a rule sends the
+  events of ended jobs to that topic (moto's PutEvents fails when a rule targets SNS, so this is
+  checked here, not end to end).
 
 moto does not create the HTTP API's resources (AWS::ApiGatewayV2::*) nor Lambda permissions,
 so those are checked only by cfn-lint and `sam validate --lint`.
@@ -50,6 +54,7 @@ USER_BUCKETS = "my-data,my-reports,archive-20??-*"
 KMS_KEYS = [f"arn:aws:kms:{REGION}:123456789012:key/{k}" for k in ("k1", "k2")]
 MAX_RECEIVES = "7"
 ROLE_PATTERN = "arn:aws:iam::123456789012:role/batchops-job-*"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:batchops-jobs-ended"
 INTAKE_WRITERS = ["arn:aws:iam::123456789012:role/uploader-*", "arn:aws:iam::123456789012:user/ci"]
 
 passed = failed = 0
@@ -264,6 +269,37 @@ def role_statements(iam, role_name):
     return out
 
 
+def event_checks(url, res, stack, bus, topic):
+    """Job events: every function may put events on the bus (and has its name), none when the
+    bus is empty; the ended-jobs rule to the SNS topic exists only with a topic."""
+    iam, lam = client("iam", url), client("lambda", url)
+    want = [f"arn:aws:events:{REGION}:123456789012:event-bus/{bus}"] if bus else None
+    for fn in ["Api", "Planner", "Worker", "Finalizer"]:
+        got = role_statements(iam, res[f"{fn}FunctionRole"]).get("JobEvents")
+        actions = role_actions(iam, res[f"{fn}FunctionRole"]).get("JobEvents")
+        check(f"{stack} {fn.lower()}: events:PutEvents on {bus or 'no bus'} only",
+              got == want and (actions == ("Allow", ["events:PutEvents"]) if bus else actions is None),
+              f"{got} {actions}")
+        env = lam.get_function_configuration(FunctionName=res[f"{fn}Function"])["Environment"]["Variables"]
+        check(f"{stack} {fn.lower()}: BATCHOPS_EVENT_BUS={bus!r}, BATCHOPS_ACCOUNT_ID set",
+              env.get("BATCHOPS_EVENT_BUS", "") == bus and env.get("BATCHOPS_ACCOUNT_ID") == "123456789012",
+              str({k: env.get(k) for k in ("BATCHOPS_EVENT_BUS", "BATCHOPS_ACCOUNT_ID")}))
+    rule = res.get("JobEndedNotificationRule")
+    if not topic:
+        check(f"{stack}: no notification rule without NotificationTopicArn", rule is None, str(rule))
+        return
+    events = client("events", url)
+    name = rule.split("|")[-1].split("/")[-1] if rule else ""
+    described = events.describe_rule(Name=name, EventBusName=bus) if rule else {}
+    pattern = json.loads(described.get("EventPattern", "{}"))
+    targets = events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"] if rule else []
+    check(f"{stack}: the notification rule sends ended jobs' events to the topic",
+          pattern == {"source": ["batchops"], "detail-type": ["Job Status Change"],
+                      "detail": {"status": ["Complete", "Failed", "Cancelled"]}}
+          and [t["Arn"] for t in targets] == [topic],
+          f"{pattern} {targets}")
+
+
 def stack_checks(url, res, stack, user_buckets, kms_keys, max_receives):
     lam, sqs, iam = client("lambda", url), client("sqs", url), client("iam", url)
     required = sorted(set(re.findall(r'required\("(BATCHOPS_[A-Z_]+)"\)',
@@ -367,17 +403,22 @@ def main():
 
         res = deploy(url, body, "users", {"AllowedBuckets": USER_BUCKETS, "KmsKeyArns": ",".join(KMS_KEYS),
                                           "MaxReceiveCount": MAX_RECEIVES,
-                                          "IntakeWriterArns": ",".join(INTAKE_WRITERS)})
+                                          "IntakeWriterArns": ",".join(INTAKE_WRITERS),
+                                          "NotificationTopicArn": TOPIC})
         stack_checks(url, res, "users", USER_BUCKETS, KMS_KEYS, MAX_RECEIVES)
+        event_checks(url, res, "users", "default", TOPIC)
         power_checks(url, res, "users", False, USER_BUCKETS)
         res = deploy(url, body, "defaults", {})
         stack_checks(url, res, "defaults", "", [], "5")
+        event_checks(url, res, "defaults", "default", "")
         defaults_worker = role_statements(client("iam", url), res["WorkerFunctionRole"])
         check("defaults worker: no sts:AssumeRole without RoleArnPattern",
               "AssumeJobRoles" not in defaults_worker, str(list(defaults_worker)))
         power_checks(url, res, "defaults", False, "")
         res = deploy(url, body, "powers", {"AllowedBuckets": USER_BUCKETS, "RoleArnPattern": ROLE_PATTERN,
+                                           "EventBusName": "", "NotificationTopicArn": TOPIC,
                                            **{p: "true" for p in POWERS}})
+        event_checks(url, res, "powers", "", "")
         power_checks(url, res, "powers", True, USER_BUCKETS)
         longest = int(cfn["Parameters"]["AllowedBuckets"]["MaxLength"])
         names, n = [], 0

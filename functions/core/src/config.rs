@@ -107,6 +107,12 @@ pub struct Config {
     /// it (`*` and `?` wildcards, as in IAM) and its tasks run as that role, assumed by the
     /// worker; unset, the stack's own role acts (the `RoleArn` is recorded only).
     pub role_arn_pattern: Option<String>,
+    /// `BATCHOPS_EVENT_BUS` [none; `default` for `batchops dev`]: the EventBridge bus every
+    /// status change of a job is published to ("Job Status Change" events); empty: no events.
+    pub event_bus: Option<String>,
+    /// `BATCHOPS_ACCOUNT_ID` [none]: the stack's account, for the job ARN in events of jobs
+    /// whose request named none (the template sets it).
+    pub account_id: Option<String>,
     /// `BATCHOPS_FINALIZER_BUDGET_SECS` [600]: how long one finalizer invocation assembles a
     /// report before it checkpoints and queues itself again (within Lambda's 15 minutes).
     /// 0: one batch of chunk files per invocation (tests use it to span many).
@@ -195,6 +201,12 @@ impl Config {
                 3600,
                 0,
             )?),
+            event_bus: lookup("BATCHOPS_EVENT_BUS")
+                .map(|b| b.trim().to_string())
+                .filter(|b| !b.is_empty()),
+            account_id: lookup("BATCHOPS_ACCOUNT_ID")
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty()),
             role_arn_pattern: lookup("BATCHOPS_ROLE_ARN_PATTERN")
                 .map(|p| p.trim().to_string())
                 .filter(|p| !p.is_empty()),
@@ -270,6 +282,8 @@ impl Config {
             Some((_, v)) => Some(v.clone()),
             None if k == "BATCHOPS_ALLOWED_BUCKETS" => lookup(k).or_else(|| Some("*".into())),
             None if k == "BATCHOPS_S3_PATH_STYLE" => Some("true".into()),
+            // Events go to the emulator's default bus unless the environment says otherwise.
+            None if k == "BATCHOPS_EVENT_BUS" => lookup(k).or_else(|| Some("default".into())),
             // A single user's playground: every power unless the environment says otherwise.
             None if k.starts_with("BATCHOPS_ALLOW_") => lookup(k).or_else(|| Some("true".into())),
             None => lookup(k),
@@ -312,6 +326,8 @@ impl Config {
             allowed_operations: Vec::new(),
             powers: Power::ALL.to_vec(),
             role_arn_pattern: None,
+            event_bus: None,
+            account_id: None,
             report_retry_window: Duration::from_secs(3600),
         }
     }

@@ -403,6 +403,9 @@ pub struct SweepSummary {
     /// Planned jobs that made no progress for [`crate::Config::stall_timeout`]: their
     /// uncounted chunks were lost; failed (`ChunksLost`), those tasks counted as not run.
     pub stalled: u64,
+    /// Job events published from outboxes a status write could not publish (a bus that was
+    /// failing then).
+    pub events_published: u64,
     /// Repairs that failed (logged); the sweep went on with the other jobs.
     pub errors: u64,
     /// Open jobs looked at (ended ones are never read).
@@ -440,7 +443,14 @@ pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
         for listed in jobs {
             summary.examined += 1;
             let looked = match deps.store.get(&listed.job_id).await {
-                Ok(Some(job)) => sweep_job(deps, &job, &mut summary).await,
+                Ok(Some(job)) => {
+                    // Events a failing bus held back; an ended job leaves the index with them.
+                    if job.pending_events > 0 || job.status.is_terminal() {
+                        summary.events_published +=
+                            deps.store.publish_events(&job.job_id).await as u64;
+                    }
+                    sweep_job(deps, &job, &mut summary).await
+                }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };

@@ -71,8 +71,19 @@ impl Deps {
     /// Builds the clients from an explicit SDK configuration (tests and the dev runner).
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
         let clients = adapters::Clients::new(sdk, config.s3_force_path_style);
+        let mut store = adapters::JobStore::new(clients.dynamodb.clone(), config.table.clone());
+        if let Some(bus) = &config.event_bus {
+            store = store.with_events(adapters::dynamo::EventSink {
+                events: adapters::events::Events::new(clients.eventbridge.clone(), bus),
+                region: sdk
+                    .region()
+                    .map_or_else(|| "us-east-1".to_string(), |r| r.to_string()),
+                account: config.account_id.clone(),
+                bucket: config.bucket.clone(),
+            });
+        }
         Self {
-            store: adapters::JobStore::new(clients.dynamodb.clone(), config.table.clone()),
+            store,
             queues: adapters::Queues::new(clients.sqs.clone(), &config),
             objects: adapters::Objects::new(clients.s3_control.clone(), clients.s3_tasks.clone()),
             lambda: clients.lambda,

@@ -302,9 +302,7 @@ async fn describe_job(
         .await
         .map_err(|e| wire_error(op, e))?;
     let mut answer = job.describe();
-    let owner = job.request.account_id.clone().unwrap_or(account);
-    answer["Job"]["JobArn"] =
-        format!("arn:aws:s3:{}:{owner}:job/{}", deps.region(), job.job_id).into();
+    answer["Job"]["JobArn"] = job.arn(&deps.region(), Some(&account)).into();
     Ok(reply("DescribeJobResult", &answer))
 }
 

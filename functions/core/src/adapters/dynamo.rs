@@ -21,6 +21,7 @@
 
 use crate::job::{
     Actor, AuditEntry, Audited, CreateJobRequest, FailureReason, Job, JobStatus, JobSummary,
+    StatusEvent,
 };
 use crate::manifest::generator::OutputFile;
 use crate::planner::Checkpoint;
@@ -61,7 +62,25 @@ const REQUEST_SK: &str = "JOB#REQUEST";
 pub struct JobStore {
     client: Client,
     table: String,
+    /// Job events: with a bus, every status write records its change in the job's outbox and
+    /// publishes it ([`super::events`]).
+    events: Option<std::sync::Arc<EventSink>>,
 }
+
+/// Where job events go, and what an event names besides the job.
+#[derive(Clone, Debug)]
+pub struct EventSink {
+    pub events: super::events::Events,
+    /// For the job ARN.
+    pub region: String,
+    /// For the job ARN of a job whose request named no account.
+    pub account: Option<String>,
+    /// The stack bucket: where a report without a bucket is written.
+    pub bucket: String,
+}
+
+/// Events that could not be published yet (they stay in their jobs' outboxes), since start.
+pub static EVENTS_UNPUBLISHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// What one chunk contributed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -315,6 +334,11 @@ async fn send_transaction(
     }
 }
 
+/// An outbox entry as stored: its JSON.
+fn event_value(event: &StatusEvent) -> Result<AttributeValue> {
+    Ok(s(serde_json::to_string(event).map_err(Error::Message)?))
+}
+
 impl Job {
     /// The job's two items: the counted one (status, counters, what ListJobs shows) and the
     /// request item (the CreateJob request and the tags), so that counting a chunk or
@@ -455,6 +479,10 @@ impl Job {
                     Some((a, serde_json::from_str(&entry).ok()?))
                 })
                 .collect(),
+            pending_events: item
+                .get("outbox")
+                .and_then(|v| v.as_l().ok())
+                .map_or(0, Vec::len),
             job_id,
         })
     }
@@ -547,7 +575,17 @@ impl StatusChange {
 
 impl JobStore {
     pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+        Self {
+            client,
+            table,
+            events: None,
+        }
+    }
+
+    /// The same store, recording and publishing job events to `sink`.
+    pub fn with_events(mut self, sink: EventSink) -> Self {
+        self.events = Some(std::sync::Arc::new(sink));
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -565,12 +603,26 @@ impl JobStore {
         )
         .await
         .map_err(|e| Error::dynamo("TransactWriteItems", e))?;
+        self.publish_events(&job.job_id).await;
         Ok(())
     }
 
-    /// The conditional puts of a new job's two items.
+    /// The conditional puts of a new job's two items (with events, the job's first one in
+    /// its outbox; a job created ended stays in the open-jobs index until it is published).
     fn job_puts(&self, job: &Job) -> Result<(Put, Put)> {
-        let (item, request_item) = job.to_items()?;
+        let (mut item, request_item) = job.to_items()?;
+        if self.events.is_some() {
+            let event = StatusEvent {
+                status: job.status,
+                at: job.status_time.clone(),
+                reason: job.status_update_reason.clone(),
+            };
+            item.insert(
+                "outbox".into(),
+                AttributeValue::L(vec![event_value(&event)?]),
+            );
+            item.insert("open".into(), s("OPEN"));
+        }
         let put = |item: Item| {
             Put::builder()
                 .table_name(&self.table)
@@ -612,7 +664,10 @@ impl JobStore {
         )
         .await;
         match result {
-            Ok(_) => Ok(None),
+            Ok(_) => {
+                self.publish_events(&job.job_id).await;
+                Ok(None)
+            }
             Err(e) if first_condition_failed(&e) => {
                 let out = self
                     .client
@@ -793,7 +848,7 @@ impl JobStore {
             values.insert(":expires".into(), n(expires_at_from_now()));
             sets.push("expires_at = :expires".into());
         }
-        if let Some(reason) = change.reason {
+        if let Some(reason) = &change.reason {
             values.insert(":reason".into(), s(reason));
             sets.push("status_update_reason = :reason".into());
         }
@@ -805,6 +860,16 @@ impl JobStore {
             );
             sets.push("#audit = :audit".into());
         }
+        if self.events.is_some() {
+            let event = StatusEvent {
+                status: to,
+                at: now.clone(),
+                reason: change.reason.clone(),
+            };
+            values.insert(":ev".into(), AttributeValue::L(vec![event_value(&event)?]));
+            values.insert(":nil".into(), AttributeValue::L(vec![]));
+            sets.push("outbox = list_append(if_not_exists(outbox, :nil), :ev)".into());
+        }
         if let Some(reasons) = change.failures {
             names.insert("#fr".into(), "failure_reasons".into());
             values.insert(
@@ -813,13 +878,10 @@ impl JobStore {
             );
             sets.push("#fr = :fr".into());
         }
-        // An ended job leaves the open-jobs index.
-        let removes = if to.is_terminal() {
-            " REMOVE #open"
-        } else {
-            ""
-        };
-        if to.is_terminal() {
+        // An ended job leaves the open-jobs index (with events, once they are published).
+        let leaves = to.is_terminal() && self.events.is_none();
+        let removes = if leaves { " REMOVE #open" } else { "" };
+        if leaves {
             names.insert("#open".into(), "open".into());
         }
         let result = self
@@ -840,8 +902,11 @@ impl JobStore {
                 if to.is_terminal() {
                     self.expire_request(job_id).await?;
                 }
-                self.with_request(job_id, out.attributes().unwrap_or(&HashMap::new()))
-                    .await
+                let job = self
+                    .with_request(job_id, out.attributes().unwrap_or(&HashMap::new()))
+                    .await?;
+                self.publish_events(job_id).await;
+                Ok(job)
             }
             Err(e) if is_condition_failure(&e) => {
                 let actual = self
@@ -856,6 +921,128 @@ impl JobStore {
             }
             Err(e) => Err(Error::dynamo("UpdateItem", e)),
         }
+    }
+
+    /// Publishes the job's outbox, in order ([`super::events`]); returns how many events went
+    /// out. Never fails: what is not published stays for the next status write or the sweep
+    /// (logged and counted in [`EVENTS_UNPUBLISHED`]). An ended job whose outbox is empty
+    /// leaves the open-jobs index here.
+    pub async fn publish_events(&self, job_id: &str) -> usize {
+        for _ in 0..3 {
+            match self.publish_once(job_id).await {
+                Ok(Some(n)) => return n,
+                // Another writer moved the outbox on: read it again.
+                Ok(None) => {}
+                Err(e) => {
+                    EVENTS_UNPUBLISHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(job_id, error = %e, "job events not published yet; they stay in the job's outbox");
+                    return 0;
+                }
+            }
+        }
+        0
+    }
+
+    /// One read, publish and removal: `None` when the outbox changed meanwhile.
+    async fn publish_once(&self, job_id: &str) -> Result<Option<usize>> {
+        let Some(item) = self.read_item(job_id, "JOB").await? else {
+            return Ok(Some(0));
+        };
+        let outbox: Vec<StatusEvent> = item
+            .get("outbox")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| serde_json::from_str(v.as_s().ok()?).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let status = get_s(&item, "status").and_then(|st| JobStatus::parse(&st));
+        let open = item.contains_key("open");
+        let Some(sink) = &self.events else {
+            // Events were turned off with some still recorded: an ended job still leaves the
+            // open-jobs index.
+            if open && status.is_some_and(|st| st.is_terminal()) {
+                self.leave_open_index(job_id).await?;
+            }
+            return Ok(Some(0));
+        };
+        if outbox.is_empty() {
+            if open && status.is_some_and(|st| st.is_terminal()) {
+                self.leave_open_index(job_id).await?;
+            }
+            return Ok(Some(0));
+        }
+        let sent = get_n(&item, "events_sent");
+        let last = get_s(&item, "last_event_status").and_then(|st| JobStatus::parse(&st));
+        let job = self.with_request(job_id, &item).await?;
+        let arn = job.arn(&sink.region, sink.account.as_deref());
+        let details: Vec<(Option<String>, serde_json::Value)> = outbox
+            .iter()
+            .enumerate()
+            .map(|(i, ev)| {
+                let previous = if i == 0 {
+                    last
+                } else {
+                    Some(outbox[i - 1].status)
+                };
+                let detail =
+                    job.event_detail(ev, sent + i as u64 + 1, previous, arn.clone(), &sink.bucket);
+                (arn.clone(), detail)
+            })
+            .collect();
+        let accepted = sink.events.put(&details).await.map_err(Error::Record)?;
+        if accepted == 0 {
+            return Ok(Some(0));
+        }
+        let rest: Vec<AttributeValue> = outbox[accepted..]
+            .iter()
+            .map(event_value)
+            .collect::<Result<_>>()?;
+        let ended = rest.is_empty() && status.is_some_and(|st| st.is_terminal());
+        let update = format!(
+            "SET outbox = :rest, events_sent = :sent_now, last_event_status = :last{}",
+            if ended { " REMOVE #open" } else { "" }
+        );
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .condition_expression(
+                "size(outbox) = :len AND (events_sent = :sent OR attribute_not_exists(events_sent))",
+            )
+            .expression_attribute_values(":rest", AttributeValue::L(rest))
+            .expression_attribute_values(":len", n(outbox.len() as u64))
+            .expression_attribute_values(":sent", n(sent))
+            .expression_attribute_values(":sent_now", n(sent + accepted as u64))
+            .expression_attribute_values(":last", s(outbox[accepted - 1].status.as_str()));
+        if ended {
+            req = req.expression_attribute_names("#open", "open");
+        }
+        match req.update_expression(update).send().await {
+            Ok(_) => Ok(Some(accepted)),
+            // Published twice (by this and another publisher): documented; the other one
+            // moved the outbox on.
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(Error::dynamo("UpdateItem", e)),
+        }
+    }
+
+    async fn leave_open_index(&self, job_id: &str) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", job_pk(job_id))
+            .key("sk", s("JOB"))
+            .update_expression("REMOVE #open")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#open", "open")
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("UpdateItem", e))?;
+        Ok(())
     }
 
     /// [`JobStore::transition`] for a stage that tolerates losing a race: `Ok(Ok(job))` when

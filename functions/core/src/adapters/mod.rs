@@ -1,9 +1,10 @@
 //! Every AWS call the domain makes, behind three narrow seams, one file each:
-//! [`JobStore`] (DynamoDB), [`Queues`] (SQS) and [`Objects`] (S3) — the per-object task calls
+//! [`JobStore`] (DynamoDB, which publishes job [`events`] to EventBridge), [`Queues`] (SQS) and [`Objects`] (S3) — the per-object task calls
 //! live in [`crate::ops`], on the task clients built here — plus [`stack`], which
 //! creates a stack's resources on an emulator for `batchops dev` and the tests.
 
 pub mod dynamo;
+pub mod events;
 pub mod s3;
 pub mod sqs;
 pub mod stack;
@@ -29,6 +30,8 @@ pub struct Clients {
     /// Lambda for `LambdaInvoke` tasks, retries off for the same reason. Its endpoint comes
     /// from `AWS_ENDPOINT_URL_LAMBDA` (or `AWS_ENDPOINT_URL`) like every other client's.
     pub lambda: aws_sdk_lambda::Client,
+    /// EventBridge, for job events ([`events`]).
+    pub eventbridge: aws_sdk_eventbridge::Client,
 }
 
 /// How many times the pipeline's own clients (DynamoDB, SQS, S3 control calls) try a request
@@ -58,8 +61,20 @@ impl Clients {
                     .retry_config(control_retry.clone())
                     .build(),
             ),
-            s3_control: s3(control_retry),
+            s3_control: s3(control_retry.clone()),
             s3_tasks: s3(RetryConfig::disabled()),
+            // One try, bounded: an event that does not go out stays in its job's outbox for
+            // the next status write or the sweep, and a failing bus must not hold a job up.
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(sdk)
+                    .retry_config(RetryConfig::disabled())
+                    .timeout_config(
+                        aws_config::timeout::TimeoutConfig::builder()
+                            .operation_timeout(std::time::Duration::from_secs(5))
+                            .build(),
+                    )
+                    .build(),
+            ),
             lambda: aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(sdk)
                     .retry_config(RetryConfig::disabled())

@@ -146,6 +146,19 @@ pub struct Job {
     pub progress_time: Option<String>,
     /// Who created, confirmed, cancelled, paused and resumed the job (latest of each).
     pub audit: BTreeMap<Audited, AuditEntry>,
+    /// Status changes recorded in the job's outbox and not yet published (job events).
+    pub pending_events: usize,
+}
+
+/// One status change in a job's outbox, written with the status itself and published to
+/// EventBridge after the write ([`crate::adapters::events`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusEvent {
+    pub status: JobStatus,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What ListJobs shows of a job (a `JobListDescriptor`): all the job indexes project.
@@ -219,6 +232,7 @@ impl Job {
             status_time: creation_time.clone(),
             progress_time: None,
             audit: BTreeMap::new(),
+            pending_events: 0,
         }
     }
 
@@ -265,6 +279,74 @@ impl Job {
                 .map(|op| op.name().to_string()),
             description: self.request.description.clone(),
         }
+    }
+
+    /// `arn:aws:s3:<region>:<account>:job/<id>`, with the account the request named (the S3
+    /// Control wire's `x-amz-account-id`), else `account`; none when neither is known.
+    pub fn arn(&self, region: &str, account: Option<&str>) -> Option<String> {
+        let account = self.request.account_id.as_deref().or(account)?;
+        Some(format!("arn:aws:s3:{region}:{account}:job/{}", self.job_id))
+    }
+
+    /// The `manifest.json` of the job's completion report, once the job has ended with one
+    /// written (`default_bucket`: the stack bucket, where a report without a bucket goes).
+    pub fn report_manifest_arn(&self, default_bucket: &str) -> Option<String> {
+        let report = &self.request.report;
+        let failed_to_write = self
+            .failure_reasons
+            .iter()
+            .any(|f| f.failure_code == "ReportWriteFailed");
+        if !self.status.is_terminal()
+            || !report.enabled
+            || self.report_date.is_none()
+            || failed_to_write
+        {
+            return None;
+        }
+        let bucket = report
+            .bucket
+            .as_deref()
+            .and_then(spec::parse_bucket_arn)
+            .unwrap_or_else(|| default_bucket.to_string());
+        let dir = crate::report::report_dir(report.prefix.as_deref(), &self.job_id);
+        Some(format!("arn:aws:s3:::{bucket}/{dir}/manifest.json"))
+    }
+
+    /// The `Detail` of a "Job Status Change" event: `event`, numbered `sequence` among the
+    /// job's events, after `previous`; counts, reasons, description and tags as the job has
+    /// them when the event is published.
+    pub fn event_detail(
+        &self,
+        event: &StatusEvent,
+        sequence: u64,
+        previous: Option<JobStatus>,
+        arn: Option<String>,
+        default_bucket: &str,
+    ) -> serde_json::Value {
+        let mut d = serde_json::json!({
+            "jobId": self.job_id,
+            "jobArn": arn,
+            "status": event.status.as_str(),
+            "previousStatus": previous.map(|p| p.as_str()),
+            "statusUpdateReason": event.reason,
+            "time": event.at,
+            "sequence": sequence,
+            "progressSummary": {
+                "TotalNumberOfTasks": self.total_tasks,
+                "NumberOfTasksSucceeded": self.succeeded,
+                "NumberOfTasksFailed": self.failed,
+                "Timers": { "ElapsedTimeInActiveSeconds": self.elapsed_active_seconds() },
+            },
+            "failureReasons": self.failure_reasons,
+            "description": self.request.description,
+            "tags": self.tags,
+        });
+        if event.status.is_terminal()
+            && let Some(m) = self.report_manifest_arn(default_bucket)
+        {
+            d["reportManifest"] = m.into();
+        }
+        d
     }
 
     /// Where the generated manifest's `manifest.json` is, once planning has written it (a
