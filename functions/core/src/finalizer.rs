@@ -408,7 +408,8 @@ pub struct SweepSummary {
     pub events_published: u64,
     /// Repairs that failed (logged); the sweep went on with the other jobs.
     pub errors: u64,
-    /// Open jobs looked at (ended ones are never read).
+    /// Open jobs looked at (and ended ones whose events are not all published; other ended
+    /// ones are never read).
     pub examined: u64,
 }
 
@@ -438,18 +439,23 @@ pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
     // Only the open jobs: however many ended jobs the table keeps (90 days of them), the sweep
     // reads the jobs it may have to repair.
     let mut cursor = None;
+    let mut bus_up = true;
     loop {
         let (jobs, next) = deps.store.open_jobs_page(100, cursor).await?;
         for listed in jobs {
             summary.examined += 1;
             let looked = match deps.store.get(&listed.job_id).await {
                 Ok(Some(job)) => {
-                    // Events a failing bus held back; an ended job leaves the index with them.
-                    if job.pending_events > 0 || job.status.is_terminal() {
-                        summary.events_published +=
-                            deps.store.publish_events(&job.job_id).await as u64;
+                    let repaired = sweep_job(deps, &job, &mut summary).await;
+                    // Events a failing bus held back (an ended job leaves the index with
+                    // them); once the bus fails, none more this run.
+                    if bus_up && (job.pending_events > 0 || job.status.is_terminal()) {
+                        match deps.store.settle_events(&job.job_id).await {
+                            Some(n) => summary.events_published += n as u64,
+                            None => bus_up = false,
+                        }
                     }
-                    sweep_job(deps, &job, &mut summary).await
+                    repaired
                 }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),

@@ -2,7 +2,7 @@
 //!
 //! | item | `pk` | `sk` | notes |
 //! |---|---|---|---|
-//! | job (the counted item) | `JOB#<id>` | `JOB` | status, counters, plan totals (and `plan_continuations`), stamps, `operation` and `description` (for ListJobs); `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `open = OPEN` while not terminal; `expires_at` (TTL) 90 days after it ends |
+//! | job (the counted item) | `JOB#<id>` | `JOB` | status, counters, plan totals (and `plan_continuations`), stamps, `operation` and `description` (for ListJobs); `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `open = OPEN` while not terminal (and, with job events, until its events are published); `outbox`, `events_sent`, `last_event_status` (job events); `expires_at` (TTL) 90 days after it ends |
 //! | job request | `JOB#<id>` | `JOB#REQUEST` | `request` (the CreateJob JSON, up to 64 KiB), `tags`: read with the job, never written by a count |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
 //! | chunk claim | `JOB#<id>` | `CLAIM#<n, 12 digits>` | `owner`, `lease_until` (epoch ms): the one delivery that may run the chunk's tasks; `expires_at` (TTL) |
@@ -38,8 +38,8 @@ type Item = HashMap<String, AttributeValue>;
 /// The ListJobs index: every job, newest first (`gsi1pk = JOBS`, `gsi1sk`), projecting only
 /// what a `JobListDescriptor` shows ([`SUMMARY_ATTRIBUTES`]).
 pub const JOBS_INDEX: &str = "jobs";
-/// The open-jobs index: sparse (`open`, `gsi1sk`), holding only jobs not yet terminal, with
-/// the same projection: what the sweep and a ListJobs of open statuses read.
+/// The open-jobs index: sparse (`open`, `gsi1sk`), holding the jobs not yet terminal (and
+/// ended ones whose events are not all published), with the same projection: what the sweep and a ListJobs of open statuses read.
 pub const OPEN_INDEX: &str = "open";
 /// The job item's attributes both indexes project (besides their keys).
 pub const SUMMARY_ATTRIBUTES: [&str; 10] = [
@@ -927,20 +927,36 @@ impl JobStore {
     /// out. Never fails: what is not published stays for the next status write or the sweep
     /// (logged and counted in [`EVENTS_UNPUBLISHED`]). An ended job whose outbox is empty
     /// leaves the open-jobs index here.
+    /// With events off this does nothing (the sweep's [`JobStore::settle_events`] still
+    /// takes an ended job out of the open-jobs index).
     pub async fn publish_events(&self, job_id: &str) -> usize {
+        if self.events.is_none() {
+            return 0;
+        }
+        self.settle_events(job_id).await.unwrap_or(0)
+    }
+
+    /// [`JobStore::publish_events`] for the sweep: `None` when the bus failed (the sweep then
+    /// publishes no more this run, so a hanging bus cannot eat its time); with events off, an
+    /// ended job still leaves the open-jobs index.
+    pub async fn settle_events(&self, job_id: &str) -> Option<usize> {
         for _ in 0..3 {
             match self.publish_once(job_id).await {
-                Ok(Some(n)) => return n,
+                Ok(Some(n)) => return Some(n),
                 // Another writer moved the outbox on: read it again.
                 Ok(None) => {}
                 Err(e) => {
                     EVENTS_UNPUBLISHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(job_id, error = %e, "job events not published yet; they stay in the job's outbox");
-                    return 0;
+                    return None;
                 }
             }
         }
-        0
+        tracing::info!(
+            job_id,
+            "job events: the outbox kept changing; the next change or the sweep publishes it"
+        );
+        Some(0)
     }
 
     /// One read, publish and removal: `None` when the outbox changed meanwhile.
@@ -948,15 +964,22 @@ impl JobStore {
         let Some(item) = self.read_item(job_id, "JOB").await? else {
             return Ok(Some(0));
         };
-        let outbox: Vec<StatusEvent> = item
+        let stored = item
             .get("outbox")
             .and_then(|v| v.as_l().ok())
-            .map(|l| {
-                l.iter()
-                    .filter_map(|v| serde_json::from_str(v.as_s().ok()?).ok())
-                    .collect()
+            .map_or(&[][..], Vec::as_slice);
+        // Only this store writes entries; one it cannot read is dropped (logged), not kept
+        // to block the others for ever.
+        let outbox: Vec<StatusEvent> = stored
+            .iter()
+            .filter_map(|v| {
+                let entry = v.as_s().ok().and_then(|j| serde_json::from_str(j).ok());
+                if entry.is_none() {
+                    tracing::error!(job_id, ?v, "job events: an unreadable outbox entry dropped");
+                }
+                entry
             })
-            .unwrap_or_default();
+            .collect();
         let status = get_s(&item, "status").and_then(|st| JobStatus::parse(&st));
         let open = item.contains_key("open");
         let Some(sink) = &self.events else {
@@ -967,7 +990,7 @@ impl JobStore {
             }
             return Ok(Some(0));
         };
-        if outbox.is_empty() {
+        if stored.is_empty() {
             if open && status.is_some_and(|st| st.is_terminal()) {
                 self.leave_open_index(job_id).await?;
             }
@@ -992,7 +1015,7 @@ impl JobStore {
             })
             .collect();
         let accepted = sink.events.put(&details).await.map_err(Error::Record)?;
-        if accepted == 0 {
+        if accepted == 0 && !outbox.is_empty() {
             return Ok(Some(0));
         }
         let rest: Vec<AttributeValue> = outbox[accepted..]
@@ -1014,10 +1037,15 @@ impl JobStore {
                 "size(outbox) = :len AND (events_sent = :sent OR attribute_not_exists(events_sent))",
             )
             .expression_attribute_values(":rest", AttributeValue::L(rest))
-            .expression_attribute_values(":len", n(outbox.len() as u64))
+            .expression_attribute_values(":len", n(stored.len() as u64))
             .expression_attribute_values(":sent", n(sent))
             .expression_attribute_values(":sent_now", n(sent + accepted as u64))
-            .expression_attribute_values(":last", s(outbox[accepted - 1].status.as_str()));
+            .expression_attribute_values(
+                ":last",
+                s(accepted
+                    .checked_sub(1)
+                    .map_or_else(|| last.map_or("", |l| l.as_str()), |i| outbox[i].status.as_str())),
+            );
         if ended {
             req = req.expression_attribute_names("#open", "open");
         }
@@ -1619,8 +1647,8 @@ impl JobStore {
         Ok((jobs, out.last_evaluated_key().cloned()))
     }
 
-    /// One page of the jobs not yet terminal (the open-jobs index), newest first: what the
-    /// sweep looks at, however many ended jobs the table keeps.
+    /// One page of the jobs not yet terminal (the open-jobs index; also ended ones whose events
+    /// are not all published), newest first: what the sweep looks at, however many ended jobs the table keeps.
     pub async fn open_jobs_page(
         &self,
         limit: i32,

@@ -65,15 +65,20 @@ impl Events {
                 .put_events()
                 .set_entries(Some(entries))
                 .send()
-                .await
-                .map_err(|e| {
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                // What earlier batches put is kept: it is removed from the outbox.
+                Err(_) if accepted > 0 => return Ok(accepted),
+                Err(e) => {
                     use aws_sdk_eventbridge::error::ProvideErrorMetadata;
-                    format!(
+                    return Err(format!(
                         "PutEvents to bus {}: {}",
                         self.bus,
                         e.message().map_or_else(|| e.to_string(), String::from)
-                    )
-                })?;
+                    ));
+                }
+            };
             let ok = out
                 .entries()
                 .iter()

@@ -296,8 +296,11 @@ impl Job {
             .failure_reasons
             .iter()
             .any(|f| f.failure_code == "ReportWriteFailed");
+        // The finalizer writes no report for a job that ran no task.
+        let ran = self.succeeded + self.failed > 0;
         if !self.status.is_terminal()
             || !report.enabled
+            || !ran
             || self.report_date.is_none()
             || failed_to_write
         {
@@ -519,5 +522,65 @@ mod tests {
             serde_json::json!({"Format": "S3InventoryReport_CSV_20211130",
                                "Location": {"ObjectArn": "arn:aws:s3:::out/gen/job-job-1/manifest.json"}})
         );
+    }
+
+    #[test]
+    fn an_event_names_the_report_only_of_a_job_that_ended_with_one() {
+        let mut j = job(serde_json::json!({
+            "Operation": {"S3DeleteObjectTagging": {}},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": "arn:aws:s3:::src/m.csv", "ETag": "e"}},
+            "Report": {"Enabled": true, "Prefix": "r/", "ReportScope": "AllTasks"},
+        }));
+        let ev = |status| StatusEvent {
+            status,
+            at: "t".into(),
+            reason: None,
+        };
+        j.status = JobStatus::Complete;
+        j.report_date = Some("2026-01-02T03:04:05.000Z".into());
+        let d = j.event_detail(
+            &ev(JobStatus::Complete),
+            7,
+            Some(JobStatus::Completing),
+            None,
+            "stack",
+        );
+        assert!(
+            d.get("reportManifest").is_none(),
+            "no task ran: no report was written"
+        );
+        j.succeeded = 2;
+        let d = j.event_detail(
+            &ev(JobStatus::Complete),
+            7,
+            Some(JobStatus::Completing),
+            None,
+            "stack",
+        );
+        assert_eq!(
+            d["reportManifest"],
+            "arn:aws:s3:::stack/r/job-job-1/manifest.json"
+        );
+        assert_eq!(
+            (d["sequence"].as_u64(), d["previousStatus"].as_str()),
+            (Some(7), Some("Completing"))
+        );
+        let d = j.event_detail(
+            &ev(JobStatus::Completing),
+            6,
+            Some(JobStatus::Active),
+            None,
+            "stack",
+        );
+        assert!(
+            d.get("reportManifest").is_none(),
+            "only on the event of the ended job"
+        );
+        assert_eq!(
+            j.arn("eu-west-1", Some("111122223333")).as_deref(),
+            Some("arn:aws:s3:eu-west-1:111122223333:job/job-1")
+        );
+        assert_eq!(j.arn("eu-west-1", None), None);
     }
 }
