@@ -960,3 +960,64 @@ pub async fn seed_counted_job(
     }
     Ok(job_id)
 }
+
+/// An endpoint resolver that always answers `url`: it bypasses the S3 Control rules that put
+/// the account id in front of the host name (S3CONTROL.md), as a stock client pointed at a
+/// resolvable local name would reach it.
+#[derive(Debug)]
+struct FixedEndpoint(String);
+
+impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for FixedEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _: &'a aws_sdk_s3control::config::endpoint::Params,
+    ) -> aws_sdk_s3control::config::endpoint::EndpointFuture<'a> {
+        aws_sdk_s3control::config::endpoint::EndpointFuture::ready(Ok(
+            aws_sdk_s3control::config::endpoint::Endpoint::builder()
+                .url(self.0.clone())
+                .build(),
+        ))
+    }
+}
+
+/// The Rust `aws-sdk-s3control` client, unmodified but for its endpoint: `url` (batchops dev,
+/// or a `batchops proxy`).
+pub fn s3control_client(sdk: &SdkConfig, url: &str) -> aws_sdk_s3control::Client {
+    aws_sdk_s3control::Client::from_conf(
+        aws_sdk_s3control::config::Builder::from(sdk)
+            .endpoint_resolver(FixedEndpoint(url.to_string()))
+            .build(),
+    )
+}
+
+/// Runs `tests/scripts/s3control_clients.py`: boto3 and the AWS CLI, through `HTTP_PROXY` at
+/// 127.0.0.1:`port`, each create a tagging job over `manifest` (in `bucket`, with `etag`),
+/// watch it end and list it. Returns what each saw.
+pub async fn run_stock_clients(port: u16, bucket: &str, manifest: &str, etag: &str) -> Value {
+    let script = format!(
+        "{}/scripts/s3control_clients.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let args = [
+        script,
+        port.to_string(),
+        bucket.to_string(),
+        manifest.to_string(),
+        etag.to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(venv_python())
+            .args(args)
+            .env_remove("AWS_CA_BUNDLE")
+            .output()
+            .expect("run tests/scripts/s3control_clients.py")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "s3control_clients.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -4,7 +4,6 @@
 //! receives, and end to end with the Rust SDK, boto3 and the AWS CLI through the proxy to
 //! `batchops dev` (which takes any signature, as a deployed API takes a valid one).
 
-use aws_sdk_s3control::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
 use batchops_cli::client::Signer;
 use batchops_cli::proxy::{Upstream, bind, serve_on};
 use batchops_tests::TestStack;
@@ -186,15 +185,6 @@ async fn the_proxy_replaces_the_clients_s3_signature_with_an_execute_api_one() {
     );
 }
 
-#[derive(Debug)]
-struct Fixed(String);
-
-impl ResolveEndpoint for Fixed {
-    fn resolve_endpoint<'a>(&'a self, _: &'a Params) -> EndpointFuture<'a> {
-        EndpointFuture::ready(Ok(Endpoint::builder().url(self.0.clone()).build()))
-    }
-}
-
 #[tokio::test]
 async fn stock_clients_manage_jobs_through_the_proxy() {
     let stack = TestStack::start().await;
@@ -206,32 +196,7 @@ async fn stock_clients_manage_jobs_through_the_proxy() {
     let etag = stack.put_manifest(&src, "m.csv", &rows).await;
 
     // boto3 and the AWS CLI, with the proxy as both HTTP_PROXY and endpoint port.
-    let script = format!(
-        "{}/scripts/s3control_clients.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let args = [
-        script,
-        addr.port().to_string(),
-        src.clone(),
-        "m.csv".into(),
-        etag.clone(),
-    ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(batchops_tests::venv_python())
-            .args(args)
-            .env_remove("AWS_CA_BUNDLE")
-            .output()
-            .expect("run tests/scripts/s3control_clients.py")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "s3control_clients.py through the proxy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = batchops_tests::run_stock_clients(addr.port(), &src, "m.csv", &etag).await;
     for client in ["boto3", "cli"] {
         assert_eq!(seen[client]["status"], "Complete", "{client}: {seen}");
         assert_eq!(
@@ -242,11 +207,7 @@ async fn stock_clients_manage_jobs_through_the_proxy() {
     assert_eq!(seen["boto3"]["describe_missing"], "NotFoundException");
 
     // The Rust SDK through the proxy: the job boto3 made, and a priority change.
-    let c = aws_sdk_s3control::Client::from_conf(
-        aws_sdk_s3control::config::Builder::from(&stack.sdk)
-            .endpoint_resolver(Fixed(format!("http://{addr}")))
-            .build(),
-    );
+    let c = batchops_tests::s3control_client(&stack.sdk, &format!("http://{addr}"));
     let id = seen["boto3"]["job_id"].as_str().unwrap();
     let job = c
         .describe_job()

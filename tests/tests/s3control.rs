@@ -7,7 +7,6 @@
 //! rules that would put the account id in front of the host name (S3CONTROL.md).
 
 use aws_sdk_s3control::Client;
-use aws_sdk_s3control::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
 use aws_sdk_s3control::types::{
     JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation, JobManifestSpec,
     JobOperation, JobReport, JobReportFormat, JobReportScope, JobStatus, RequestedJobStatus,
@@ -19,21 +18,8 @@ use std::time::Duration;
 
 const ACCOUNT: &str = "123456789012";
 
-#[derive(Debug)]
-struct Fixed(String);
-
-impl ResolveEndpoint for Fixed {
-    fn resolve_endpoint<'a>(&'a self, _: &'a Params) -> EndpointFuture<'a> {
-        EndpointFuture::ready(Ok(Endpoint::builder().url(self.0.clone()).build()))
-    }
-}
-
 fn control(stack: &TestStack) -> Client {
-    Client::from_conf(
-        aws_sdk_s3control::config::Builder::from(&stack.sdk)
-            .endpoint_resolver(Fixed(stack.base_url.clone()))
-            .build(),
-    )
+    batchops_tests::s3control_client(&stack.sdk, &stack.base_url)
 }
 
 fn tag(k: &str, v: &str) -> S3Tag {
@@ -470,27 +456,7 @@ async fn boto3_and_the_aws_cli_run_jobs_end_to_end_unmodified() {
     stack.put_objects(&src, &keys).await;
     let rows: Vec<(String, String)> = keys.iter().map(|k| (src.clone(), k.clone())).collect();
     let etag = stack.put_manifest(&src, "m.csv", &rows).await;
-    let script = format!(
-        "{}/scripts/s3control_clients.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let port = stack.dev.addr.port().to_string();
-    let args = [script, port, src.clone(), "m.csv".to_string(), etag];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(batchops_tests::venv_python())
-            .args(args)
-            .env_remove("AWS_CA_BUNDLE")
-            .output()
-            .expect("run tests/scripts/s3control_clients.py")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "s3control_clients.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = batchops_tests::run_stock_clients(stack.dev.addr.port(), &src, "m.csv", &etag).await;
     for client in ["boto3", "cli"] {
         let s = &seen[client];
         assert_eq!(s["status"], "Complete", "{client}: {s}");
@@ -827,8 +793,9 @@ async fn a_failing_store_is_a_retryable_internal_service_exception_not_a_client_
     let (proxy, stack) = batchops_tests::TestStack::behind_proxy(Default::default()).await;
     // One attempt: the SDK would retry a 500 (with backoff) before giving up.
     let c = Client::from_conf(
-        aws_sdk_s3control::config::Builder::from(&stack.sdk)
-            .endpoint_resolver(Fixed(stack.base_url.clone()))
+        control(&stack)
+            .config()
+            .to_builder()
             .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled())
             .build(),
     );
