@@ -146,10 +146,7 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
 /// was queued, a planner that failed the job): a finalize message, whose run finds the job
 /// ended and clears its working records. Best effort: a failure is logged.
 pub async fn clean_up_later(deps: &Deps, job_id: &str) {
-    let message = crate::chunk::FinalizeMessage {
-        job_id: job_id.into(),
-    };
-    if let Err(e) = deps.queues.send_finalize(&message).await {
+    if let Err(e) = deps.queues.finalize(job_id).await {
         tracing::warn!(job_id, error = %e, "could not queue the ended job's clean-up");
     }
 }
@@ -167,11 +164,7 @@ async fn clean_up(deps: &Deps, job_id: &str, deadline: tokio::time::Instant) -> 
     let (mut records_deleted, mut files_deleted) = (0usize, 0usize);
     loop {
         if tokio::time::Instant::now() >= deadline {
-            deps.queues
-                .send_finalize(&crate::chunk::FinalizeMessage {
-                    job_id: job_id.into(),
-                })
-                .await?;
+            deps.queues.finalize(job_id).await?;
             info!(
                 records_deleted,
                 files_deleted, "clean-up continues in a new invocation"
@@ -354,9 +347,7 @@ async fn write_report(
                     .map_err(ReportError::Retry)?
                 {
                     deps.queues
-                        .send_finalize(&crate::chunk::FinalizeMessage {
-                            job_id: job.job_id.clone(),
-                        })
+                        .finalize(&job.job_id)
                         .await
                         .map_err(ReportError::Retry)?;
                     info!(
@@ -529,11 +520,7 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
             )
             .await?
         {
-            deps.queues
-                .send_finalize(&crate::chunk::FinalizeMessage {
-                    job_id: job.job_id.clone(),
-                })
-                .await?;
+            deps.queues.finalize(&job.job_id).await?;
             summary.finalize_queued += 1;
         }
     } else if ending && stalled(deps, job, &age) {

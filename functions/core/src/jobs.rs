@@ -4,7 +4,7 @@
 //! conflict.
 
 use crate::adapters::dynamo::StatusChange;
-use crate::chunk::{FinalizeMessage, PlanMessage};
+use crate::chunk::PlanMessage;
 use crate::job::spec::{Invalid, Tag, validate_tags};
 use crate::job::{Actor, Audited, CreateJobRequest, Job, JobStatus};
 use crate::{Deps, Error};
@@ -282,13 +282,7 @@ pub async fn update_status(
                             .await?
                     }
                     // Every chunk finished while paused: nothing else will end the job.
-                    Ok(j) if j.reconciled() => {
-                        deps.queues
-                            .send_finalize(&FinalizeMessage {
-                                job_id: job_id.into(),
-                            })
-                            .await?
-                    }
+                    Ok(j) if j.reconciled() => deps.queues.finalize(job_id).await?,
                     _ => {}
                 }
                 out
@@ -338,11 +332,7 @@ async fn cancel(deps: &Deps, job: &Job, change: StatusChange) -> crate::Result<J
         crate::parking::unpark(deps, &job.job_id, job.priority).await?;
     }
     if cancelling.reconciled() {
-        deps.queues
-            .send_finalize(&FinalizeMessage {
-                job_id: job.job_id.clone(),
-            })
-            .await?;
+        deps.queues.finalize(&job.job_id).await?;
     }
     Ok(cancelling)
 }

@@ -21,7 +21,7 @@
 //! [`Config::planner_budget`]: crate::Config::planner_budget
 
 use crate::adapters::dynamo::StatusChange;
-use crate::chunk::{Chunk, Chunker, FinalizeMessage, PlanMessage};
+use crate::chunk::{Chunk, Chunker, PlanMessage};
 use crate::job::{Job, JobStatus};
 use crate::manifest::generator::ManifestOutput;
 use crate::manifest::{ManifestError, ManifestSource, Position, Resume};
@@ -1028,11 +1028,7 @@ pub(crate) async fn finalize_if_reconciled(deps: &Deps, job: &Job) -> Result<()>
     );
     if ending && job.reconciled() {
         info!(job_id = %job.job_id, "all chunks counted; finalizing");
-        deps.queues
-            .send_finalize(&FinalizeMessage {
-                job_id: job.job_id.clone(),
-            })
-            .await?;
+        deps.queues.finalize(&job.job_id).await?;
     }
     Ok(())
 }

@@ -137,8 +137,12 @@ impl Queues {
         Ok(total)
     }
 
-    pub async fn send_finalize(&self, message: &FinalizeMessage) -> Result<()> {
-        self.send(&self.finalize, message).await
+    /// Queues the finalization of a job (its report and end, or the clean-up of an ended one).
+    pub async fn finalize(&self, job_id: &str) -> Result<()> {
+        let message = FinalizeMessage {
+            job_id: job_id.into(),
+        };
+        self.send(&self.finalize, &message).await
     }
 
     /// The work queue (priority band) for a job of this priority.
