@@ -198,3 +198,51 @@ async fn bad_requests_get_clear_4xx_answers() {
     assert!(err.contains("404"), "{err}");
     stack.dev.stop().await;
 }
+
+/// Beyond AWS: DescribeJob prices the job — its S3 requests, batchops' control plane, and what
+/// Amazon S3 Batch Operations would charge — first from the manifest's total, then, once the
+/// job has ended, on the tasks that ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_job_prices_a_job_from_its_total_then_from_what_ran() {
+    let stack = TestStack::start().await;
+    let keys: Vec<String> = (0..5).map(|i| format!("cost/{i}")).collect();
+    let seeded = stack.seed(&keys, &["cost/missing".to_string()]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["ConfirmationRequired"] = true.into();
+    let job_id = stack.api.create(&body).await.unwrap();
+    let held = stack
+        .until(&job_id, 60, |j| j["Status"] == "Suspended")
+        .await;
+    let e = &held["CostEstimate"];
+    assert_eq!(
+        (&e["Basis"], &e["Tasks"]),
+        (&json!("Estimate"), &json!(6)),
+        "{held}"
+    );
+    assert_eq!(e["S3Requests"]["Put"], 6, "one CopyObject per task");
+    assert_eq!(
+        (&e["Currency"], &e["Region"], &e["PriceDate"]),
+        (&json!("USD"), &json!("us-east-1"), &json!("2026-12-01"))
+    );
+    stack.api.set_status(&job_id, "Ready", None).await.unwrap();
+    let done = stack
+        .wait(&job_id, std::time::Duration::from_secs(120))
+        .await;
+    let e = &done["CostEstimate"];
+    assert_eq!(
+        (&e["Basis"], &e["Tasks"]),
+        (&json!("Counted"), &json!(6)),
+        "{done}"
+    );
+    let s3 = e["S3Requests"]["USD"].as_f64().unwrap();
+    assert!(
+        (s3 - 6.0 * 0.005 / 1000.0).abs() < 1e-9,
+        "6 PUTs at $0.005 per 1,000: {e}"
+    );
+    let aws = e["AmazonS3BatchOperationsUSD"].as_f64().unwrap();
+    assert!((aws - (0.25 + 6.0 / 1e6 + s3)).abs() < 1e-6, "{e}");
+    let ours = e["BatchopsUSD"].as_f64().unwrap();
+    let control = e["ControlPlane"]["USD"].as_f64().unwrap();
+    assert!(control > 0.0 && (ours - (s3 + control)).abs() < 1e-6, "{e}");
+    assert!(ours < aws, "{e}");
+}

@@ -206,7 +206,15 @@ async fn describe_job(
     State(deps): State<Arc<Deps>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(jobs::describe_job(&deps, &id).await?.describe()))
+    let job = jobs::describe_job(&deps, &id).await?;
+    let mut answer = job.describe();
+    // Beyond AWS: what the job costs, once its total is known.
+    if let Some(cost) =
+        batchops_core::cost::estimate(&job, &deps.config.prices, deps.config.chunk_size as u64)
+    {
+        answer["Job"]["CostEstimate"] = serde_json::to_value(cost).unwrap_or_default();
+    }
+    Ok(Json(answer))
 }
 
 /// ListJobs query: `JobStatuses` (repeatable, or comma-separated), `MaxResults`, `NextToken`.

@@ -165,6 +165,23 @@ fn progress_line(job: &Value) -> String {
     )
 }
 
+/// DescribeJob's `CostEstimate` in one line: what batchops costs, what AWS would charge.
+fn cost_line(cost: &Value) -> Option<String> {
+    let usd = |v: &Value| v.as_f64().map(|x| format!("${x:.6}"));
+    Some(format!(
+        "{} over {} tasks: batchops {} (S3 requests {}, control plane {}), Amazon S3 Batch \
+         Operations {} ({} prices of {})",
+        cost["Basis"].as_str()?,
+        cost["Tasks"],
+        usd(&cost["BatchopsUSD"])?,
+        usd(&cost["S3Requests"]["USD"])?,
+        usd(&cost["ControlPlane"]["USD"])?,
+        usd(&cost["AmazonS3BatchOperationsUSD"])?,
+        cost["Region"].as_str()?,
+        cost["PriceDate"].as_str()?,
+    ))
+}
+
 /// `BATCHOPS_DEV_HOSTS`: host names besides loopback and `*.localhost` that name this
 /// machine (comma-separated), for the local runners' DNS-rebinding guard.
 fn extra_hosts() -> Vec<String> {
@@ -247,6 +264,9 @@ async fn main() -> anyhow::Result<()> {
                         r["FailureCode"].as_str().unwrap_or(""),
                         r["FailureReason"].as_str().unwrap_or("")
                     ));
+                }
+                if let Some(line) = cost_line(&job["CostEstimate"]) {
+                    out.push_str(&format!("\n  cost: {line}"));
                 }
                 out
             });

@@ -80,6 +80,11 @@ async fn the_cli_drives_a_job_from_create_to_report() {
         assert!(out.status.success(), "{out:?}");
         if stdout(&out).contains("Suspended") {
             assert!(stdout(&out).contains("of 16 tasks"), "{}", stdout(&out));
+            assert!(
+                stdout(&out).contains("cost: Estimate over 16 tasks: batchops $"),
+                "describe shows the cost estimate: {}",
+                stdout(&out)
+            );
             suspended = true;
             break;
         }

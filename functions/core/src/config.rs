@@ -110,6 +110,9 @@ pub struct Config {
     /// `BATCHOPS_EVENT_BUS` [none; `default` for `batchops dev`]: the EventBridge bus every
     /// status change of a job is published to ("Job Status Change" events); empty: no events.
     pub event_bus: Option<String>,
+    /// `BATCHOPS_PRICES` [the built-in table]: a JSON object of [`crate::cost::Prices`]
+    /// fields to override, for DescribeJob's `CostEstimate`.
+    pub prices: crate::cost::Prices,
     /// `BATCHOPS_ACCOUNT_ID` [none]: the stack's account, for the job ARN in events of jobs
     /// whose request named none (the template sets it).
     pub account_id: Option<String>,
@@ -204,6 +207,10 @@ impl Config {
             event_bus: lookup("BATCHOPS_EVENT_BUS")
                 .map(|b| b.trim().to_string())
                 .filter(|b| !b.is_empty()),
+            prices: crate::cost::Prices::with_overrides(
+                &lookup("BATCHOPS_PRICES").unwrap_or_default(),
+            )
+            .map_err(|e| Error::Config(format!("BATCHOPS_PRICES: {e}")))?,
             account_id: lookup("BATCHOPS_ACCOUNT_ID")
                 .map(|a| a.trim().to_string())
                 .filter(|a| !a.is_empty()),
@@ -327,6 +334,7 @@ impl Config {
             powers: Power::ALL.to_vec(),
             role_arn_pattern: None,
             event_bus: None,
+            prices: Default::default(),
             account_id: None,
             report_retry_window: Duration::from_secs(3600),
         }

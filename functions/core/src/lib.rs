@@ -24,6 +24,7 @@ pub mod adapters;
 pub mod batch;
 pub mod chunk;
 pub mod config;
+pub mod cost;
 pub mod error;
 pub mod finalizer;
 pub mod intake;
