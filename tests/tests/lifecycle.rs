@@ -557,6 +557,15 @@ async fn list_jobs_reads_a_bounded_number_of_pages_per_call_and_the_sweep_only_o
         let want = if i == 12 { "Suspended" } else { "Complete" };
         stack.until(id, 90, |j| j["Status"] == want).await;
     }
+    // An ended job leaves the open-jobs index once its events are published, right after its
+    // last status write.
+    for _ in 0..100 {
+        let (open, _) = deps.store.open_jobs_page(100, None).await.unwrap();
+        if open.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let swept = batchops_core::finalizer::sweep(&deps).await.unwrap();
     assert_eq!(swept.examined, 1, "only the open job is read: {swept:?}");
     // No job is Failed: one job a page, each call reads at most LIST_PAGES index pages and
