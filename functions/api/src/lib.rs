@@ -135,21 +135,37 @@ fn too_large(len: Option<usize>) -> ApiError {
     )
 }
 
+/// Why a body could not be read: too large (its size when known), or another rejection
+/// (status and text). Both protocols answer it in their own form.
+pub(crate) enum BodyError {
+    TooLarge(Option<usize>),
+    Rejected(StatusCode, String),
+}
+
+/// A request body, at most [`MAX_BODY_BYTES`].
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, BodyError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            BodyError::TooLarge(None)
+        } else {
+            BodyError::Rejected(e.status(), e.body_text())
+        }
+    })?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(BodyError::TooLarge(Some(body.len())));
+    }
+    Ok(body)
+}
+
 /// Reads a JSON body: 413 past [`MAX_BODY_BYTES`], 400 naming what is wrong otherwise.
 fn json_body<T: DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     what: &str,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(None)
-        } else {
-            ApiError::new(e.status(), "InvalidRequest", e.body_text())
-        }
+    let body = body_bytes(body).map_err(|e| match e {
+        BodyError::TooLarge(n) => too_large(n),
+        BodyError::Rejected(status, text) => ApiError::new(status, "InvalidRequest", text),
     })?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large(Some(body.len())));
-    }
     serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("invalid {what} body: {e}")))
 }
 

@@ -58,6 +58,12 @@ pub struct Deps {
         std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<String, adapters::Clients>>>,
 }
 
+/// The configuration's region; `us-east-1` when none is set.
+fn region_of(sdk: &aws_config::SdkConfig) -> String {
+    sdk.region()
+        .map_or_else(|| "us-east-1".to_string(), |r| r.to_string())
+}
+
 impl Deps {
     /// Builds the clients from the default AWS configuration chain (`AWS_ENDPOINT_URL` and the
     /// per-service `AWS_ENDPOINT_URL_S3` / `_SQS` / `_DYNAMODB` / `_LAMBDA` overrides are honoured there).
@@ -76,9 +82,7 @@ impl Deps {
         if let Some(bus) = &config.event_bus {
             store = store.with_events(adapters::dynamo::EventSink {
                 events: adapters::events::Events::new(clients.eventbridge.clone(), bus),
-                region: sdk
-                    .region()
-                    .map_or_else(|| "us-east-1".to_string(), |r| r.to_string()),
+                region: region_of(sdk),
                 account: config.account_id.clone(),
                 bucket: config.bucket.clone(),
             });
@@ -96,9 +100,7 @@ impl Deps {
 
     /// The AWS region the stack runs in (for job ARNs); `us-east-1` when none is configured.
     pub fn region(&self) -> String {
-        self.sdk
-            .region()
-            .map_or_else(|| "us-east-1".to_string(), |r| r.to_string())
+        region_of(&self.sdk)
     }
 
     /// The S3 and Lambda clients a job's tasks run with: with a role-ARN pattern set, the

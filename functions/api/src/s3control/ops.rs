@@ -227,24 +227,17 @@ fn job_id(id: &str) -> Result<&str, WireError> {
 }
 
 fn body(op: Op, body: Result<Bytes, BytesRejection>) -> Result<Bytes, WireError> {
-    let too_large = |n: String| {
-        WireError::new(
+    crate::body_bytes(body).map_err(|e| match e {
+        crate::BodyError::TooLarge(n) => WireError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             op.bad_request(),
-            format!("the body is {n}; at most {MAX_BODY_BYTES} bytes are accepted"),
-        )
-    };
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large("too large".into())
-        } else {
-            WireError::bad(op, e.body_text())
-        }
-    })?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large(format!("{} bytes", body.len())));
-    }
-    Ok(body)
+            format!(
+                "the body is {}; at most {MAX_BODY_BYTES} bytes are accepted",
+                n.map_or_else(|| "too large".to_string(), |n| format!("{n} bytes"))
+            ),
+        ),
+        crate::BodyError::Rejected(_, text) => WireError::bad(op, text),
+    })
 }
 
 fn decode(op: Op, bytes: &[u8], root: &str) -> Result<Value, WireError> {

@@ -902,10 +902,11 @@ impl JobStore {
                 if to.is_terminal() {
                     self.expire_request(job_id).await?;
                 }
-                let job = self
-                    .with_request(job_id, out.attributes().unwrap_or(&HashMap::new()))
-                    .await?;
-                self.publish_events(job_id).await;
+                let item = out.attributes.unwrap_or_default();
+                let job = self.with_request(job_id, &item).await?;
+                if self.events.is_some() {
+                    self.settle_with(job_id, Some((&item, &job))).await;
+                }
                 Ok(job)
             }
             Err(e) if is_condition_failure(&e) => {
@@ -940,8 +941,14 @@ impl JobStore {
     /// publishes no more this run, so a hanging bus cannot eat its time); with events off, an
     /// ended job still leaves the open-jobs index.
     pub async fn settle_events(&self, job_id: &str) -> Option<usize> {
+        self.settle_with(job_id, None).await
+    }
+
+    /// [`JobStore::settle_events`], the first try on `known`: the job item a status write
+    /// just returned and the job built from it (no read again).
+    async fn settle_with(&self, job_id: &str, mut known: Option<(&Item, &Job)>) -> Option<usize> {
         for _ in 0..3 {
-            match self.publish_once(job_id).await {
+            match self.publish_once(job_id, known.take()).await {
                 Ok(Some(n)) => return Some(n),
                 // Another writer moved the outbox on: read it again.
                 Ok(None) => {}
@@ -960,9 +967,21 @@ impl JobStore {
     }
 
     /// One read, publish and removal: `None` when the outbox changed meanwhile.
-    async fn publish_once(&self, job_id: &str) -> Result<Option<usize>> {
-        let Some(item) = self.read_item(job_id, "JOB").await? else {
-            return Ok(Some(0));
+    async fn publish_once(
+        &self,
+        job_id: &str,
+        known: Option<(&Item, &Job)>,
+    ) -> Result<Option<usize>> {
+        let read;
+        let (item, known_job) = match known {
+            Some((item, job)) => (item, Some(job)),
+            None => match self.read_item(job_id, "JOB").await? {
+                Some(i) => {
+                    read = i;
+                    (&read, None)
+                }
+                None => return Ok(Some(0)),
+            },
         };
         let stored = item
             .get("outbox")
@@ -980,7 +999,7 @@ impl JobStore {
                 entry
             })
             .collect();
-        let status = get_s(&item, "status").and_then(|st| JobStatus::parse(&st));
+        let status = get_s(item, "status").and_then(|st| JobStatus::parse(&st));
         let open = item.contains_key("open");
         let Some(sink) = &self.events else {
             // Events were turned off with some still recorded: an ended job still leaves the
@@ -996,9 +1015,16 @@ impl JobStore {
             }
             return Ok(Some(0));
         }
-        let sent = get_n(&item, "events_sent");
-        let last = get_s(&item, "last_event_status").and_then(|st| JobStatus::parse(&st));
-        let job = self.with_request(job_id, &item).await?;
+        let sent = get_n(item, "events_sent");
+        let last = get_s(item, "last_event_status").and_then(|st| JobStatus::parse(&st));
+        let loaded;
+        let job = match known_job {
+            Some(j) => j,
+            None => {
+                loaded = self.with_request(job_id, item).await?;
+                &loaded
+            }
+        };
         let arn = job.arn(&sink.region, sink.account.as_deref());
         let details: Vec<(Option<String>, serde_json::Value)> = outbox
             .iter()
