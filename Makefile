@@ -28,9 +28,12 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export BATCHOPS_S3_PATH_STYLE ?= true
 export SAM_CLI_TELEMETRY := 0
+# The browser the console's test drives (Debian's packages; `make browser` installs them).
+export BATCHOPS_CHROMIUM ?= /usr/bin/chromium
+export BATCHOPS_CHROMEDRIVER ?= /usr/bin/chromedriver
 
 .PHONY: setup emulator emulator-stop build dev demo test test-continuations unit lint deny validate fmt clean chaos fuzz \
-	bench build-lambdas watch invoke-check
+	bench build-lambdas watch invoke-check browser screenshots
 
 setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint, aws-sam-cli, cargo-lambda and the AWS CLI (idempotent)
 
@@ -56,7 +59,28 @@ dev: emulator build ## Run the stack locally (API on 127.0.0.1:9000)
 demo: setup build ## Run a real copy job end to end on the emulator and print the report
 	@infra/demo.sh
 
-test: setup ## The whole suite: unit tests and integration tests against moto (and cargo lambda watch), then the lifecycle matrix
+# Debian's chromium and its chromedriver (one source package, so their versions match) and a
+# font (without recommends there is none, and screenshots show boxes). Skipped when present.
+browser: ## chromium, chromium-driver and a font for the console's browser test (apt; skipped when present)
+	@if [ -x "$(BATCHOPS_CHROMIUM)" ] && [ -x "$(BATCHOPS_CHROMEDRIVER)" ]; then \
+		echo "browser: $$($(BATCHOPS_CHROMEDRIVER) --version | cut -d' ' -f1-2) and $(BATCHOPS_CHROMIUM)"; \
+	else \
+		if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
+			echo "make browser: $(BATCHOPS_CHROMIUM) or $(BATCHOPS_CHROMEDRIVER) is missing, and installing them needs root or sudo; or set BATCHOPS_CHROMIUM and BATCHOPS_CHROMEDRIVER" >&2; \
+			exit 1; \
+		fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+			--no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null && \
+		$(BATCHOPS_CHROMEDRIVER) --version; \
+	fi
+
+# The console's browser test once more, saving its screenshots to docs/images (only this
+# target sets BATCHOPS_SCREENSHOTS, so `make test` never rewrites docs/).
+screenshots: setup browser ## Save the console's screenshots to docs/images (README shows them)
+	BATCHOPS_EMULATOR_PYTHON=$(abspath $(VENV))/bin/python BATCHOPS_SCREENSHOTS=$(abspath docs/images) \
+		$(CARGO) test -p batchops-tests --test console -- --nocapture
+
+test: setup browser ## The whole suite: unit tests and integration tests against moto (and cargo lambda watch) and the console in headless chromium, then the lifecycle matrix
 	BATCHOPS_EMULATOR_PYTHON=$(abspath $(VENV))/bin/python BATCHOPS_CARGO_LAMBDA=$(abspath $(VENV))/bin/cargo-lambda \
 		$(CARGO) test --workspace --all-targets
 	@$(MAKE) --no-print-directory test-continuations

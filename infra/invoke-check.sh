@@ -176,6 +176,12 @@ expect "api-s3control-describe-job.json -> status" "$(get "$WORK/wire-describe.o
 expect "api-s3control-describe-job.json -> DescribeJobResult.Job.JobArn" \
   "$(get "$WORK/wire-describe.out" body.DescribeJobResult.Job.JobArn)" "arn:aws:s3:us-east-1:123456789012:job/$JOB"
 
+invoke api infra/events/api-console.json console
+expect "api-console.json -> status" "$(get "$WORK/console.out" statusCode)" 200
+expect "api-console.json -> content-type" "$(get "$WORK/console.out" headers.content-type)" "text/html; charset=utf-8"
+if grep -q '/console/app.js' "$WORK/console.out"; then pass "api-console.json -> the page loads /console/app.js"
+else fail "api-console.json -> no /console/app.js in: $(head -c 300 "$WORK/console.out")"; fi
+
 invoke api infra/events/api-list-jobs.json list
 expect "api-list-jobs.json -> status" "$(get "$WORK/list.out" statusCode)" 200
 expect "api-list-jobs.json -> Jobs.0.JobId" "$(get "$WORK/list.out" body.Jobs.0.JobId)" "$JOB"

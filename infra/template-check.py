@@ -116,9 +116,19 @@ def static_checks(cfn):
         or {f'{e["Properties"]["Method"]} {e["Properties"]["Path"]}'
             for fn in template_functions(cfn) for e in fn.get("Events", {}).values() if e["Type"] == "HttpApi"}
     json_routes = {r for r in routes if " /jobs" in r}
-    check(f"{len(routes)} API routes: each JSON route /jobs... has its S3 Control twin /v20180820/jobs...",
-          len(json_routes) == 8 and routes == json_routes | {r.replace(" /jobs", " /v20180820/jobs") for r in json_routes},
+    console_routes = {"GET /console", "GET /console/{asset}"}
+    check(f"{len(routes)} API routes: each JSON route /jobs... has its S3 Control twin /v20180820/jobs..., "
+          "and the console's two",
+          len(json_routes) == 8 and routes == json_routes | console_routes
+          | {r.replace(" /jobs", " /v20180820/jobs") for r in json_routes},
           str(sorted(routes)))
+    raw = yaml_parse((ROOT / "template.yaml").read_text())["Resources"]
+    api_events = [e for fn in template_functions(cfn) for e in fn.get("Events", {}).values()
+                  if e["Type"] == "HttpApi"]
+    check("the API's default authoriser is IAM and no route opts out (the console's routes too: a "
+          "browser reaches them through batchops console, which signs)",
+          raw["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+          and not any("Auth" in e["Properties"] for e in api_events))
     scaled = [e for e in esms if "ScalingConfig" in e]
     check("the two work queues' event sources have MaximumConcurrency",
           len(scaled) == 2 and all("Worker" in json.dumps(e["FunctionName"]) for e in scaled))

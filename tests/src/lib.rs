@@ -10,6 +10,7 @@
 //! - `tests/*.rs`: the integration tests, one file per theme.
 //! - `echo-lambda/`: the user function the `LambdaInvoke` tests invoke.
 
+pub mod browser;
 pub mod faults;
 
 use aws_config::SdkConfig;

@@ -114,6 +114,31 @@ async fn missing_objects_are_failed_tasks_with_no_such_key() {
         assert_eq!(job["Status"], "Complete", "{job}");
         assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 90);
         assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 10);
+        // DescribeJob says what the report holds (the console shows it), whatever its scope,
+        // and that nothing more may be asked of an ended job.
+        let summary = &job["ReportSummary"];
+        assert_eq!(
+            (summary["Succeeded"].as_u64(), summary["Failed"].as_u64()),
+            (Some(90), Some(10)),
+            "{job}"
+        );
+        assert_eq!(summary["ByErrorCode"], serde_json::json!({"NoSuchKey": 10}));
+        let first: HashSet<String> = summary["FirstFailures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Key"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(first, missing);
+        assert_eq!(summary["FirstFailures"][0]["HTTPStatusCode"], 404);
+        assert_eq!(
+            summary["ManifestArn"],
+            format!("arn:aws:s3:::{target}/reports/job-{job_id}/manifest.json")
+        );
+        assert_eq!(
+            job["AllowedUpdates"]["RequestedJobStatus"],
+            serde_json::json!([])
+        );
 
         let report = stack.report(&target, "reports", &job_id).await;
         let failed: Vec<_> = report

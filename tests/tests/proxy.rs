@@ -87,6 +87,64 @@ async fn recording_upstream() -> (SocketAddr, Seen) {
 }
 
 #[tokio::test]
+async fn the_consoles_own_calls_pass_the_proxy_signed_and_without_what_the_browser_added() {
+    let (up, seen) = recording_upstream().await;
+    let addr = proxy(&format!("http://{up}"), "eu-west-1").await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // What Chrome sends for the console page's POST: its own origin, same-origin fetch marks,
+    // a cookie another local page may have set.
+    let resp = http
+        .post(format!("http://{addr}/jobs/j1/status"))
+        .header("origin", format!("http://{addr}"))
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-mode", "cors")
+        .header("sec-fetch-dest", "empty")
+        .header("referer", format!("http://{addr}/console"))
+        .header("cookie", "session=abc")
+        .header("content-type", "application/json")
+        .body(r#"{"RequestedJobStatus":"Ready"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "forwarded");
+    let (method, target, headers, _) = seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        (method.as_str(), target.as_str()),
+        ("POST", "/jobs/j1/status")
+    );
+    let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+    for gone in [
+        "origin",
+        "referer",
+        "cookie",
+        "sec-fetch-site",
+        "sec-fetch-mode",
+        "sec-fetch-dest",
+    ] {
+        assert!(
+            !names.contains(&gone),
+            "{gone} reached the deployed API: {names:?}"
+        );
+    }
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.contains("/eu-west-1/execute-api/")),
+        "signed: {headers:?}"
+    );
+    // Another page's origin is still refused, and never forwarded.
+    let resp = http
+        .post(format!("http://{addr}/jobs/j1/status"))
+        .header("origin", "http://localhost:1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn the_proxy_replaces_the_clients_s3_signature_with_an_execute_api_one() {
     let (up, seen) = recording_upstream().await;
     // A stage path on the API URL is kept; the region is the signer's (no execute-api name here).

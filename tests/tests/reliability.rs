@@ -306,4 +306,23 @@ async fn a_report_assembled_across_many_finalizer_invocations_has_every_row_once
         "{} files",
         report.manifest.results.len()
     );
+    // Its summary counts every row once, across the invocations.
+    let summary = &job["ReportSummary"];
+    assert_eq!(
+        (summary["Succeeded"].as_u64(), summary["Failed"].as_u64()),
+        (Some(90), Some(10)),
+        "{job}"
+    );
+    assert_eq!(summary["ByErrorCode"]["NoSuchKey"], 10);
+    let mut first: Vec<&str> = summary["FirstFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Key"].as_str().unwrap())
+        .collect();
+    first.sort_unstable();
+    assert_eq!(
+        first,
+        keys[..10].iter().map(String::as_str).collect::<Vec<_>>()
+    );
 }

@@ -8,7 +8,11 @@
 //! - [`refuse_browsers`], on every route of the API (harmless behind API Gateway, where a
 //!   browser cannot sign anyway): a request with an `Origin` header, or a `Sec-Fetch-Site`
 //!   other than `none` / `same-origin`, is a 403 before any handler runs. Preflights are
-//!   refused likewise and no `Access-Control-*` header is ever sent.
+//!   refused likewise and no `Access-Control-*` header is ever sent. Two exceptions serve the
+//!   web console: a request whose `Origin` is exactly this server's own (`http://<Host>`,
+//!   and `Sec-Fetch-Site` absent or `same-origin`) comes from a page this server served — no
+//!   other page can send that `Origin`, and the `Host` check below stops a rebound name from
+//!   posing as this server; and a `GET` of the console's static files, which do nothing.
 //! - [`local_hosts`], in the local runners only: a `Host` that is not a loopback address,
 //!   `localhost`, `*.localhost`, `<account>.<loopback address>` (the name stock S3 Control
 //!   clients build for `http://127.0.0.1:<port>`) or a name the user listed is a 403.
@@ -28,9 +32,20 @@ fn denied(path: &str, message: String) -> Response {
     crate::ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", message).into_response()
 }
 
-/// Why a request looks browser-originated, if it does.
+/// Why a request looks browser-originated from another site, if it does: any `Origin` but
+/// this server's own (`http(s)://<Host>`), or a cross-site `Sec-Fetch-Site`.
 pub fn browser_origin(headers: &HeaderMap) -> Option<String> {
     if let Some(origin) = headers.get(header::ORIGIN) {
+        let own = headers.get(header::HOST).is_some_and(|host| {
+            let host = host.as_bytes();
+            [&b"http://"[..], &b"https://"[..]]
+                .iter()
+                .any(|scheme| origin.as_bytes() == [*scheme, host].concat())
+        });
+        let site = headers.get("sec-fetch-site").map(|s| s.as_bytes());
+        if own && matches!(site, None | Some(b"same-origin")) {
+            return None;
+        }
         return Some(format!(
             "a request from a web page (Origin {:?}) is refused: batchops acts with its \
              runner's credentials",
@@ -49,6 +64,11 @@ pub fn browser_origin(headers: &HeaderMap) -> Option<String> {
 
 /// Middleware: 403 for browser-originated requests (see the module doc).
 pub async fn refuse_browsers(request: Request, next: Next) -> Response {
+    let console_file = request.method() == axum::http::Method::GET
+        && crate::console::is_console_path(request.uri().path());
+    if console_file {
+        return next.run(request).await;
+    }
     match browser_origin(request.headers()) {
         Some(why) => denied(request.uri().path(), why),
         None => next.run(request).await,
@@ -160,6 +180,39 @@ mod tests {
         assert!(with("sec-fetch-site", "cross-site").is_some());
         assert!(with("sec-fetch-site", "same-site").is_some());
         assert!(with("sec-fetch-site", "none").is_none());
+        let from = |origin: &'static str, host: &'static str, site: Option<&'static str>| {
+            let mut h = HeaderMap::new();
+            h.insert("origin", origin.parse().unwrap());
+            h.insert("host", host.parse().unwrap());
+            if let Some(site) = site {
+                h.insert("sec-fetch-site", site.parse().unwrap());
+            }
+            browser_origin(&h)
+        };
+        // The console's own calls: the page's origin is this server's.
+        assert!(
+            from(
+                "http://127.0.0.1:9000",
+                "127.0.0.1:9000",
+                Some("same-origin")
+            )
+            .is_none()
+        );
+        assert!(from("http://127.0.0.1:9000", "127.0.0.1:9000", None).is_none());
+        // Any other page is refused, whatever it claims.
+        assert!(from("http://localhost:9000", "127.0.0.1:9000", None).is_some());
+        assert!(from("http://127.0.0.1:9001", "127.0.0.1:9000", None).is_some());
+        assert!(
+            from(
+                "http://127.0.0.1:9000",
+                "127.0.0.1:9000",
+                Some("cross-site")
+            )
+            .is_some()
+        );
+        assert!(from("http://127.0.0.1:9000", "127.0.0.1:9000", Some("same-site")).is_some());
+        assert!(from("null", "127.0.0.1:9000", None).is_some());
+        assert!(from("http://127.0.0.1:9000.evil", "127.0.0.1:9000", None).is_some());
         assert!(with("sec-fetch-site", "same-origin").is_none());
         assert!(browser_origin(&HeaderMap::new()).is_none());
     }

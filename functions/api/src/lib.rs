@@ -9,14 +9,16 @@
 //! |---|---|
 //! | `POST /jobs` | `{"JobId"}` — CreateJob |
 //! | `GET /jobs` | `{"Jobs": [...], "NextToken"}` — ListJobs (`JobStatuses`, `MaxResults`, `NextToken`) |
-//! | `GET /jobs/{id}` | `{"Job": {...}}` — DescribeJob |
+//! | `GET /jobs/{id}` | `{"Job": {...}}` — DescribeJob, with `CostEstimate`, `AllowedUpdates` and `ReportSummary` beyond AWS |
 //! | `POST /jobs/{id}/status` | `{JobId, Status, StatusUpdateReason}` — UpdateJobStatus |
 //! | `POST /jobs/{id}/priority` | `{JobId, Priority}` — UpdateJobPriority |
 //! | `GET/PUT/DELETE /jobs/{id}/tagging` | `{"Tags"}` — Get/Put/DeleteJobTagging |
+//! | `GET /console`, `/console/app.js`, `/console/app.css` | the web console ([`console`]) |
 //!
 //! Errors are `{"Code", "Message"}`: 400 (names the field), 403, 404, 409, 413; never a 500
 //! for bad input.
 
+pub mod console;
 pub mod guard;
 pub mod s3control;
 
@@ -118,6 +120,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
             get(get_tagging).put(put_tagging).delete(delete_tagging),
         )
         .nest(s3control::ops::PREFIX, s3control::ops::router())
+        .merge(console::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES + 1))
         .layer(axum::middleware::from_fn(guard::refuse_browsers))
@@ -229,6 +232,18 @@ async fn describe_job(
         batchops_core::cost::estimate(&job, &deps.config.prices, deps.config.chunk_size as u64)
     {
         answer["Job"]["CostEstimate"] = serde_json::to_value(cost).unwrap_or_default();
+    }
+    // Beyond AWS: what may be asked of the job now (the rule UpdateJobStatus applies), and
+    // what its report holds.
+    answer["Job"]["AllowedUpdates"] = json!({
+        "RequestedJobStatus": job.status.requestable().iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "Priority": true,
+    });
+    if let Some(summary) = &job.report_summary {
+        answer["Job"]["ReportSummary"] = serde_json::to_value(summary).unwrap_or_default();
+        if let Some(arn) = job.report_manifest_arn(&deps.config.bucket) {
+            answer["Job"]["ReportSummary"]["ManifestArn"] = arn.into();
+        }
     }
     Ok(Json(answer))
 }

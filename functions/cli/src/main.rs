@@ -70,6 +70,12 @@ enum Command {
         #[arg(long, env = "BATCHOPS_PROXY_ADDR", default_value = "127.0.0.1:9001")]
         listen: SocketAddr,
     },
+    /// Open the web console of a deployed stack: the proxy above on its own port, serving the
+    /// console at /console from --api-url and signing its calls with your AWS credentials.
+    Console {
+        #[arg(long, env = "BATCHOPS_CONSOLE_ADDR", default_value = "127.0.0.1:9002")]
+        listen: SocketAddr,
+    },
     /// Create a job from a CreateJob JSON file, or from flags.
     Create(Box<CreateFlags>),
     /// Describe a job.
@@ -203,7 +209,12 @@ async fn main() -> anyhow::Result<()> {
         Sign::Never => false,
         Sign::Auto => cli.api_url.starts_with("https://"),
     };
-    if sign && !matches!(cli.command, Command::Dev { .. } | Command::Proxy { .. }) {
+    if sign
+        && !matches!(
+            cli.command,
+            Command::Dev { .. } | Command::Proxy { .. } | Command::Console { .. }
+        )
+    {
         api = api.with_signer(Signer::from_env().await?);
     }
     let j = cli.json;
@@ -225,12 +236,25 @@ async fn main() -> anyhow::Result<()> {
             opts.extra_hosts = extra_hosts();
             let dev = Dev::start(&sdk, opts).await?;
             println!("batchops dev: API on http://{}", dev.addr);
+            println!("batchops dev: console on http://{}/console", dev.addr);
             dev.run_until_signal().await;
         }
         Command::Proxy { listen } => {
             let upstream =
                 batchops_cli::proxy::Upstream::new(&cli.api_url, Signer::from_env().await?)?;
             batchops_cli::proxy::serve(listen, upstream, extra_hosts()).await?;
+        }
+        Command::Console { listen } => {
+            let upstream =
+                batchops_cli::proxy::Upstream::new(&cli.api_url, Signer::from_env().await?)?;
+            let listener = batchops_cli::proxy::bind(listen).await?;
+            println!(
+                "batchops console: http://{}/console (calls to {} signed for execute-api in {})",
+                listener.local_addr()?,
+                upstream.base,
+                upstream.signer.region
+            );
+            batchops_cli::proxy::serve_on(listener, upstream, extra_hosts()).await?;
         }
         Command::Create(flags) => {
             let body = create_body(&flags)?;

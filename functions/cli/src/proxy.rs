@@ -7,7 +7,9 @@
 //! It accepts origin-form and absolute-form targets (a client using it as `HTTP_PROXY`), for
 //! the S3 Control wire and the JSON API alike. Because it holds the user's credentials, it
 //! listens on loopback only and refuses what a web page could send (an `Origin` header, a
-//! cross-site `Sec-Fetch-Site`, a `Host` that is not this machine), as `batchops dev` does.
+//! cross-site `Sec-Fetch-Site`, a `Host` that is not this machine), as `batchops dev` does;
+//! the one page it lets act is the web console it serves itself (from the deployed API, at
+//! `/console`), whose calls carry this proxy's own `Origin`. `batchops console` is this proxy.
 
 use crate::client::Signer;
 use anyhow::{Context, ensure};
@@ -21,9 +23,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::{info, warn};
 
-/// Request headers never forwarded: hop-by-hop ones, and the client's own signature (the
-/// proxy signs again).
-const DROPPED: [&str; 15] = [
+/// Request headers never forwarded: hop-by-hop ones, the client's own signature (the proxy
+/// signs again), and what a browser adds to the console's calls (`Origin`, `Referer`,
+/// cookies and, by prefix, `Sec-Fetch-*`): the guard here has judged them, and the deployed
+/// API would refuse an `Origin` that is not its own.
+const DROPPED: [&str; 18] = [
+    "origin",
+    "referer",
+    "cookie",
     "authorization",
     "x-amz-date",
     "x-amz-security-token",
@@ -172,7 +179,7 @@ async fn try_forward(up: &Upstream, request: Request) -> Result<Response, Respon
         .method(parts.method.as_str())
         .uri(format!("{}{target}", up.base));
     for (name, value) in &parts.headers {
-        if !DROPPED.contains(&name.as_str()) {
+        if !DROPPED.contains(&name.as_str()) && !name.as_str().starts_with("sec-fetch-") {
             out = out.header(name.as_str(), value.as_bytes());
         }
     }

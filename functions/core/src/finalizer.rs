@@ -109,7 +109,13 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
         other => other,
     };
     let (to, manifest, change) = match written {
-        Ok(Written::Done(manifest)) => (to, manifest, StatusChange::default()),
+        Ok(Written::Done(None)) => (to, None, StatusChange::default()),
+        Ok(Written::Done(Some((manifest, summary)))) => {
+            // Recorded before the job ends, so an ended job with a report always has its
+            // summary (a failure here is retried like the report's own writes).
+            deps.store.set_report_summary(job_id, &summary).await?;
+            (to, Some(manifest), StatusChange::default())
+        }
         Ok(Written::Continued) => return Ok(Finalized::Continued),
         Err(ReportError::Retry(e)) => return Err(e),
         Err(ReportError::Permanent { code, reason }) => {
@@ -238,8 +244,8 @@ impl From<Error> for ReportError {
 
 /// How far [`write_report`] got.
 enum Written {
-    /// The report is complete (or none was asked for).
-    Done(Option<ReportManifest>),
+    /// The report is complete, with what its rows hold (or none was asked for).
+    Done(Option<(ReportManifest, crate::report::ReportSummary)>),
     /// It stopped at its deadline with its progress saved; a finalize message goes on.
     Continued,
 }
@@ -367,9 +373,10 @@ async fn write_report(
         }
     }
     let rows = writer.rows_written;
+    let summary = writer.summary.clone();
     let manifest = writer.finish(report_date).await?;
     info!(rows, files = manifest.results.len(), "report written");
-    Ok(Written::Done(Some(manifest)))
+    Ok(Written::Done(Some((manifest, summary))))
 }
 
 /// What one sweep did.

@@ -216,14 +216,20 @@ pub async fn update_status(
             .await
             .map_err(ServiceError::from_store)?;
         let from = job.status;
+        // One rule for what may be asked in which status: the one DescribeJob shows.
+        if !from.requestable().contains(&requested) {
+            return Err(illegal(
+                &job,
+                match requested {
+                    JobStatus::Ready => "Ready (only a Suspended job can be confirmed)",
+                    JobStatus::Cancelled => "Cancelled (it has ended or is ending)",
+                    JobStatus::Paused => "Paused (only an Active job can be paused)",
+                    _ => "Active (only a paused job can be resumed)",
+                },
+            ));
+        }
         let result = match requested {
             JobStatus::Ready => {
-                if from != JobStatus::Suspended {
-                    return Err(illegal(
-                        &job,
-                        "Ready (only a Suspended job can be confirmed)",
-                    ));
-                }
                 let out = deps
                     .store
                     .transition(job_id, &[from], JobStatus::Ready, change())
@@ -237,16 +243,8 @@ pub async fn update_status(
                 }
                 out
             }
-            JobStatus::Cancelled => {
-                if !from.can_become(JobStatus::Cancelling) {
-                    return Err(illegal(&job, "Cancelled (it has ended or is ending)"));
-                }
-                cancel(deps, &job, change()).await
-            }
+            JobStatus::Cancelled => cancel(deps, &job, change()).await,
             JobStatus::Paused => {
-                if from != JobStatus::Active {
-                    return Err(illegal(&job, "Paused (only an Active job can be paused)"));
-                }
                 let out = deps
                     .store
                     .transition(job_id, &[from], JobStatus::Pausing, change())
@@ -261,9 +259,6 @@ pub async fn update_status(
                 }
             }
             _ => {
-                if !matches!(from, JobStatus::Paused | JobStatus::Pausing) {
-                    return Err(illegal(&job, "Active (only a paused job can be resumed)"));
-                }
                 let out = deps
                     .store
                     .transition(job_id, &[from], JobStatus::Active, change())

@@ -116,6 +116,87 @@ pub struct ReportProgress {
     pub rows_written: u64,
     /// Invocations that have stopped part-way so far.
     pub continuations: u64,
+    /// The rows counted so far (progress saved before the summary existed has none).
+    #[serde(default)]
+    pub summary: ReportSummary,
+}
+
+/// Most error codes a [`ReportSummary`] counts by name; rows with other codes are counted in
+/// `OtherErrorCodes`.
+pub const SUMMARY_ERROR_CODES: usize = 50;
+/// Failed rows a [`ReportSummary`] keeps.
+pub const SUMMARY_FAILED_ROWS: usize = 10;
+/// Bytes of a kept failed row's message (cut at a character boundary).
+pub const SUMMARY_MESSAGE_BYTES: usize = 256;
+
+/// What a job's report holds, counted while the finalizer writes it (every row, whatever the
+/// report's scope): rows by outcome and by error code, and the first failed rows in chunk
+/// order. DescribeJob (JSON) shows it as `ReportSummary`, so neither the console nor the API
+/// reads the report's files; it stays small (about 10 KiB at most).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReportSummary {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Failed rows by error code (at most [`SUMMARY_ERROR_CODES`] codes).
+    pub by_error_code: std::collections::BTreeMap<String, u64>,
+    /// Failed rows whose code is not among those counted by name.
+    pub other_error_codes: u64,
+    /// The first [`SUMMARY_FAILED_ROWS`] failed rows.
+    pub first_failures: Vec<FailedRow>,
+}
+
+/// A failed report row, its key decoded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FailedRow {
+    pub bucket: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    pub error_code: String,
+    #[serde(rename = "HTTPStatusCode")]
+    pub http_status_code: u16,
+    pub result_message: String,
+}
+
+impl ReportSummary {
+    /// Counts one report row (the layout [`write_row`] writes).
+    pub fn add(&mut self, record: &csv::ByteRecord) {
+        let field = |i| String::from_utf8_lossy(record.get(i).unwrap_or_default()).into_owned();
+        if record.get(STATUS_COLUMN) != Some(b"failed") {
+            self.succeeded += 1;
+            return;
+        }
+        self.failed += 1;
+        let code = field(5);
+        if let Some(n) = self.by_error_code.get_mut(&code) {
+            *n += 1;
+        } else if self.by_error_code.len() < SUMMARY_ERROR_CODES {
+            self.by_error_code.insert(code.clone(), 1);
+        } else {
+            self.other_error_codes += 1;
+        }
+        if self.first_failures.len() < SUMMARY_FAILED_ROWS {
+            let raw_key = field(1);
+            let mut message = field(6);
+            if message.len() > SUMMARY_MESSAGE_BYTES {
+                let mut end = SUMMARY_MESSAGE_BYTES;
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
+            }
+            self.first_failures.push(FailedRow {
+                bucket: field(0),
+                key: crate::manifest::csv::decode_key(&raw_key).unwrap_or(raw_key),
+                version_id: Some(field(2)).filter(|v| !v.is_empty()),
+                error_code: code,
+                http_status_code: field(4).parse().unwrap_or(0),
+                result_message: message,
+            });
+        }
+    }
 }
 
 /// Where a job's report goes: `<bucket>/<prefix>/job-<id>/`.
@@ -160,6 +241,8 @@ pub struct ReportWriter<'a> {
     files: [OpenFile; 2],
     results: Vec<ResultFile>,
     pub rows_written: u64,
+    /// Every row added so far, counted.
+    pub summary: ReportSummary,
 }
 
 impl<'a> ReportWriter<'a> {
@@ -189,6 +272,7 @@ impl<'a> ReportWriter<'a> {
             files: [open("succeeded"), open("failed")],
             results: Vec::new(),
             rows_written: 0,
+            summary: ReportSummary::default(),
         }
     }
 
@@ -199,6 +283,7 @@ impl<'a> ReportWriter<'a> {
         self.files[0].index = progress.next_index[0];
         self.files[1].index = progress.next_index[1];
         self.rows_written = progress.rows_written;
+        self.summary = progress.summary.clone();
         self
     }
 
@@ -213,6 +298,7 @@ impl<'a> ReportWriter<'a> {
             next_index: [self.files[0].index, self.files[1].index],
             rows_written: self.rows_written,
             continuations: 0,
+            summary: self.summary.clone(),
         })
     }
 
@@ -257,6 +343,7 @@ impl<'a> ReportWriter<'a> {
                     )));
                 }
             };
+            self.summary.add(&record);
             if which == 0 && !self.include_succeeded {
                 continue;
             }
@@ -446,6 +533,65 @@ mod tests {
             text,
             "bkt,bad%zz,,failed,400,InvalidManifestRow,row 1: malformed\n"
         );
+    }
+
+    fn summary_of(rows: &str) -> ReportSummary {
+        let mut summary = ReportSummary::default();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(rows.as_bytes());
+        for record in reader.byte_records() {
+            summary.add(&record.unwrap());
+        }
+        summary
+    }
+
+    #[test]
+    fn a_summary_counts_rows_by_outcome_and_code_and_keeps_the_first_failures() {
+        let s = summary_of(
+            "bkt,ok,,succeeded,200,,Successful\n\
+             bkt,a%20b,v1,failed,404,NoSuchKey,\"gone, really\"\n\
+             bkt,c,,failed,403,AccessDenied,no\n\
+             bkt,d,,failed,404,NoSuchKey,gone\n",
+        );
+        assert_eq!((s.succeeded, s.failed, s.other_error_codes), (1, 3, 0));
+        assert_eq!(s.by_error_code["NoSuchKey"], 2);
+        assert_eq!(s.by_error_code["AccessDenied"], 1);
+        assert_eq!(s.first_failures.len(), 3);
+        let first = &s.first_failures[0];
+        assert_eq!(
+            (first.key.as_str(), first.version_id.as_deref()),
+            ("a b", Some("v1"))
+        );
+        assert_eq!(
+            (first.http_status_code, first.result_message.as_str()),
+            (404, "gone, really")
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["ByErrorCode"]["NoSuchKey"], 2);
+        assert_eq!(json["FirstFailures"][0]["HTTPStatusCode"], 404);
+        assert_eq!(json["FirstFailures"][1].get("VersionId"), None);
+    }
+
+    #[test]
+    fn a_summary_stays_small_however_many_codes_and_failures() {
+        let long = "\u{e9}".repeat(300);
+        let rows: String = (0..120)
+            .map(|i| format!("bkt,k{i},,failed,500,Code{i},{long}\n"))
+            .collect();
+        let s = summary_of(&rows);
+        assert_eq!(s.failed, 120);
+        assert_eq!(s.by_error_code.len(), SUMMARY_ERROR_CODES);
+        assert_eq!(s.other_error_codes, 120 - SUMMARY_ERROR_CODES as u64);
+        assert_eq!(s.first_failures.len(), SUMMARY_FAILED_ROWS);
+        let message = &s.first_failures[0].result_message;
+        assert!(
+            message.len() <= SUMMARY_MESSAGE_BYTES && message.len() >= 254,
+            "{}",
+            message.len()
+        );
+        assert!(serde_json::to_vec(&s).unwrap().len() < 16 * 1024);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! | item | `pk` | `sk` | notes |
 //! |---|---|---|---|
 //! | job (the counted item) | `JOB#<id>` | `JOB` | status, counters, plan totals (and `plan_continuations`), stamps, `operation` and `description` (for ListJobs); `gsi1pk = JOBS`, `gsi1sk = <created>#<id>`; `open = OPEN` while not terminal (and, with job events, until its events are published); `outbox`, `events_sent`, `last_event_status` (job events); `expires_at` (TTL) 90 days after it ends |
-//! | job request | `JOB#<id>` | `JOB#REQUEST` | `request` (the CreateJob JSON, up to 64 KiB), `tags`: read with the job, never written by a count |
+//! | job request | `JOB#<id>` | `JOB#REQUEST` | `request` (the CreateJob JSON, up to 64 KiB), `tags`, `report_summary` (JSON, written by the finalizer before the job ends): read with the job, never written by a count |
 //! | chunk record | `JOB#<id>` | `CHUNK#<n, 12 digits>` | the chunk's counts and its result file |
 //! | chunk claim | `JOB#<id>` | `CLAIM#<n, 12 digits>` | `owner`, `lease_until` (epoch ms): the one delivery that may run the chunk's tasks; `expires_at` (TTL) |
 //! | partial chunk | `JOB#<id>` | `PART#<n, 12 digits>` | `done` (the tasks that ran, by index), their `succeeded`/`failed` and `result_key` (their rows): what a delivery cut short by its deadline kept |
@@ -479,6 +479,9 @@ impl Job {
                     Some((a, serde_json::from_str(&entry).ok()?))
                 })
                 .collect(),
+            report_summary: request_item
+                .and_then(|i| get_s(i, "report_summary"))
+                .and_then(|j| serde_json::from_str(&j).ok()),
             pending_events: item
                 .get("outbox")
                 .and_then(|v| v.as_l().ok())
@@ -708,6 +711,18 @@ impl JobStore {
             return Ok(true);
         }
         self.set_attribute(job_id, "tags", s(json)).await
+    }
+
+    /// Records what a job's report holds, on its request item (read with the job, and kept
+    /// when its working records are cleaned up).
+    pub async fn set_report_summary(
+        &self,
+        job_id: &str,
+        summary: &crate::report::ReportSummary,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(summary).map_err(Error::Message)?;
+        self.set_item_attribute(job_id, REQUEST_SK, "report_summary", s(json))
+            .await
     }
 
     /// Records the manifest's row count (a job awaiting confirmation shows its total).

@@ -148,6 +148,8 @@ pub struct Job {
     pub audit: BTreeMap<Audited, AuditEntry>,
     /// Status changes recorded in the job's outbox and not yet published (job events).
     pub pending_events: usize,
+    /// What the job's completion report holds, once the finalizer has written it.
+    pub report_summary: Option<crate::report::ReportSummary>,
 }
 
 /// One status change in a job's outbox, written with the status itself and published to
@@ -233,6 +235,7 @@ impl Job {
             progress_time: None,
             audit: BTreeMap::new(),
             pending_events: 0,
+            report_summary: None,
         }
     }
 

@@ -77,6 +77,25 @@ impl JobStatus {
         )
     }
 
+    /// The statuses a caller may ask for (UpdateJobStatus's `RequestedJobStatus`) while a job
+    /// is in this one: confirm (`Ready`) a suspended job, pause an active one, resume
+    /// (`Active`) a paused or pausing one, and cancel any job that is not ending. The API
+    /// refuses every other request with this rule, and DescribeJob shows it
+    /// (`AllowedUpdates`), so the console and the API cannot disagree.
+    pub fn requestable(self) -> Vec<JobStatus> {
+        use JobStatus::*;
+        let mut out = match self {
+            Suspended => vec![Ready],
+            Active => vec![Paused],
+            Pausing | Paused => vec![Active],
+            _ => vec![],
+        };
+        if self.can_become(Cancelling) {
+            out.push(Cancelled);
+        }
+        out
+    }
+
     /// The legal transitions (SPEC §2).
     pub fn can_become(self, next: JobStatus) -> bool {
         use JobStatus::*;
@@ -124,6 +143,28 @@ mod tests {
             assert_eq!(JobStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(JobStatus::parse("active"), None);
+    }
+
+    #[test]
+    fn requestable_statuses_follow_the_status_machine() {
+        let table: [(JobStatus, &[JobStatus]); 13] = [
+            (New, &[Cancelled]),
+            (Preparing, &[Cancelled]),
+            (Suspended, &[Ready, Cancelled]),
+            (Ready, &[Cancelled]),
+            (Active, &[Paused, Cancelled]),
+            (Pausing, &[Active, Cancelled]),
+            (Paused, &[Active, Cancelled]),
+            (Completing, &[]),
+            (Complete, &[]),
+            (Cancelling, &[]),
+            (Cancelled, &[]),
+            (Failing, &[]),
+            (Failed, &[]),
+        ];
+        for (from, allowed) in table {
+            assert_eq!(from.requestable(), allowed, "{from}");
+        }
     }
 
     #[test]
