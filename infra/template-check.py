@@ -225,7 +225,7 @@ def power_checks(url, res, stack, enabled, user_buckets):
         want = bool(enabled and user_buckets)
         check(f"{stack} worker: {action} on user buckets {'granted' if want else 'not granted'}",
               bool(on_user_objects) == want, f"{on_user_objects} of {granted}")
-    denied = sorted(sid for sid, (e, _) in worker.items() if e == "Deny")
+    denied = sorted(sid for sid, (e, _) in worker.items() if e == "Deny" and sid in DENIALS)
     check(f"{stack} worker: COMPLIANCE locks and public ACLs {'allowed' if enabled else 'denied'}",
           denied == ([] if enabled else sorted(DENIALS)), str(denied))
 
@@ -264,6 +264,43 @@ def size_checks(url, res, stack):
         env = lam.get_function_configuration(FunctionName=res[fn])["Environment"]["Variables"]
         size = sum(len(k) + len(str(v)) for k, v in env.items())
         check(f"{stack} {fn}: environment {size} bytes <= 4,096", size <= 4096)
+
+
+def stack_bucket_fence_checks(iam, res, stack):
+    """Whatever AllowedBuckets says (`*`, or a pattern the stack bucket matches), each role's
+    explicit denies keep the stack bucket's prefixes out of a job's reach (security issue §1):
+    no role reads other jobs' results and reports but the finalizer, no report or job lands in
+    intake/, and the worker's task actions never apply to the stack bucket."""
+    bucket = res["StackBucket"]
+    under = lambda *prefixes: sorted(f"arn:aws:s3:::{bucket}/{p}/*" for p in prefixes)
+    roles = {fn: (role_statements(iam, res[f"{fn.capitalize()}FunctionRole"]),
+                  role_actions(iam, res[f"{fn.capitalize()}FunctionRole"]))
+             for fn in ("planner", "worker", "finalizer")}
+    want = {
+        "planner": {"StackBucketResultsUnreadable": (["s3:GetObject", "s3:GetObjectVersion"], under("results", "reports")),
+                    "StackBucketWritesOnlyPlanAndGenerated": (["s3:PutObject"], under("intake", "results", "reports", "parked"))},
+        "worker": {"StackBucketOutOfJobsReach": (["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                                                 under("intake", "reports", "generated", "plan")),
+                   "StackBucketNoTaskActions": (None, [f"arn:aws:s3:::{bucket}/*"])},
+        "finalizer": {"StackBucketReportsOnlyUnderReports": (["s3:PutObject"],
+                                                            under("intake", "results", "parked", "generated", "plan"))},
+    }
+    for fn, sids in want.items():
+        resources, actions = roles[fn]
+        for sid, (acts, res_want) in sids.items():
+            effect, got_actions = actions.get(sid, ("", []))
+            ok = effect == "Deny" and resources.get(sid) == res_want and (acts is None or got_actions == acts)
+            check(f"{stack} {fn}: denies {sid} on {', '.join(r.split(':::')[1] for r in res_want)}", ok,
+                  f"{effect} {got_actions} on {resources.get(sid)}")
+    task_actions = set(roles["worker"][1].get("UserBucketsObjectOperations", ("", []))[1]) \
+        | {"s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"}
+    denied = set(roles["worker"][1].get("StackBucketNoTaskActions", ("", []))[1])
+    own = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}  # its own results/ and parked/
+    check(f"{stack} worker: every task action but its own results' reads and writes is denied on the stack bucket",
+          not (task_actions - own - denied), str(sorted(task_actions - own - denied)))
+    finalizer_reports = roles["finalizer"][0].get("StackBucketReports")
+    check(f"{stack} finalizer: writes reports in the stack bucket under reports/ only",
+          finalizer_reports == under("reports"), str(finalizer_reports))
 
 
 def role_statements(iam, role_name):
@@ -379,6 +416,7 @@ def stack_checks(url, res, stack, user_buckets, kms_keys, max_receives):
         kms_actions = role_actions(iam, res["PlannerFunctionRole"]).get("ManifestsKms", ("", []))[1]
         check(f"{stack} planner: kms:Decrypt and kms:GenerateDataKey (generated manifests in SSE-KMS buckets)",
               kms_actions == ["kms:Decrypt", "kms:GenerateDataKey"], str(kms_actions))
+    stack_bucket_fence_checks(iam, res, stack)
     api = role_statements(iam, res["ApiFunctionRole"])
     parked = [f"arn:aws:s3:::{bucket}/parked/*"]
     for fn, statements in (("api", api), ("planner", planner), ("worker", worker), ("finalizer", finalizer)):

@@ -254,6 +254,16 @@ async fn the_console_shows_jobs_as_the_api_does_and_acts_on_them_through_the_api
     // The whole page, report tables included.
     browser.resize(1280, 1500).await.unwrap();
     save_screenshot("console-job.png", &browser.screenshot().await.unwrap());
+    // A job page on a phone: no sideways scrolling either.
+    browser.resize(390, 844).await.unwrap();
+    let fits = browser
+        .eval(
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(fits[0].as_u64() <= fits[1].as_u64(), "job page: {fits}");
     browser.resize(1280, 800).await.unwrap();
 
     browser

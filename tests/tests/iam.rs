@@ -97,7 +97,8 @@ async fn iam_stack(
             .force_path_style(true)
             .build(),
     );
-    for b in buckets {
+    // A pattern (`*`, `data-*`) names no bucket to make.
+    for b in buckets.iter().filter(|b| !b.contains(['*', '?'])) {
         s3.create_bucket().bucket(*b).send().await.unwrap();
     }
     let test = TestStack {
@@ -194,6 +195,131 @@ async fn a_job_runs_end_to_end_with_each_function_acting_as_its_own_role() {
     );
     // The finalizer's role may clear what the run left: its records and result files.
     stack.until_cleaned_up(&job_id, 60).await;
+    stack.dev.stop().await;
+}
+
+/// The HTTP status of a failed S3 call.
+fn status<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Security issue §1: with every bucket allowed (`AllowedBuckets=*`, whose user-bucket
+/// statements then cover the stack bucket too), each role's explicit denies still keep the
+/// stack bucket's prefixes out of reach: the worker can neither write under intake/ (a job), nor
+/// read reports, nor tag, ACL or lock anything there, not even its own results; the finalizer
+/// writes reports under reports/ only; the planner reads no results and writes no intake.
+/// Tried straight with each role's credentials, past the API's and the worker's own refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_every_bucket_allowed_no_role_reaches_beyond_its_own_prefixes_of_the_stack_bucket() {
+    let (stack, deployed, endpoint) = iam_stack(&["*"], "", &[], |_| {}).await;
+    let own = stack.dev.deps.config.bucket.clone();
+    stack
+        .put(&own, "results/j/000000000000/a.csv", b"rows".to_vec())
+        .await;
+    stack
+        .put(&own, "reports/job-j/manifest.json", b"{}".to_vec())
+        .await;
+    let role = |name: &'static str| {
+        let deployed = deployed.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk(&endpoint, &deployed["roles"][name]).await)
+                    .force_path_style(true)
+                    .build(),
+            )
+        }
+    };
+    let (worker, finalizer, planner) = (
+        role("worker").await,
+        role("finalizer").await,
+        role("planner").await,
+    );
+    let put = |c: &aws_sdk_s3::Client, key: &str| {
+        c.put_object()
+            .bucket(&own)
+            .key(key)
+            .body(b"x".to_vec().into())
+            .send()
+    };
+
+    // What the roles must still do.
+    assert!(
+        put(&worker, "results/j/000000000001/b.csv").await.is_ok(),
+        "the worker writes its results"
+    );
+    assert!(
+        put(&finalizer, "reports/job-j/results/x.csv").await.is_ok(),
+        "the finalizer writes reports"
+    );
+    // What they must not.
+    for (who, client, key) in [
+        ("worker", &worker, "intake/made-by-a-job.csv"),
+        ("worker", &worker, "reports/job-j/manifest.json"),
+        ("worker", &worker, "generated/j/manifest.json"),
+        ("finalizer", &finalizer, "intake/report-as-manifest.csv"),
+        ("finalizer", &finalizer, "results/j/000000000000/a.csv"),
+        ("planner", &planner, "intake/made-by-the-planner.csv"),
+        ("planner", &planner, "results/j/000000000000/a.csv"),
+    ] {
+        let e = put(client, key)
+            .await
+            .expect_err(&format!("{who} wrote {key}"));
+        assert_eq!(status(&e), Some(403), "{who} {key}: {e:?}");
+    }
+    for (who, client, key) in [
+        ("worker", &worker, "reports/job-j/manifest.json"),
+        ("planner", &planner, "reports/job-j/manifest.json"),
+    ] {
+        let e = client
+            .get_object()
+            .bucket(&own)
+            .key(key)
+            .send()
+            .await
+            .expect_err(&format!("{who} read {key}"));
+        assert_eq!(status(&e), Some(403), "{who} {key}: {e:?}");
+    }
+    let tagging = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(
+            aws_sdk_s3::types::Tag::builder()
+                .key("k")
+                .value("v")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let e = worker
+        .put_object_tagging()
+        .bucket(&own)
+        .key("results/j/000000000000/a.csv")
+        .tagging(tagging)
+        .send()
+        .await
+        .expect_err("the worker tagged a result file");
+    assert_eq!(status(&e), Some(403), "{e:?}");
+    let e = worker
+        .put_object_acl()
+        .bucket(&own)
+        .key("results/j/000000000000/a.csv")
+        .acl(aws_sdk_s3::types::ObjectCannedAcl::Private)
+        .send()
+        .await
+        .expect_err("the worker set a result file's ACL");
+    assert_eq!(status(&e), Some(403), "{e:?}");
+    // Nothing the attempts wrote is there.
+    let listed = stack
+        .s3
+        .list_objects_v2()
+        .bucket(&own)
+        .prefix("intake/")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.contents().is_empty(), "{:?}", listed.contents());
     stack.dev.stop().await;
 }
 

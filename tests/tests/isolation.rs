@@ -2,7 +2,7 @@
 //! results and intake objects, so no job may name it except where it belongs (intake
 //! manifests, reports under `reports/`, generated manifests under `generated/`).
 
-use batchops_tests::{StackOptions, TestStack, copy_job};
+use batchops_tests::{StackOptions, TestStack, copy_job, unique};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -239,6 +239,53 @@ async fn a_job_whose_power_was_withdrawn_after_it_was_created_deletes_nothing() 
             "{key} is still there"
         );
     }
+}
+
+/// Security issue §1: the worker refuses the tasks of a job naming the stack's own bucket as
+/// its copy target whatever created the job (here the job service of a stack that took another
+/// bucket for its own, so the API's refusal did not apply): AccessDenied rows, nothing written
+/// among the stack's results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_copying_into_the_stack_bucket_is_refused_by_the_worker_too() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: |_| {},
+    })
+    .await;
+    let own = stack.dev.deps.config.bucket.clone();
+    let keys: Vec<String> = (0..3).map(|i| format!("forge/{i}")).collect();
+    let seeded = stack.seed(&keys, &[]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["Operation"] = json!({"S3PutObjectCopy": {
+        "TargetResource": format!("arn:aws:s3:::{own}"), "TargetKeyPrefix": "results/other-job"}});
+    let mut elsewhere = (*stack.dev.deps).clone();
+    elsewhere.config.bucket = unique("not-the-stack-bucket");
+    let request = serde_json::from_value(body).unwrap();
+    let job_id =
+        batchops_core::jobs::create_job(&elsewhere, request, &batchops_core::job::Actor::api(None))
+            .await
+            .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    for key in &keys {
+        let row = batchops_tests::row_of(&report, key);
+        batchops_tests::assert_failed_row(row, "403", "AccessDenied");
+        assert!(
+            row.message
+                .contains("Operation.S3PutObjectCopy.TargetResource"),
+            "{row:?}"
+        );
+    }
+    let forged = stack
+        .s3
+        .list_objects_v2()
+        .bucket(&own)
+        .prefix("results/other-job")
+        .send()
+        .await
+        .unwrap();
+    assert!(forged.contents().is_empty(), "{:?}", forged.contents());
 }
 
 /// Security issue §3: DescribeJob records who created, confirmed, paused, resumed and

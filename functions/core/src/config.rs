@@ -128,6 +128,10 @@ pub const DEFAULT_MULTIPART_PART_SIZE: u64 = 512 * 1024 * 1024;
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
+/// The most receives before a work message is dead-lettered (template: `MaxReceiveCount`'s
+/// `MaxValue`).
+pub const MAX_RECEIVES_BOUND: u64 = 200;
+
 impl Config {
     /// Reads the configuration; an error names the offending variable.
     pub fn from_env() -> Result<Self> {
@@ -235,7 +239,18 @@ impl Config {
                 as usize,
             chunk_lease: Duration::from_secs(at_least("BATCHOPS_CHUNK_LEASE_SECS", 900, 1)?),
             worker_margin: Duration::from_secs(number("BATCHOPS_WORKER_MARGIN_SECS", 60)?),
-            max_receives: number("BATCHOPS_MAX_RECEIVES", 5)? as u32,
+            // SQS dead-letters a message after this many receives; past ~224 a message would
+            // expire first (14 days' retention over 90-minute visibility), lost instead of
+            // accounted: the template's MaxReceiveCount has the same bound.
+            max_receives: match number("BATCHOPS_MAX_RECEIVES", 5)? {
+                n @ 1..=MAX_RECEIVES_BOUND => n as u32,
+                n => {
+                    return Err(Error::Config(format!(
+                        "BATCHOPS_MAX_RECEIVES must be at most {MAX_RECEIVES_BOUND} (a message \
+                         received more often expires before it is dead-lettered), got {n}"
+                    )));
+                }
+            },
             preparing_timeout: Duration::from_secs(number(
                 "BATCHOPS_PREPARING_TIMEOUT_SECS",
                 7200,
@@ -652,6 +667,30 @@ mod tests {
         zero_chunks.push(("BATCHOPS_CHUNK_SIZE", "0"));
         let err = Config::from_lookup(env(&zero_chunks)).unwrap_err();
         assert!(err.to_string().contains("BATCHOPS_CHUNK_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn max_receives_past_what_sqs_retention_allows_is_refused() {
+        let with = |v: &'static str| {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("BATCHOPS_MAX_RECEIVES", v));
+            Config::from_lookup(env(&pairs))
+        };
+        assert_eq!(with("200").unwrap().max_receives, 200);
+        let err = with("201").unwrap_err().to_string();
+        assert!(
+            err.contains("BATCHOPS_MAX_RECEIVES") && err.contains("200"),
+            "{err}"
+        );
+        assert!(with("0").is_err());
+        // The template's bound is the same.
+        let template = include_str!("../../../template.yaml");
+        let param = &template[template.find("  MaxReceiveCount:").unwrap()..];
+        let param = &param[..param.find("Description").unwrap()];
+        assert!(
+            param.contains(&format!("MaxValue: {MAX_RECEIVES_BOUND}")),
+            "{param}"
+        );
     }
 
     #[test]

@@ -260,9 +260,12 @@ async fn run_claimed(
     let watcher = tokio::spawn(watch_status(deps.clone(), job_id.to_string(), stop.clone()));
     // The stack's settings may have changed since the job was created: what it no longer
     // allows is refused task by task.
+    // So is a job naming the stack's own bucket where no job may (a copy target, a generator
+    // source): the API refuses it, and this holds whatever created the job.
     let refused = deps
         .config
-        .job_refusal(Some(op), job.request.role_arn.as_deref());
+        .job_refusal(Some(op), job.request.role_arn.as_deref())
+        .or_else(|| job.request.stack_bucket_refusal(&deps.config.bucket));
     let done_before = kept.as_ref().map(|k| &k.partial.done);
     // Futures are built up front (not in a stream closure) so the handler future is `Send`.
     let runs: Vec<_> = chunk
