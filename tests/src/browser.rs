@@ -22,7 +22,8 @@ pub fn binaries() -> (String, String) {
     )
 }
 
-/// A chromedriver process and one browser session; both end when it is dropped.
+/// A chromedriver process and one browser session; both end when it is dropped (the driver
+/// runs in a process group of its own, killed whole, so a failed test leaves no browser).
 pub struct Browser {
     http: reqwest::Client,
     session: String,
@@ -31,6 +32,11 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.driver.id()))
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -46,33 +52,43 @@ impl Browser {
             "no browser: {driver_bin} or {chromium} is missing; run `make browser` (or set \
              BATCHOPS_CHROMEDRIVER and BATCHOPS_CHROMIUM)"
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let driver = Command::new(&driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {driver_bin}"))?;
-        let http = reqwest::Client::builder().no_proxy().build()?;
-        let mut browser = Self {
-            http,
-            session: String::new(),
-            driver,
-        };
-        let base = format!("http://127.0.0.1:{port}");
-        let mut ready = false;
-        for _ in 0..100 {
-            if let Ok(r) = browser.http.get(format!("{base}/status")).send().await
-                && r.status().is_success()
-            {
-                ready = true;
+        // A free port, picked and then given to chromedriver: another process may take it in
+        // between, so a driver that does not come up is tried again on another.
+        let mut started = None;
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            use std::os::unix::process::CommandExt;
+            let driver = Command::new(&driver_bin)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .with_context(|| format!("starting {driver_bin}"))?;
+            let http = reqwest::Client::builder().no_proxy().build()?;
+            let browser = Self {
+                http,
+                session: String::new(),
+                driver,
+            };
+            let base = format!("http://127.0.0.1:{port}");
+            for _ in 0..100 {
+                if let Ok(r) = browser.http.get(format!("{base}/status")).send().await
+                    && r.status().is_success()
+                {
+                    started = Some((browser, base));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if started.is_some() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        anyhow::ensure!(ready, "chromedriver did not start on port {port}");
+        let (mut browser, base) =
+            started.ok_or_else(|| anyhow!("chromedriver did not start (3 ports tried)"))?;
         let args = [
             "--headless".to_string(),
             "--no-sandbox".into(),

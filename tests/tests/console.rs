@@ -281,6 +281,28 @@ async fn the_console_shows_jobs_as_the_api_does_and_acts_on_them_through_the_api
     assert_eq!(code, f_job["FailureReasons"][0]["FailureCode"], "{f_job}");
 
     // ---- Pages of other origins cannot act ---------------------------------------------
+    // A text/plain form posts `name=value`: with the `=` inside Description's string the body
+    // is a complete CreateJob. Sent without a browser's marks, that body does make a job.
+    let create = serde_json::to_string(&json!({
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "by", "Value": "another-site"}]}},
+        "Manifest": c_job["Manifest"].clone(),
+        "Report": {"Enabled": false},
+        "Priority": 1,
+        "Description": "forged",
+    }))
+    .unwrap();
+    let (head, tail) = create.split_at(create.find("forged").unwrap() + 3);
+    let form_name = head.to_string();
+    let form_value = tail.to_string();
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let made = plain
+        .post(format!("{base}/jobs"))
+        .header("content-type", "text/plain")
+        .body(format!("{form_name}={form_value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200, "the forged body is a valid CreateJob");
     let jobs_before = stack.api.list(&[], Some(1000), None).await.unwrap()["Jobs"]
         .as_array()
         .unwrap()
@@ -295,17 +317,23 @@ async fn the_console_shows_jobs_as_the_api_does_and_acts_on_them_through_the_api
     out.push("post-sent"); }} catch (e) {{ out.push("post-failed"); }}
   try {{ const r = await fetch(base + "/jobs"); out.push("read-" + r.status); }}
   catch (e) {{ out.push("read-blocked"); }}
+  try {{ await fetch(base + "/jobs", {{method: "POST", mode: "no-cors",
+      headers: {{"content-type": "text/plain"}}, body: FORM_NAME + "=" + FORM_VALUE}});
+    out.push("create-sent"); }} catch (e) {{ out.push("create-failed"); }}
   const form = document.createElement("form");
   form.method = "POST"; form.action = base + "/jobs"; form.enctype = "text/plain"; form.target = "sink";
   const field = document.createElement("input");
-  field.name = '{{"Operation": {{"S3PutObjectTagging": {{"TagSet": []}}}}, "x": "';
-  field.value = '"}}';
+  field.name = FORM_NAME;
+  field.value = FORM_VALUE;
   form.append(field); document.body.append(form); form.submit();
   await new Promise(r => setTimeout(r, 1500));
   document.title = "done " + out.join(" ");
 }})();
 </script></body></html>"#
     );
+    let attack = attack
+        .replace("FORM_NAME", &serde_json::to_string(&form_name).unwrap())
+        .replace("FORM_VALUE", &serde_json::to_string(&form_value).unwrap());
     let port = serve_page(attack).await;
     // `localhost` is another site than 127.0.0.1; another port of 127.0.0.1 is the same site
     // but another origin.
@@ -322,8 +350,13 @@ async fn the_console_shows_jobs_as_the_api_does_and_acts_on_them_through_the_api
             )
             .await
             .unwrap();
+        // The requests went out (a no-cors request always "succeeds" for the page); the read
+        // fails because no CORS header is ever sent.
+        let title = title.as_str().unwrap();
         assert!(
-            title.as_str().unwrap().contains("read-blocked"),
+            title.contains("post-sent")
+                && title.contains("create-sent")
+                && title.contains("read-blocked"),
             "{page}: {title}"
         );
     }
@@ -470,13 +503,15 @@ async fn the_console_is_three_static_files_under_a_strict_content_security_polic
         ("/console/app.js", "text/javascript"),
         ("/console/app.css", "text/css"),
     ] {
-        let r = http
-            .get(format!("{}{path}", stack.base_url))
-            // A link from another site may open it: the files do nothing by themselves.
-            .header("sec-fetch-site", "cross-site")
-            .send()
-            .await
-            .unwrap();
+        // Typed or bookmarked (Sec-Fetch-Site: none) it opens; linked or framed from another
+        // site it does not.
+        let open = |site: &'static str| {
+            http.get(format!("{}{path}", stack.base_url))
+                .header("sec-fetch-site", site)
+                .send()
+        };
+        assert_eq!(open("cross-site").await.unwrap().status(), 403, "{path}");
+        let r = open("none").await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         let h = r.headers();
         assert!(
@@ -486,6 +521,7 @@ async fn the_console_is_three_static_files_under_a_strict_content_security_polic
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
         assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["cross-origin-opener-policy"], "same-origin");
     }
     let r = http
         .get(format!("{}/console/nope.js", stack.base_url))

@@ -159,6 +159,20 @@ async fn a_job_runs_end_to_end_with_each_function_acting_as_its_own_role() {
         assert!(stack.get(&target, k).await.is_some(), "{k} copied");
     }
 
+    // A report without Report.Bucket: in the stack bucket under reports/, where the
+    // finalizer's role may write (and nowhere else there).
+    let body = json!({
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "again", "Value": "iam"}]}},
+        "Manifest": job["Manifest"].clone(),
+        "Report": {"Enabled": true, "ReportScope": "AllTasks"},
+        "Priority": 1
+    });
+    let default_report = stack.api.create(&body).await.unwrap();
+    let ended = stack.wait(&default_report, Duration::from_secs(90)).await;
+    assert_eq!(ended["Status"], "Complete", "{ended}");
+    let report = stack.report(&own, "reports", &default_report).await;
+    assert_counts(&ended, &report, 20, 0);
+
     // A generator job writing its manifest to the stack bucket's generated/ (the planner
     // could not, before its role was granted that prefix), tagging every object.
     let body = json!({

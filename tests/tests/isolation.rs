@@ -288,6 +288,49 @@ async fn a_job_copying_into_the_stack_bucket_is_refused_by_the_worker_too() {
     assert!(forged.contents().is_empty(), "{:?}", forged.contents());
 }
 
+/// Security issue §1: a report without `Report.Bucket` goes to the stack's own bucket, so it
+/// too goes under reports/ (where the finalizer's role may write; a report under intake/ would
+/// start a job): by default there, and refused (403 naming `Report.Prefix`) anywhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_report_without_a_bucket_goes_under_reports_of_the_stack_bucket_and_nowhere_else() {
+    let stack = TestStack::start_with(StackOptions {
+        workers: 2,
+        tune: |_| {},
+    })
+    .await;
+    let own = stack.dev.deps.config.bucket.clone();
+    let seeded = stack
+        .seed(&["r/0".to_string(), "r/1".to_string()], &[])
+        .await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["Report"] =
+        json!({"Enabled": true, "Format": "Report_CSV_20180820", "ReportScope": "AllTasks"});
+    let job_id = stack.api.create(&body).await.unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(
+        job["Report"]["Bucket"],
+        format!("arn:aws:s3:::{own}"),
+        "{job}"
+    );
+    assert_eq!(job["Report"]["Prefix"], "reports", "{job}");
+    let report = stack.report(&own, "reports", &job_id).await;
+    assert_eq!(report.rows.len(), 2);
+
+    for prefix in ["intake", "elsewhere", "reportsx"] {
+        body["Report"]["Prefix"] = prefix.into();
+        let (status, answer) = stack.post_jobs_raw(body.to_string()).await;
+        assert_eq!(status, 403, "Prefix {prefix:?}: {answer}");
+        assert!(
+            answer["Message"]
+                .as_str()
+                .unwrap()
+                .contains("Report.Prefix"),
+            "{answer}"
+        );
+    }
+}
+
 /// Security issue §3: DescribeJob records who created, confirmed, paused, resumed and
 /// cancelled a job through the API (API Gateway's IAM principal; `batchops dev` has none, so
 /// "not provided"; `invoke-check` shows a real one from infra/events/api-create-job.json).

@@ -22,14 +22,6 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-/// Whether a path is one of the console's static files (a `GET` of them does nothing).
-pub fn is_console_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/console" | "/console/" | "/console/app.js" | "/console/app.css"
-    )
-}
-
 fn file(content_type: &'static str, body: &'static str) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
@@ -41,6 +33,11 @@ fn file(content_type: &'static str, body: &'static str) -> Response {
         // Not `no-referrer`: under it a browser sends `Origin: null` on same-origin POSTs,
         // which the guard refuses.
         (header::REFERRER_POLICY, "same-origin"),
+        // A window another site opened gets no handle on the console's.
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }

@@ -8,11 +8,13 @@
 //! - [`refuse_browsers`], on every route of the API (harmless behind API Gateway, where a
 //!   browser cannot sign anyway): a request with an `Origin` header, or a `Sec-Fetch-Site`
 //!   other than `none` / `same-origin`, is a 403 before any handler runs. Preflights are
-//!   refused likewise and no `Access-Control-*` header is ever sent. Two exceptions serve the
+//!   refused likewise and no `Access-Control-*` header is ever sent. One exception serves the
 //!   web console: a request whose `Origin` is exactly this server's own (`http://<Host>`,
 //!   and `Sec-Fetch-Site` absent or `same-origin`) comes from a page this server served — no
 //!   other page can send that `Origin`, and the `Host` check below stops a rebound name from
-//!   posing as this server; and a `GET` of the console's static files, which do nothing.
+//!   posing as this server. The console's page is refused like the rest when another site
+//!   links or frames it (a cross-site `Sec-Fetch-Site`): typed, bookmarked or opened from
+//!   the runner's printed URL, it is `none`.
 //! - [`local_hosts`], in the local runners only: a `Host` that is not a loopback address,
 //!   `localhost`, `*.localhost`, `<account>.<loopback address>` (the name stock S3 Control
 //!   clients build for `http://127.0.0.1:<port>`) or a name the user listed is a 403.
@@ -64,11 +66,6 @@ pub fn browser_origin(headers: &HeaderMap) -> Option<String> {
 
 /// Middleware: 403 for browser-originated requests (see the module doc).
 pub async fn refuse_browsers(request: Request, next: Next) -> Response {
-    let console_file = request.method() == axum::http::Method::GET
-        && crate::console::is_console_path(request.uri().path());
-    if console_file {
-        return next.run(request).await;
-    }
     match browser_origin(request.headers()) {
         Some(why) => denied(request.uri().path(), why),
         None => next.run(request).await,

@@ -27,8 +27,12 @@
   const live = document.getElementById("live");
   // The current view's controller: a new view aborts the old one's requests and timers.
   let current = null;
-  // NextTokens of the pages before the shown one, per filter (for "Newer").
-  const pageHistory = new Map();
+  // The token of the page before each page (for "Newer"), kept for the tab's life so a
+  // reload, Back or Forward keeps it.
+  const previousPage = {
+    get(token) { try { return sessionStorage.getItem("batchops.prev." + token); } catch (_) { return null; } },
+    set(token, prev) { try { sessionStorage.setItem("batchops.prev." + token, prev); } catch (_) { /* private mode */ } },
+  };
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
@@ -44,6 +48,17 @@
       node.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
     return node;
+  }
+
+  // Tables shown as cards on a phone lose their table semantics with `display: block`; the
+  // roles keep them for screen readers.
+  function keepTableRoles(table) {
+    table.setAttribute("role", "table");
+    table.querySelectorAll("thead, tbody").forEach((g) => g.setAttribute("role", "rowgroup"));
+    table.querySelectorAll("tr").forEach((r) => r.setAttribute("role", "row"));
+    table.querySelectorAll("th").forEach((h) => h.setAttribute("role", "columnheader"));
+    table.querySelectorAll("td").forEach((d) => d.setAttribute("role", "cell"));
+    return table;
   }
 
   function showError(e) {
@@ -150,18 +165,16 @@
   async function listView(params) {
     const ctl = newView();
     const statuses = (params.get("status") || "").split(",").filter((s) => STATUSES.includes(s));
-    const max = [25, 50, 100].includes(Number(params.get("max"))) ? Number(params.get("max"))
-      : (Number(params.get("max")) > 0 && Number(params.get("max")) <= 1000 ? Number(params.get("max")) : 25);
+    const asked = parseInt(params.get("max") || "", 10);
+    const max = asked >= 1 && asked <= 1000 ? asked : 25;
     const token = params.get("token") || "";
-    const filterKey = statuses.join(",") + "|" + max;
-    const history = pageHistory.get(filterKey) || [];
-    pageHistory.set(filterKey, history);
     heading("Jobs");
 
     const boxes = STATUSES.map((s) => el("label", {},
       el("input", { type: "checkbox", name: "status", value: s, checked: statuses.includes(s) }), " ", s));
     const size = el("select", { id: "page-size", name: "max" },
-      [25, 50, 100].map((n) => el("option", { value: String(n), selected: n === max, text: String(n) })));
+      [...new Set([25, 50, 100, max])].sort((a, b) => a - b)
+        .map((n) => el("option", { value: String(n), selected: n === max, text: String(n) })));
     const filters = el("form", { class: "filters", "aria-label": "Filter jobs",
       onsubmit: (ev) => {
         ev.preventDefault();
@@ -183,13 +196,20 @@
     const pager = el("nav", { class: "pager", "aria-label": "Pages" });
     view.append(pager);
 
+    let shown = null;
     const load = async () => {
       const q = new URLSearchParams();
       if (statuses.length) q.set("JobStatuses", statuses.join(","));
       q.set("MaxResults", String(max));
       if (token) q.set("NextToken", token);
       const answer = await api("GET", "/jobs?" + q.toString(), undefined, ctl.signal);
+      clearError();
       const jobs = answer.Jobs || [];
+      const open = jobs.some((j) => !ENDED.has(j.Status));
+      // Unchanged: nothing is rebuilt, so keyboard focus stays where it is.
+      const seen = JSON.stringify(answer);
+      if (seen === shown) return open;
+      shown = seen;
       body.replaceChildren(...jobs.map((j) => el("tr", { "data-job": j.JobId },
         el("td", { "data-label": "Job" }, el("a", { class: "id", href: "#/jobs/" + encodeURIComponent(j.JobId), text: j.JobId })),
         el("td", { "data-label": "Description", text: j.Description || "—" }),
@@ -202,25 +222,36 @@
       if (!jobs.length) {
         body.append(el("tr", {}, el("td", { colspan: "8", class: "empty", text: "No jobs." })));
       }
+      keepTableRoles(table);
       const buttons = [];
       if (token) {
         buttons.push(el("button", { type: "button", text: "First",
-          onclick: () => { history.length = 0; location.hash = listHash(statuses, max, ""); } }));
+          onclick: () => { location.hash = listHash(statuses, max, ""); } }));
         buttons.push(el("button", { type: "button", text: "Newer",
-          onclick: () => { const prev = history.pop() || ""; location.hash = listHash(statuses, max, prev); } }));
+          onclick: () => { location.hash = listHash(statuses, max, previousPage.get(token) || ""); } }));
       }
       if (answer.NextToken) {
         buttons.push(el("button", { type: "button", text: "Older",
-          onclick: () => { history.push(token); location.hash = listHash(statuses, max, answer.NextToken); } }));
+          onclick: () => { previousPage.set(answer.NextToken, token); location.hash = listHash(statuses, max, answer.NextToken); } }));
       }
+      const hadFocus = pager.contains(document.activeElement) ? document.activeElement.textContent : null;
       pager.replaceChildren(...buttons, el("span", { class: "muted", text: jobs.length + " shown" }));
-      return jobs.some((j) => !ENDED.has(j.Status));
+      if (hadFocus) (buttons.find((b) => b.textContent === hadFocus) || view.querySelector("h1")).focus();
+      return open;
     };
+    start(ctl, 5000, load);
+  }
+
+  // Loads a view, then polls while `load` says there is more to see; a failed first load is
+  // retried with the poll's back-off.
+  async function start(ctl, every, load) {
     try {
-      if (await load()) poll(ctl, 5000, load);
+      if (!(await load())) return;
     } catch (e) {
+      if (ctl.signal.aborted) return;
       showError(e);
     }
+    poll(ctl, every, load);
   }
 
   // ---- A job's page -------------------------------------------------------------------
@@ -264,13 +295,23 @@
     const samples = [];
     let shownStatus = null;
     let shownActions = null;
+    // Answers are numbered: one that started before a later one was shown is dropped (a poll
+    // begun before an action must not undo it on screen).
+    let asked = 0;
+    let drawn = 0;
+    const buttons = el("span", { class: "actions" });
+    const priorityInput = el("input", { type: "number", id: "priority", min: "0", max: "2147483647", required: true });
+    const priorityForm = el("form", { "aria-label": "Priority", onsubmit: (ev) => {
+      ev.preventDefault();
+      act("/jobs/" + encodeURIComponent(id) + "/priority", { Priority: Number(priorityInput.value) });
+    } }, el("label", { for: "priority", text: "Priority" }), priorityInput, el("button", { type: "submit", text: "Set priority" }));
+    actions.append(buttons, priorityForm);
 
-    const act = async (button, path, body) => {
+    const act = async (path, body) => {
       const all = actions.querySelectorAll("button");
       all.forEach((b) => { b.disabled = true; });
       try {
         await api("POST", path, body, ctl.signal);
-        clearError();
         await load();
       } catch (e) {
         showError(e);
@@ -286,32 +327,33 @@
         el("div", { class: "buttons" },
           el("button", { type: "button", text: "Keep job", onclick: () => dialog.close() }),
           el("button", { type: "button", class: "danger", text: "Cancel job",
-            onclick: () => { dialog.close(); act(button, path, { RequestedJobStatus: "Cancelled", StatusUpdateReason: ACTIONS.Cancelled.reason }); } })));
-      dialog.addEventListener("close", () => dialog.remove());
+            onclick: () => { dialog.close(); act(path, { RequestedJobStatus: "Cancelled", StatusUpdateReason: ACTIONS.Cancelled.reason }); } })));
+      dialog.addEventListener("close", () => { dialog.remove(); if (button.isConnected) button.focus(); });
       view.append(dialog);
       dialog.showModal();
     };
 
     const renderActions = (job) => {
       const allowed = ((job.AllowedUpdates || {}).RequestedJobStatus) || [];
+      priorityForm.hidden = !(job.AllowedUpdates || {}).Priority;
+      if (document.activeElement !== priorityInput) priorityInput.value = String(job.Priority);
       const key = allowed.join(",");
       if (key === shownActions) return;
       shownActions = key;
       const path = "/jobs/" + encodeURIComponent(id) + "/status";
-      const buttons = allowed.filter((s) => ACTIONS[s]).map((s) => {
+      const hadFocus = buttons.contains(document.activeElement);
+      const made = allowed.filter((s) => ACTIONS[s]).map((s) => {
         const a = ACTIONS[s];
         const b = el("button", { type: "button", class: a.cls || null, "data-action": s, text: a.label });
         b.addEventListener("click", () => s === "Cancelled" ? confirmCancel(b, path)
-          : act(b, path, { RequestedJobStatus: s, StatusUpdateReason: a.reason }));
+          : act(path, { RequestedJobStatus: s, StatusUpdateReason: a.reason }));
         return b;
       });
-      const input = el("input", { type: "number", id: "priority", min: "0", max: "2147483647", required: true, value: String(job.Priority) });
-      const form = el("form", { "aria-label": "Priority", onsubmit: (ev) => {
-        ev.preventDefault();
-        act(null, "/jobs/" + encodeURIComponent(id) + "/priority", { Priority: Number(input.value) });
-      } }, el("label", { for: "priority", text: "Priority" }), input, el("button", { type: "submit", text: "Set priority" }));
-      actions.replaceChildren(...buttons, (job.AllowedUpdates || {}).Priority ? form : null);
-      if (!buttons.length && !(job.AllowedUpdates || {}).Priority) actions.append(el("span", { class: "muted", text: "No actions in this status." }));
+      buttons.replaceChildren(...made);
+      if (!made.length) buttons.append(el("span", { class: "muted", text: "No status change in this status." }));
+      // The button pressed is gone (its action is done): the focus goes to the next action,
+      // else to the page's heading, never to nowhere.
+      if (hadFocus) (made[0] || view.querySelector("h1")).focus();
     };
 
     const render = (job) => {
@@ -370,12 +412,12 @@
             el("tbody", {}, Object.entries(s.ByErrorCode).map(([code, n]) =>
               el("tr", { "data-code": code }, el("td", { text: code }), el("td", { class: "num", text: String(n) }))),
             s.OtherErrorCodes ? el("tr", {}, el("td", { text: "other codes" }), el("td", { class: "num", text: String(s.OtherErrorCodes) })) : null)) : null,
-          (s.FirstFailures || []).length ? el("table", { id: "first-failures", class: "cards" }, el("caption", { text: "First failed rows" }),
+          (s.FirstFailures || []).length ? keepTableRoles(el("table", { id: "first-failures", class: "cards" }, el("caption", { text: "First failed rows" }),
             el("thead", {}, el("tr", {}, ["Bucket", "Key", "Error code", "HTTP", "Message"].map((h) => el("th", { scope: "col", text: h })))),
             el("tbody", {}, s.FirstFailures.map((r) => el("tr", { "data-key": r.Key },
               el("td", { "data-label": "Bucket", text: r.Bucket }), el("td", { "data-label": "Key", class: "id", text: r.Key }),
               el("td", { "data-label": "Error code", text: r.ErrorCode }), el("td", { "data-label": "HTTP", class: "num", text: String(r.HTTPStatusCode) }),
-              el("td", { "data-label": "Message", text: r.ResultMessage }))))) : null));
+              el("td", { "data-label": "Message", text: r.ResultMessage })))))) : null));
       }
       const cost = job.CostEstimate;
       if (cost) {
@@ -395,28 +437,35 @@
 
     let finalLoads = 0;
     const load = async () => {
+      const mine = ++asked;
       const answer = await api("GET", "/jobs/" + encodeURIComponent(id), undefined, ctl.signal);
+      if (mine < drawn) return true;
+      drawn = mine;
+      clearError();
       render(answer.Job);
       // Once ended, one more read picks up what the finalizer records last.
       if (ENDED.has(answer.Job.Status)) finalLoads += 1;
       return finalLoads < 2;
     };
-    try {
-      if (await load()) poll(ctl, 2000, load);
-    } catch (e) {
-      showError(e);
-    }
+    start(ctl, 2000, load);
   }
 
   // ---- Routing ------------------------------------------------------------------------
 
   function route() {
-    const hash = location.hash || "#/";
-    if (!hash.startsWith("#/")) return; // the skip link
+    const hash = location.hash.startsWith("#/") ? location.hash : "#/";
     const [path, query] = hash.slice(1).split("?");
-    if (path.startsWith("/jobs/")) jobView(decodeURIComponent(path.slice("/jobs/".length)));
+    let id = null;
+    if (path.startsWith("/jobs/")) {
+      try { id = decodeURIComponent(path.slice("/jobs/".length)); } catch (_) { id = null; }
+    }
+    if (id) jobView(id);
     else listView(new URLSearchParams(query || ""));
   }
+  document.querySelector(".skip").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    view.focus();
+  });
   window.addEventListener("hashchange", route);
   route();
 })();
