@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use batchops_core::batch::for_each_message;
 use batchops_core::chunk::FinalizeMessage;
 use batchops_core::{Deps, Error};
-use batchops_planner::{deliveries, message, respond};
+use batchops_lambda::{deliveries, message, respond};
 use serde::Deserialize;
 
 /// What the finalizer is invoked with.

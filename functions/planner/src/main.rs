@@ -1,6 +1,5 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -9,11 +8,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
         // Planning stops in good time before this invocation's deadline and goes on in the next.
-        let left = event
-            .context
-            .deadline()
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
+        let left = batchops_lambda::time_left(&event.context);
         let stop = batchops_core::planner::stop_time(&deps.config, Some(left));
         async move { Ok::<_, Error>(batchops_planner::handle(&deps, event.payload, stop).await) }
     }))

@@ -1,6 +1,5 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -9,11 +8,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
         // Chunks not finished by this invocation's deadline keep what ran and go on in another.
-        let left = event
-            .context
-            .deadline()
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
+        let left = batchops_lambda::time_left(&event.context);
         // A deadline already past is no deadline (a local runner that sends none): nothing
         // would run.
         let deadline = (!left.is_zero()).then(|| tokio::time::Instant::now() + left);
