@@ -133,7 +133,7 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
             (to, None, change)
         }
     };
-    match deps.store.transition(job_id, &[from], to, change).await {
+    match deps.store.try_transition(job_id, &[from], to, change).await? {
         Ok(_) => {
             info!(status = %to, succeeded = job.succeeded, failed = job.failed, "job ended");
             // The job has ended whatever the clean-up meets; a failed or unfinished one goes
@@ -143,8 +143,7 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
             }
             Ok(Finalized::Ended(to, manifest))
         }
-        Err(Error::StatusConflict { actual, .. }) => Ok(Finalized::AlreadyEnded(actual)),
-        Err(e) => Err(e),
+        Err(actual) => Ok(Finalized::AlreadyEnded(actual)),
     }
 }
 
@@ -542,7 +541,7 @@ async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result
             "the job was still Preparing after {} s: its planner stopped (see the planner's logs and DLQ)",
             deps.config.preparing_timeout.as_secs()
         );
-        crate::planner::fail_job(deps, &job.job_id, "PreparingTimeout", &reason).await?;
+        crate::lifecycle::fail_job(deps, &job.job_id, "PreparingTimeout", &reason).await?;
         summary.failed_stuck += 1;
     } else if job.status == JobStatus::Pausing && age(&job.status_time) > timeout / 4 {
         // A worker that sees the pause settles it; when none is left to (nothing queued
@@ -609,15 +608,13 @@ async fn account_lost_chunks(
             deps.config.stall_timeout.as_secs()
         );
         let change = StatusChange::default().failure(CHUNKS_LOST, reason);
-        match deps
+        let failing = deps
             .store
-            .transition(job_id, &[JobStatus::Active], JobStatus::Failing, change)
-            .await
-        {
-            Ok(_) => {}
+            .try_transition(job_id, &[JobStatus::Active], JobStatus::Failing, change)
+            .await?;
+        if failing.is_err() {
             // It moved meanwhile: the next sweep looks again.
-            Err(Error::StatusConflict { .. }) => return Ok(()),
-            Err(e) => return Err(e),
+            return Ok(());
         }
     }
     let mut counted = std::collections::BTreeSet::new();
@@ -647,7 +644,7 @@ async fn account_lost_chunks(
         "sweep: a stalled job's lost chunks counted as not run"
     );
     summary.stalled += 1;
-    crate::planner::maybe_finalize(deps, job_id).await
+    crate::lifecycle::maybe_finalize(deps, job_id).await
 }
 
 /// Re-queues a job's plan message, at most once per quarter of the preparing timeout: a plan

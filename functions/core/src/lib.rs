@@ -30,6 +30,7 @@ pub mod finalizer;
 pub mod intake;
 pub mod job;
 pub mod jobs;
+pub mod lifecycle;
 pub mod manifest;
 pub mod ops;
 pub mod parking;

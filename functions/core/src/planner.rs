@@ -23,6 +23,7 @@
 use crate::adapters::dynamo::StatusChange;
 use crate::chunk::{Chunk, Chunker, PlanMessage};
 use crate::job::{Job, JobStatus};
+use crate::lifecycle::{fail_job, finalize_if_reconciled, maybe_finalize};
 use crate::manifest::generator::ManifestOutput;
 use crate::manifest::{ManifestError, ManifestSource, Position, Resume};
 use crate::{Config, Deps, Error, Result};
@@ -194,20 +195,16 @@ pub async fn plan_attempt(
         JobStatus::New => {
             let started = deps
                 .store
-                .transition(
+                .try_transition(
                     job_id,
                     &[JobStatus::New],
                     JobStatus::Preparing,
                     StatusChange::default(),
                 )
-                .await;
-            match started {
-                Ok(_) => {}
-                Err(Error::StatusConflict { actual, .. }) => {
-                    info!(%actual, "job left New before planning started");
-                    return Ok(PlanSummary::default());
-                }
-                Err(e) => return Err(e),
+                .await?;
+            if let Err(actual) = started {
+                info!(%actual, "job left New before planning started");
+                return Ok(PlanSummary::default());
             }
         }
         // Continuing, or a planner that died part-way: resume from the checkpoint.
@@ -710,23 +707,17 @@ pub async fn plan_attempt(
         deps.store.set_total(job_id, tasks, &etag).await?;
         let suspended = deps
             .store
-            .transition(
+            .try_transition(
                 job_id,
                 &[JobStatus::Preparing],
                 JobStatus::Suspended,
                 StatusChange::default(),
             )
-            .await;
-        match suspended {
-            Ok(_) => {}
-            // Cancelled (or failed) during the count: nothing was queued, so planning closes
-            // with no chunk and the job ends now, not when the sweep re-plans it.
-            Err(Error::StatusConflict {
-                actual: JobStatus::Cancelling | JobStatus::Failing,
-                ..
-            }) => return close_planning(deps, job_id, 0, 0, &etag).await,
-            Err(Error::StatusConflict { .. }) => {}
-            Err(e) => return Err(e),
+            .await?;
+        // Cancelled (or failed) during the count: nothing was queued, so planning closes
+        // with no chunk and the job ends now, not when the sweep re-plans it.
+        if let Err(JobStatus::Cancelling | JobStatus::Failing) = suspended {
+            return close_planning(deps, job_id, 0, 0, &etag).await;
         }
         info!(tasks, "counted; awaiting confirmation");
         return Ok(summary(tasks, 0, false));
@@ -940,9 +931,10 @@ async fn abort(
         .finish_planning(job_id, tasks, chunks, etag)
         .await?;
     let change = StatusChange::default().failure(e.failure_code(), e.to_string());
-    match deps
+    // Already moved on (cancelled, or another planner failed it): it ends as it is.
+    let _moved = deps
         .store
-        .transition(
+        .try_transition(
             job_id,
             &[
                 JobStatus::Preparing,
@@ -954,81 +946,23 @@ async fn abort(
             JobStatus::Failing,
             change,
         )
-        .await
-    {
-        Ok(_) | Err(Error::StatusConflict { .. }) => {}
-        Err(other) => return Err(other),
-    }
+        .await?;
     // Failed during a pause: the chunks parked meanwhile are counted as not run.
     crate::parking::unpark(deps, job_id, job.priority).await?;
     maybe_finalize(deps, job_id).await
 }
 
 async fn activate(deps: &Deps, job: &Job) -> Result<()> {
-    let change = StatusChange::default();
-    match deps
+    // Already moved on (cancelled meanwhile, or a concurrent planner): workers decide.
+    let _moved = deps
         .store
-        .transition(
+        .try_transition(
             &job.job_id,
             &[JobStatus::Preparing, JobStatus::Ready],
             JobStatus::Active,
-            change,
+            StatusChange::default(),
         )
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Already moved on (cancelled meanwhile, or a concurrent planner): workers decide.
-        Err(Error::StatusConflict { actual, .. }) => {
-            info!(%actual, "job left Preparing while planning");
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Fails a job that has not run anything, with a `FailureReasons` entry.
-pub async fn fail_job(deps: &Deps, job_id: &str, code: &str, reason: &str) -> Result<()> {
-    warn!(job_id, code, reason, "failing job");
-    let change = StatusChange::default().failure(code, reason);
-    match deps
-        .store
-        .transition(
-            job_id,
-            &[
-                JobStatus::New,
-                JobStatus::Preparing,
-                JobStatus::Suspended,
-                JobStatus::Ready,
-            ],
-            JobStatus::Failed,
-            change,
-        )
-        .await
-    {
-        Ok(_) => {
-            crate::finalizer::clean_up_later(deps, job_id).await;
-            Ok(())
-        }
-        Err(Error::StatusConflict { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Sends the job to the finalizer when every chunk is counted.
-pub async fn maybe_finalize(deps: &Deps, job_id: &str) -> Result<()> {
-    let job = deps.store.require(job_id).await?;
-    finalize_if_reconciled(deps, &job).await
-}
-
-/// Sends the job to the finalizer when every chunk is counted (given a fresh read of it).
-pub(crate) async fn finalize_if_reconciled(deps: &Deps, job: &Job) -> Result<()> {
-    let ending = matches!(
-        job.status,
-        JobStatus::Active | JobStatus::Failing | JobStatus::Cancelling
-    );
-    if ending && job.reconciled() {
-        info!(job_id = %job.job_id, "all chunks counted; finalizing");
-        deps.queues.finalize(&job.job_id).await?;
-    }
+        .await?;
     Ok(())
 }
+

@@ -7,7 +7,7 @@ use crate::chunk::{Chunk, Task};
 use crate::job::Job;
 use crate::job::JobStatus;
 use crate::ops::{Mode, MultipartSettings, OpContext, Outcome, RetryPolicy, run_task};
-use crate::planner::{finalize_if_reconciled, maybe_finalize};
+use crate::lifecycle::{finalize_if_reconciled, maybe_finalize};
 use crate::report::chunk_rows;
 use crate::{Deps, Error, Result};
 use futures::StreamExt;
@@ -614,20 +614,19 @@ async fn check_failure_threshold(deps: &Deps, job: Job) -> Result<Job> {
     let change = StatusChange::default().failure("TaskFailureThresholdExceeded", reason);
     match deps
         .store
-        .transition(
+        .try_transition(
             &job.job_id,
             &[JobStatus::Active],
             JobStatus::Failing,
             change,
         )
-        .await
+        .await?
     {
         Ok(failing) => {
             warn!("failure threshold exceeded; job failing");
             Ok(failing)
         }
-        Err(Error::StatusConflict { .. }) => deps.store.require(&job.job_id).await,
-        Err(e) => Err(e),
+        Err(_) => deps.store.require(&job.job_id).await,
     }
 }
 
