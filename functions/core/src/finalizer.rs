@@ -133,7 +133,11 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
             (to, None, change)
         }
     };
-    match deps.store.try_transition(job_id, &[from], to, change).await? {
+    match deps
+        .store
+        .try_transition(job_id, &[from], to, change)
+        .await?
+    {
         Ok(_) => {
             info!(status = %to, succeeded = job.succeeded, failed = job.failed, "job ended");
             // The job has ended whatever the clean-up meets; a failed or unfinished one goes

@@ -965,4 +965,3 @@ async fn activate(deps: &Deps, job: &Job) -> Result<()> {
         .await?;
     Ok(())
 }
-

@@ -125,7 +125,10 @@ mod tests {
             serde_json::from_str(include_str!("../../../infra/events/work.json")).unwrap();
         let d = &deliveries(&event)[0];
         assert_eq!(d.receive_count, 1);
-        assert!(!d.receipt.is_empty() && d.queue_arn.starts_with("arn:aws:sqs:"), "{d:?}");
+        assert!(
+            !d.receipt.is_empty() && d.queue_arn.starts_with("arn:aws:sqs:"),
+            "{d:?}"
+        );
         let m = message(event.records[0].clone());
         assert_eq!((m.id.as_str(), m.receive_count), (d.id.as_str(), 1));
     }

@@ -8,9 +8,9 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use batchops_core::batch::for_each_message;
-use batchops_lambda::{deliveries, message, respond};
 use batchops_core::chunk::PlanMessage;
 use batchops_core::{Deps, Error};
+use batchops_lambda::{deliveries, message, respond};
 use tokio::time::Instant;
 
 /// Handles one SQS event: plans each named job, reading manifests until `deadline` at most

@@ -35,6 +35,47 @@ use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
 
+/// Where a page of job summaries stopped (DynamoDB's `LastEvaluatedKey`, kept opaque): the
+/// ListJobs `NextToken` is its [`PageKey::to_token`], so no DynamoDB type leaves the adapter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageKey(Item);
+
+impl PageKey {
+    /// The key as a URL-safe token (base64 of its string attributes).
+    pub fn to_token(&self) -> String {
+        use base64::Engine;
+        let strings: HashMap<&str, &str> = self
+            .0
+            .iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str())))
+            .collect();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&strings).unwrap_or_default())
+    }
+
+    /// The key a token from [`PageKey::to_token`] stands for; `None` for anything else (a
+    /// key of neither the ListJobs index nor the open-jobs index).
+    pub fn from_token(token: &str) -> Option<PageKey> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()?;
+        let strings: HashMap<String, String> = serde_json::from_slice(&bytes).ok()?;
+        let fits = |expected: [&str; 4]| {
+            strings.len() == expected.len() && expected.iter().all(|k| strings.contains_key(*k))
+        };
+        if !fits(["pk", "sk", "gsi1pk", "gsi1sk"]) && !fits(["pk", "sk", "open", "gsi1sk"]) {
+            return None;
+        }
+        Some(PageKey(
+            strings
+                .into_iter()
+                .map(|(k, v)| (k, AttributeValue::S(v)))
+                .collect(),
+        ))
+    }
+}
+
 /// The ListJobs index: every job, newest first (`gsi1pk = JOBS`, `gsi1sk`), projecting only
 /// what a `JobListDescriptor` shows ([`SUMMARY_ATTRIBUTES`]).
 pub const JOBS_INDEX: &str = "jobs";
@@ -1665,8 +1706,8 @@ impl JobStore {
         &self,
         statuses: Option<&[JobStatus]>,
         limit: i32,
-        cursor: Option<Item>,
-    ) -> Result<(Vec<JobSummary>, Option<Item>)> {
+        cursor: Option<PageKey>,
+    ) -> Result<(Vec<JobSummary>, Option<PageKey>)> {
         let statuses = statuses.filter(|s| !s.is_empty());
         let open_only = statuses.is_some_and(|st| st.iter().all(|s| !s.is_terminal()));
         let mut q = self.index_query(open_only, limit, cursor);
@@ -1685,7 +1726,7 @@ impl JobStore {
             .iter()
             .map(JobSummary::from_item)
             .collect::<Result<Vec<_>>>()?;
-        Ok((jobs, out.last_evaluated_key().cloned()))
+        Ok((jobs, out.last_evaluated_key().cloned().map(PageKey)))
     }
 
     /// One page of the jobs not yet terminal (the open-jobs index; also ended ones whose events
@@ -1693,8 +1734,8 @@ impl JobStore {
     pub async fn open_jobs_page(
         &self,
         limit: i32,
-        cursor: Option<Item>,
-    ) -> Result<(Vec<JobSummary>, Option<Item>)> {
+        cursor: Option<PageKey>,
+    ) -> Result<(Vec<JobSummary>, Option<PageKey>)> {
         let out = self
             .index_query(true, limit, cursor)
             .send()
@@ -1705,7 +1746,7 @@ impl JobStore {
             .iter()
             .map(JobSummary::from_item)
             .collect::<Result<Vec<_>>>()?;
-        Ok((jobs, out.last_evaluated_key().cloned()))
+        Ok((jobs, out.last_evaluated_key().cloned().map(PageKey)))
     }
 
     /// A newest-first query of the open-jobs index (`open`) or of the ListJobs index.
@@ -1713,7 +1754,7 @@ impl JobStore {
         &self,
         open: bool,
         limit: i32,
-        cursor: Option<Item>,
+        cursor: Option<PageKey>,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         let (index, key, value) = if open {
             (OPEN_INDEX, "#key = :key", "OPEN")
@@ -1729,7 +1770,7 @@ impl JobStore {
             .expression_attribute_values(":key", s(value))
             .scan_index_forward(false)
             .limit(limit)
-            .set_exclusive_start_key(cursor)
+            .set_exclusive_start_key(cursor.map(|k| k.0))
     }
 
     /// One page (strongly consistent) of a job's items whose sort key starts with `prefix`.
@@ -1922,6 +1963,26 @@ impl JobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_junk_is_refused() {
+        for names in [
+            ["pk", "sk", "gsi1pk", "gsi1sk"],
+            ["pk", "sk", "open", "gsi1sk"],
+        ] {
+            let key = PageKey(
+                names
+                    .iter()
+                    .map(|k| (k.to_string(), s(format!("v-{k}"))))
+                    .collect(),
+            );
+            assert_eq!(PageKey::from_token(&key.to_token()), Some(key));
+        }
+        assert_eq!(PageKey::from_token("not base64 !"), None);
+        use base64::Engine;
+        let one = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"{\"pk\":\"x\"}");
+        assert_eq!(PageKey::from_token(&one), None);
+    }
 
     #[test]
     fn job_item_round_trips() {
