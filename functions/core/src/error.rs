@@ -30,6 +30,10 @@ pub enum Error {
     #[error("malformed stored record: {0}")]
     Record(String),
 
+    /// The event bus refused or did not answer (job events stay in the outbox).
+    #[error("EventBridge: {0}")]
+    Events(String),
+
     #[error("DynamoDB {op}: {source}")]
     Dynamo {
         op: &'static str,
@@ -100,6 +104,7 @@ impl Error {
                 !matches!(status, Some(s) if (400..500).contains(s) && *s != 429 && *s != 408)
             }
             Error::Sqs { .. }
+            | Error::Events(_)
             | Error::Csv(_)
             | Error::Io(_)
             | Error::Join(_)
@@ -161,3 +166,19 @@ impl Error {
 
 /// The SDK's raw HTTP response type (the same type in every AWS SDK crate).
 pub(crate) type HttpResponse = aws_sdk_dynamodb::config::http::HttpResponse;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_event_bus_is_named_as_such_and_worth_retrying() {
+        let e = Error::Events("PutEvents to bus default: service error".into());
+        assert_eq!(
+            e.to_string(),
+            "EventBridge: PutEvents to bus default: service error"
+        );
+        assert!(e.is_retryable());
+        assert!(!Error::Record("x".into()).is_retryable());
+    }
+}

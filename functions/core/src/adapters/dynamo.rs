@@ -1096,7 +1096,7 @@ impl JobStore {
                 (arn.clone(), detail)
             })
             .collect();
-        let accepted = sink.events.put(&details).await.map_err(Error::Record)?;
+        let accepted = sink.events.put(&details).await.map_err(Error::Events)?;
         if accepted == 0 && !outbox.is_empty() {
             return Ok(Some(0));
         }
