@@ -21,25 +21,14 @@ use crate::chunk::Task;
 use crate::ops::Outcome;
 use crate::{Error, Result};
 use md5::{Digest, Md5};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
 pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
 pub const REPORT_SCHEMA: &str =
     "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage";
 
-/// Characters kept as they are when a key is URL-encoded for a report row.
-const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
-
-/// URL-encodes a key the way manifests carry keys (`%20` for space, `%2B` for `+`).
-pub fn encode_key(key: &str) -> String {
-    utf8_percent_encode(key, KEY_SAFE).to_string()
-}
+/// Report rows carry keys as manifests do (a report can be fed back as a manifest).
+pub use crate::manifest::csv::encode_key;
 
 /// Column of `TaskStatus` in a row.
 const STATUS_COLUMN: usize = 3;

@@ -19,6 +19,22 @@ use tokio_util::io::SyncIoBridge;
 /// S3's longest object key, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 
+/// Characters kept as they are when a key is URL-encoded (in a manifest or report row, and in
+/// `x-amz-copy-source`): unreserved characters and `/`; everything else is `%XX`, so a space
+/// is `%20` and a `+` is `%2B`, which [`decode_key`] reads back.
+pub const KEY_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// URL-encodes a key the way manifests carry keys (`%20` for space, `%2B` for `+`): the one
+/// key codec, with [`decode_key`].
+pub fn encode_key(key: &str) -> String {
+    percent_encoding::utf8_percent_encode(key, KEY_SAFE).to_string()
+}
+
 /// Strict URL decoding of a manifest key (`+` is a space, `%XX` a byte, result UTF-8).
 pub fn decode_key(raw: &str) -> Result<String, String> {
     let bytes = raw.as_bytes();

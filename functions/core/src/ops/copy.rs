@@ -16,7 +16,7 @@ use aws_sdk_s3::types::{
     ChecksumAlgorithm, MetadataDirective, ObjectCannedAcl, ObjectLockLegalHoldStatus,
     ObjectLockMode, RequestPayer, ServerSideEncryption, StorageClass, TaggingDirective,
 };
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -151,20 +151,13 @@ pub const CHECKSUM_ALGORITHMS: &[&str] = &["CRC32", "CRC32C", "CRC64NVME", "SHA1
 /// S3 allows 2 KB of user metadata per object.
 const USER_METADATA_MAX_BYTES: usize = 2048;
 
-/// Characters left as they are in a `x-amz-copy-source` value; everything else is escaped.
-const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
-
 /// The `x-amz-copy-source` value: `bucket/key` URL-encoded, plus `?versionId=` when given.
 pub fn copy_source(bucket: &str, key: &str, version_id: Option<&str>) -> String {
-    let mut s = format!("{bucket}/{}", utf8_percent_encode(key, COPY_SOURCE));
+    // The key codec of manifests and reports: unreserved characters and `/` kept.
+    let mut s = format!("{bucket}/{}", crate::manifest::csv::encode_key(key));
     if let Some(v) = version_id {
         s.push_str("?versionId=");
-        s.push_str(&utf8_percent_encode(v, COPY_SOURCE).to_string());
+        s.push_str(&crate::manifest::csv::encode_key(v));
     }
     s
 }
