@@ -266,17 +266,8 @@ impl ApiClient {
     }
 }
 
-/// One report row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReportRow {
-    pub bucket: String,
-    pub key: String,
-    pub version_id: String,
-    pub status: String,
-    pub http_status: String,
-    pub error_code: String,
-    pub message: String,
-}
+/// One report row (core's reader, beside its writer).
+pub use batchops_core::report::ReportRow;
 
 /// A downloaded completion report.
 #[derive(Clone, Debug)]
@@ -331,22 +322,7 @@ pub async fn download_report(
                 file.md5_checksum
             );
         }
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(&data[..]);
-        for rec in reader.records() {
-            let rec = rec?;
-            let f = |i: usize| rec.get(i).unwrap_or_default().to_string();
-            rows.push(ReportRow {
-                bucket: f(0),
-                key: f(1),
-                version_id: f(2),
-                status: f(3),
-                http_status: f(4),
-                error_code: f(5),
-                message: f(6),
-            });
-        }
+        rows.extend(batchops_core::report::read_rows(&data)?);
     }
     Ok(Report { manifest, rows })
 }

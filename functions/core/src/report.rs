@@ -30,8 +30,53 @@ pub const REPORT_SCHEMA: &str =
 /// Report rows carry keys as manifests do (a report can be fed back as a manifest).
 pub use crate::manifest::csv::encode_key;
 
-/// Column of `TaskStatus` in a row.
-const STATUS_COLUMN: usize = 3;
+/// The columns of a row, as [`write_row`] writes them and [`read_rows`] reads them.
+mod column {
+    pub const BUCKET: usize = 0;
+    pub const KEY: usize = 1;
+    pub const VERSION_ID: usize = 2;
+    pub const TASK_STATUS: usize = 3;
+    pub const HTTP_STATUS: usize = 4;
+    pub const ERROR_CODE: usize = 5;
+    pub const RESULT_MESSAGE: usize = 6;
+}
+const STATUS_COLUMN: usize = column::TASK_STATUS;
+
+/// One report row as written (its key URL-encoded, as in a manifest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportRow {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: String,
+    pub status: String,
+    pub http_status: String,
+    pub error_code: String,
+    pub message: String,
+}
+
+/// Reads the rows of a report file (or of a chunk's result file): the reader beside the
+/// writer, so their columns cannot drift.
+pub fn read_rows(data: &[u8]) -> Result<Vec<ReportRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(data);
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record?;
+        let f = |i: usize| record.get(i).unwrap_or_default().to_string();
+        rows.push(ReportRow {
+            bucket: f(column::BUCKET),
+            key: f(column::KEY),
+            version_id: f(column::VERSION_ID),
+            status: f(column::TASK_STATUS),
+            http_status: f(column::HTTP_STATUS),
+            error_code: f(column::ERROR_CODE),
+            message: f(column::RESULT_MESSAGE),
+        });
+    }
+    Ok(rows)
+}
 
 /// Appends one task's report row to a CSV writer.
 pub fn write_row<W: std::io::Write>(
@@ -158,7 +203,7 @@ impl ReportSummary {
             return;
         }
         self.failed += 1;
-        let code = field(5);
+        let code = field(column::ERROR_CODE);
         if let Some(n) = self.by_error_code.get_mut(&code) {
             *n += 1;
         } else if self.by_error_code.len() < SUMMARY_ERROR_CODES {
@@ -167,8 +212,8 @@ impl ReportSummary {
             self.other_error_codes += 1;
         }
         if self.first_failures.len() < SUMMARY_FAILED_ROWS {
-            let raw_key = field(1);
-            let mut message = field(6);
+            let raw_key = field(column::KEY);
+            let mut message = field(column::RESULT_MESSAGE);
             if message.len() > SUMMARY_MESSAGE_BYTES {
                 let mut end = SUMMARY_MESSAGE_BYTES;
                 while !message.is_char_boundary(end) {
@@ -177,11 +222,11 @@ impl ReportSummary {
                 message.truncate(end);
             }
             self.first_failures.push(FailedRow {
-                bucket: field(0),
+                bucket: field(column::BUCKET),
                 key: crate::manifest::csv::decode_key(&raw_key).unwrap_or(raw_key),
-                version_id: Some(field(2)).filter(|v| !v.is_empty()),
+                version_id: Some(field(column::VERSION_ID)).filter(|v| !v.is_empty()),
                 error_code: code,
-                http_status_code: field(4).parse().unwrap_or(0),
+                http_status_code: field(column::HTTP_STATUS).parse().unwrap_or(0),
                 result_message: message,
             });
         }
@@ -473,6 +518,32 @@ mod tests {
             text,
             "bkt,photos/a%20b%2Bc.jpg,,succeeded,200,,Successful\n\
              bkt,x,v1,failed,404,NoSuchKey,The specified key does not exist.\n"
+        );
+    }
+
+    #[test]
+    fn rows_read_back_as_written() {
+        let tasks = [task("a b+c", Some("v1")), task("x", None)];
+        let outcomes = [
+            Outcome::success("Successful"),
+            Outcome::failure(404, "NoSuchKey", "gone, \"really\""),
+        ];
+        let rows = read_rows(&chunk_rows(&tasks, &outcomes).unwrap()).unwrap();
+        assert_eq!(
+            rows[0],
+            ReportRow {
+                bucket: "bkt".into(),
+                key: "a%20b%2Bc".into(),
+                version_id: "v1".into(),
+                status: "succeeded".into(),
+                http_status: "200".into(),
+                error_code: "".into(),
+                message: "Successful".into(),
+            }
+        );
+        assert_eq!(
+            (rows[1].error_code.as_str(), rows[1].message.as_str()),
+            ("NoSuchKey", "gone, \"really\"")
         );
     }
 
