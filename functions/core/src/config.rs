@@ -287,6 +287,7 @@ impl Config {
     /// A configuration for the named resources, the other settings read through `lookup`
     /// (the dev runner passes the environment, so every `BATCHOPS_*` tunable works locally).
     /// With no `BATCHOPS_ALLOWED_BUCKETS`, any bucket is allowed.
+    #[cfg(any(test, feature = "emulator"))]
     pub fn for_stack_with(
         names: StackNames,
         lookup: impl Fn(&str) -> Option<String>,
@@ -313,6 +314,7 @@ impl Config {
     }
 
     /// A configuration for the named resources with every default (dev runner and tests).
+    #[cfg(any(test, feature = "emulator"))]
     pub fn for_stack(names: StackNames) -> Self {
         Self {
             table: names.table,

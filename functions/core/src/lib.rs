@@ -15,8 +15,9 @@
 //! - [`ops`]: one module per operation; [`ops::run_task`] adds retries with backoff.
 //! - [`report`]: result rows and the `Report_CSV_20180820` completion report writer.
 //! - [`adapters`]: every AWS call the domain makes — [`adapters::JobStore`] (DynamoDB),
-//!   [`adapters::Queues`] (SQS), [`adapters::Objects`] (S3) — plus [`adapters::stack`], which
-//!   creates the stack's resources on an emulator.
+//!   [`adapters::Queues`] (SQS), [`adapters::Objects`] (S3) — plus `adapters::stack`, which
+//!   creates the stack's resources on an emulator (feature `emulator`: the dev runner's,
+//!   the tests' and the bench's, in no Lambda binary).
 //! - [`planner`], [`worker`], [`finalizer`]: the three pipeline stages as plain async functions.
 //! - [`error`]: the crate's error type; each variant knows whether retrying can help.
 

@@ -7,6 +7,7 @@ pub mod dynamo;
 pub mod events;
 pub mod s3;
 pub mod sqs;
+#[cfg(feature = "emulator")]
 pub mod stack;
 
 pub use dynamo::{ChunkCounts, ChunkRecord, JobStore};
