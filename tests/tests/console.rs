@@ -47,6 +47,21 @@ fn save_screenshot(name: &str, png: &[u8]) {
     }
 }
 
+/// At a phone's width (390 px) the page needs no sideways scrolling; the window is then made
+/// wide again.
+async fn fits_a_phone(browser: &Browser, what: &str) {
+    browser.resize(390, 844).await.unwrap();
+    let widths = browser
+        .eval(
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(widths[0].as_u64() <= widths[1].as_u64(), "{what}: {widths}");
+    browser.resize(1280, 800).await.unwrap();
+}
+
 async fn status(stack: &TestStack, id: &str) -> String {
     stack.api.describe(id).await.unwrap()["Status"]
         .as_str()
@@ -138,16 +153,7 @@ async fn the_console_shows_jobs_as_the_api_does_and_acts_on_them_through_the_api
         .await
         .unwrap();
     assert_eq!(named, json!(["en", 1, []]), "unnamed controls");
-    browser.resize(390, 844).await.unwrap();
-    let fits = browser
-        .eval(
-            "return [document.documentElement.scrollWidth, window.innerWidth]",
-            json!([]),
-        )
-        .await
-        .unwrap();
-    assert!(fits[0].as_u64() <= fits[1].as_u64(), "{fits}");
-    browser.resize(1280, 800).await.unwrap();
+    fits_a_phone(&browser, "the list").await;
 
     // The status filter, through its own controls.
     browser.click("input[value=Suspended]").await.unwrap();
@@ -254,17 +260,7 @@ async fn the_console_shows_jobs_as_the_api_does_and_acts_on_them_through_the_api
     // The whole page, report tables included.
     browser.resize(1280, 1500).await.unwrap();
     save_screenshot("console-job.png", &browser.screenshot().await.unwrap());
-    // A job page on a phone: no sideways scrolling either.
-    browser.resize(390, 844).await.unwrap();
-    let fits = browser
-        .eval(
-            "return [document.documentElement.scrollWidth, window.innerWidth]",
-            json!([]),
-        )
-        .await
-        .unwrap();
-    assert!(fits[0].as_u64() <= fits[1].as_u64(), "job page: {fits}");
-    browser.resize(1280, 800).await.unwrap();
+    fits_a_phone(&browser, "a job page").await;
 
     browser
         .goto(&format!("{base}/console#/jobs/{f}"))

@@ -206,6 +206,25 @@ async fn an_operation_outside_the_allowed_operations_is_refused_naming_it() {
 
 /// Security issue §2: a job created while a power was enabled runs none of its tasks once the
 /// stack no longer grants it (a redeploy in between): each task is an `AccessDenied` row.
+/// Creates a job through the job service of `creator` (another stack configuration than the
+/// running one: what a job made before a redeploy met), waits until it is `Complete` and
+/// returns its report (under `reports` of `report_bucket`).
+async fn run_as_created_by(
+    stack: &TestStack,
+    creator: &batchops_core::Deps,
+    body: Value,
+    report_bucket: &str,
+) -> batchops_cli::client::Report {
+    let request = serde_json::from_value(body).unwrap();
+    let job_id =
+        batchops_core::jobs::create_job(creator, request, &batchops_core::job::Actor::api(None))
+            .await
+            .unwrap();
+    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    stack.report(report_bucket, "reports", &job_id).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_whose_power_was_withdrawn_after_it_was_created_deletes_nothing() {
     let stack = TestStack::start_with(StackOptions {
@@ -220,14 +239,7 @@ async fn a_job_whose_power_was_withdrawn_after_it_was_created_deletes_nothing() 
     // Created as the stack was before its redeploy: with deletes enabled.
     let mut before = (*stack.dev.deps).clone();
     before.config.powers = batchops_core::ops::powers::Power::ALL.to_vec();
-    let request = serde_json::from_value(body).unwrap();
-    let job_id =
-        batchops_core::jobs::create_job(&before, request, &batchops_core::job::Actor::api(None))
-            .await
-            .unwrap();
-    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
-    assert_eq!(job["Status"], "Complete", "{job}");
-    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    let report = run_as_created_by(&stack, &before, body, &seeded.target).await;
     for key in &keys {
         batchops_tests::assert_failed_row(
             batchops_tests::row_of(&report, key),
@@ -260,14 +272,7 @@ async fn a_job_copying_into_the_stack_bucket_is_refused_by_the_worker_too() {
         "TargetResource": format!("arn:aws:s3:::{own}"), "TargetKeyPrefix": "results/other-job"}});
     let mut elsewhere = (*stack.dev.deps).clone();
     elsewhere.config.bucket = unique("not-the-stack-bucket");
-    let request = serde_json::from_value(body).unwrap();
-    let job_id =
-        batchops_core::jobs::create_job(&elsewhere, request, &batchops_core::job::Actor::api(None))
-            .await
-            .unwrap();
-    let job = stack.wait(&job_id, Duration::from_secs(60)).await;
-    assert_eq!(job["Status"], "Complete", "{job}");
-    let report = stack.report(&seeded.target, "reports", &job_id).await;
+    let report = run_as_created_by(&stack, &elsewhere, body, &seeded.target).await;
     for key in &keys {
         let row = batchops_tests::row_of(&report, key);
         batchops_tests::assert_failed_row(row, "403", "AccessDenied");

@@ -253,6 +253,36 @@ async fn stock_clients_manage_jobs_through_the_proxy() {
     let rows: Vec<(String, String)> = keys.iter().map(|k| (src.clone(), k.clone())).collect();
     let etag = stack.put_manifest(&src, "m.csv", &rows).await;
 
+    // The console, as `batchops console` serves it: the page comes from the API behind the
+    // proxy, and a call the page makes (its own Origin) reaches the API.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let page = http
+        .get(format!("http://{addr}/console"))
+        .header("sec-fetch-site", "none")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().await.unwrap().contains("/console/app.js"));
+    let listed = http
+        .get(format!("http://{addr}/jobs"))
+        .header("origin", format!("http://{addr}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.status(),
+        200,
+        "the console's own call passes the proxy"
+    );
+
     // boto3 and the AWS CLI, with the proxy as both HTTP_PROXY and endpoint port.
     let seen = batchops_tests::run_stock_clients(addr.port(), &src, "m.csv", &etag).await;
     for client in ["boto3", "cli"] {
