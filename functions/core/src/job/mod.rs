@@ -1,8 +1,12 @@
-//! Jobs: what the user asked for ([`spec`]), where it stands ([`status`]) and the stored record
+//! Jobs: what the user asked for ([`spec`], built from [`arn`], [`timestamp`] and [`validate`]),
+//! where it stands ([`status`]) and the stored record
 //! ([`Job`]) that the API describes and the pipeline counts into.
 
+pub mod arn;
 pub mod spec;
 pub mod status;
+pub mod timestamp;
+pub mod validate;
 
 pub use spec::CreateJobRequest;
 pub use status::JobStatus;

@@ -4,6 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The request's building blocks live in their own modules; re-exported here so that the
+/// whole CreateJob body reads as one place.
+pub use super::arn::{parse_bucket_arn, parse_object_arn, valid_bucket_name};
+pub use super::timestamp::Timestamp;
+pub use super::validate::{Invalid, invalid, validate_tags};
+
 /// The operation types live beside their code in [`crate::ops`]; they are re-exported here so
 /// that the whole CreateJob body reads as one place.
 pub use crate::ops::JobOperation;
@@ -90,65 +96,6 @@ impl FailureThreshold {
 pub struct Tag {
     pub key: String,
     pub value: String,
-}
-
-/// A point in time in a request body. S3 Control's JSON carries timestamps as ISO-8601 strings
-/// (`2030-01-01T00:00:00Z`, or a bare date `2030-01-01`) or as Unix seconds, as the AWS CLI
-/// accepts them; batchops writes them back as ISO-8601 UTC with milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timestamp(pub time::OffsetDateTime);
-
-impl Timestamp {
-    /// Parses an ISO-8601 / RFC 3339 date-time, or a bare `YYYY-MM-DD` (midnight UTC).
-    pub fn parse(s: &str) -> Option<Self> {
-        if let Some(t) = crate::time::parse(s) {
-            return Some(Self(t));
-        }
-        let format = time::macros::format_description!("[year]-[month]-[day]");
-        time::Date::parse(s, &format)
-            .ok()
-            .map(|d| Self(d.midnight().assume_utc()))
-    }
-
-    /// Milliseconds since the epoch (always `Some`: parsing already refused what is not a
-    /// timestamp; the `Option` keeps callers honest should that change).
-    pub fn epoch_millis(&self) -> Option<i64> {
-        i64::try_from(self.0.unix_timestamp_nanos() / 1_000_000).ok()
-    }
-
-    /// The same instant for the AWS SDK.
-    pub fn to_sdk(self) -> aws_smithy_types::DateTime {
-        aws_smithy_types::DateTime::from_nanos(self.0.unix_timestamp_nanos())
-            .expect("an OffsetDateTime is within the SDK's range")
-    }
-}
-
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::time::iso(self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Seconds(f64),
-        }
-        let bad = |what: &dyn std::fmt::Display| {
-            serde::de::Error::custom(format!(
-                "invalid timestamp {what}: expected ISO-8601 like 2030-01-01T00:00:00Z or Unix seconds"
-            ))
-        };
-        match Raw::deserialize(d)? {
-            Raw::Text(s) => Self::parse(&s).ok_or_else(|| bad(&format!("{s:?}"))),
-            Raw::Seconds(n) => time::OffsetDateTime::from_unix_timestamp_nanos((n * 1e9) as i128)
-                .map(Self)
-                .map_err(|_| bad(&n)),
-        }
-    }
 }
 
 /// `Manifest`: where the object list is and how it is laid out.
@@ -325,51 +272,6 @@ pub struct JobReport {
 pub enum ReportScope {
     AllTasks,
     FailedTasksOnly,
-}
-
-/// A request problem, naming the field (the API answers it with HTTP 400).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct Invalid {
-    pub field: String,
-    pub message: String,
-}
-
-pub fn invalid(field: &str, message: impl Into<String>) -> Invalid {
-    Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
-/// Splits `arn:aws:s3:::bucket/key` into bucket and key.
-pub fn parse_object_arn(arn: &str) -> Option<(String, String)> {
-    let rest = strip_s3_arn(arn)?;
-    let (bucket, key) = rest.split_once('/')?;
-    (valid_bucket_name(bucket) && !key.is_empty()).then(|| (bucket.to_string(), key.to_string()))
-}
-
-/// The bucket name of `arn:aws:s3:::bucket` (a bare bucket name is accepted too).
-pub fn parse_bucket_arn(arn: &str) -> Option<String> {
-    let name = strip_s3_arn(arn).unwrap_or(arn);
-    valid_bucket_name(name).then(|| name.to_string())
-}
-
-fn strip_s3_arn(arn: &str) -> Option<&str> {
-    let rest = arn.strip_prefix("arn:")?;
-    let (_partition, rest) = rest.split_once(':')?;
-    rest.strip_prefix("s3:::")
-}
-
-/// S3's general-purpose bucket naming rules (3–63 chars of a-z, 0-9, `.`, `-`; starts and
-/// ends with a letter or digit).
-pub fn valid_bucket_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
 impl CreateJobRequest {
@@ -701,27 +603,6 @@ impl S3JobManifestGenerator {
     }
 }
 
-/// S3's tag rules: keys 1–128 characters, values at most 256, keys unique, at most `max`.
-pub fn validate_tags(field: &str, tags: &[Tag], max: usize) -> Result<(), Invalid> {
-    if tags.len() > max {
-        return Err(invalid(field, format!("at most {max} tags")));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for t in tags {
-        let n = t.key.chars().count();
-        if n == 0 || n > 128 {
-            return Err(invalid(field, "tag keys must be 1 to 128 characters"));
-        }
-        if t.value.chars().count() > 256 {
-            return Err(invalid(field, "tag values must be at most 256 characters"));
-        }
-        if !seen.insert(t.key.as_str()) {
-            return Err(invalid(field, format!("duplicate tag key {:?}", t.key)));
-        }
-    }
-    Ok(())
-}
-
 /// Column positions of an `S3BatchOperations_CSV_20180820` manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Columns {
@@ -976,18 +857,6 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_parse_as_the_cli_writes_them() {
-        let t: Timestamp = serde_json::from_value("2030-01-02T03:04:05Z".into()).unwrap();
-        assert_eq!(serde_json::to_value(t).unwrap(), "2030-01-02T03:04:05.000Z");
-        let d: Timestamp = serde_json::from_value("2030-01-02".into()).unwrap();
-        assert_eq!(crate::time::iso(d.0), "2030-01-02T00:00:00.000Z");
-        let n: Timestamp = serde_json::from_value(1_900_000_000.into()).unwrap();
-        assert_eq!(n.0.unix_timestamp(), 1_900_000_000);
-        assert_eq!(n.to_sdk().secs(), 1_900_000_000);
-        assert!(serde_json::from_value::<Timestamp>("next tuesday".into()).is_err());
-    }
-
-    #[test]
     fn dry_run_round_trips() {
         let mut b = body();
         b["DryRun"] = true.into();
@@ -1001,19 +870,5 @@ mod tests {
                 .get("DryRun")
                 .is_none()
         );
-    }
-
-    #[test]
-    fn arns_parse() {
-        assert_eq!(
-            parse_object_arn("arn:aws:s3:::b-1/a/b c.txt"),
-            Some(("b-1".into(), "a/b c.txt".into()))
-        );
-        assert_eq!(parse_object_arn("arn:aws:s3:::b-1/"), None);
-        assert_eq!(
-            parse_bucket_arn("arn:aws:s3:::my.bucket"),
-            Some("my.bucket".into())
-        );
-        assert_eq!(parse_bucket_arn("Bad_Bucket"), None);
     }
 }
