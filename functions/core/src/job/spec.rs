@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 pub use super::arn::{parse_bucket_arn, parse_object_arn, valid_bucket_name};
 pub use super::timestamp::Timestamp;
 pub use super::validate::{Invalid, invalid, validate_tags};
+pub use crate::manifest::generator::{
+    GENERATED_MANIFEST_FORMAT, JobManifestGenerator, JobManifestGeneratorFilter, KeyNameConstraint,
+    S3JobManifestGenerator, S3ManifestOutputLocation,
+};
+pub use crate::manifest::spec::{
+    Columns, JobManifest, ManifestField, ManifestFormat, ManifestLocation, ManifestSpec,
+    manifest_columns,
+};
 
 /// The operation types live beside their code in [`crate::ops`]; they are re-exported here so
 /// that the whole CreateJob body reads as one place.
@@ -96,156 +104,6 @@ impl FailureThreshold {
 pub struct Tag {
     pub key: String,
     pub value: String,
-}
-
-/// `Manifest`: where the object list is and how it is laid out.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct JobManifest {
-    pub spec: ManifestSpec,
-    pub location: ManifestLocation,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct ManifestSpec {
-    pub format: ManifestFormat,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Vec<ManifestField>>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ManifestFormat {
-    #[serde(rename = "S3BatchOperations_CSV_20180820")]
-    BatchOperationsCsv,
-    /// An S3 Inventory report: `Location` names its `manifest.json`, whose `files` are gzip CSV
-    /// data files with the columns of its `fileSchema`. The 2021 name (the format a manifest
-    /// generator writes) is read the same way.
-    #[serde(
-        rename = "S3InventoryReport_CSV_20161130",
-        alias = "S3InventoryReport_CSV_20211130"
-    )]
-    InventoryReportCsv,
-}
-
-/// A column of an `S3BatchOperations_CSV_20180820` manifest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ManifestField {
-    Ignore,
-    Bucket,
-    Key,
-    VersionId,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct ManifestLocation {
-    /// `arn:aws:s3:::bucket/key` of the manifest object.
-    pub object_arn: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_version_id: Option<String>,
-    /// Required by AWS; optional here. When given it must match the object's ETag.
-    #[serde(default, rename = "ETag", skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-}
-
-/// `ManifestGenerator` of CreateJob (S3 Control's `JobManifestGenerator`: an object with
-/// exactly one key).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub enum JobManifestGenerator {
-    S3JobManifestGenerator(S3JobManifestGenerator),
-}
-
-impl JobManifestGenerator {
-    pub fn s3(&self) -> &S3JobManifestGenerator {
-        match self {
-            JobManifestGenerator::S3JobManifestGenerator(g) => g,
-        }
-    }
-}
-
-/// Lists `SourceBucket` (ListObjectsV2, current versions) and makes a task of every object
-/// that passes `Filter`; with `EnableManifestOutput`, also writes the list it made.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct S3JobManifestGenerator {
-    /// `arn:aws:s3:::bucket` to list.
-    pub source_bucket: String,
-    /// Required by AWS; `false` when omitted here.
-    #[serde(default)]
-    pub enable_manifest_output: bool,
-    /// Accepted for compatibility; unused (batchops has no cross-account check).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_bucket_owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest_output_location: Option<S3ManifestOutputLocation>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter: Option<JobManifestGeneratorFilter>,
-}
-
-/// Where a generated manifest is written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct S3ManifestOutputLocation {
-    /// `arn:aws:s3:::bucket`.
-    pub bucket: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest_prefix: Option<String>,
-    /// `S3InventoryReport_CSV_20211130`, the only value AWS defines.
-    pub manifest_format: String,
-    /// Accepted for compatibility; unused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_manifest_bucket_owner: Option<String>,
-    /// Accepted for compatibility; objects are written with the bucket's default encryption.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest_encryption: Option<serde_json::Value>,
-}
-
-/// The generated manifest's format name.
-pub const GENERATED_MANIFEST_FORMAT: &str = "S3InventoryReport_CSV_20211130";
-
-/// `JobManifestGeneratorFilter`: an object becomes a task only if it passes every filter given.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct JobManifestGeneratorFilter {
-    /// Objects last modified after this time (ListObjectsV2's `LastModified`, which for the
-    /// current version is when it was created).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_after: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_before: Option<Timestamp>,
-    /// Accepted and ignored: batchops reads no replication configuration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eligible_for_replication: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_name_constraint: Option<KeyNameConstraint>,
-    /// Strictly greater than.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_size_greater_than_bytes: Option<i64>,
-    /// Strictly less than.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_size_less_than_bytes: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub match_any_storage_class: Vec<String>,
-    /// Refused when non-empty: ListObjectsV2 does not tell replication status.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub object_replication_statuses: Vec<String>,
-    /// Refused when given: ListObjectsV2 does not tell encryption.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub match_any_object_encryption: Option<serde_json::Value>,
-}
-
-/// `KeyNameConstraint`: each list given must match (any of its entries).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct KeyNameConstraint {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub match_any_prefix: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub match_any_suffix: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub match_any_substring: Vec<String>,
 }
 
 /// `Report`: whether and where the completion report is written.
@@ -487,155 +345,6 @@ impl CreateJobRequest {
     }
 }
 
-impl S3JobManifestGenerator {
-    fn validate(&self) -> Result<(), Invalid> {
-        const AT: &str = "ManifestGenerator.S3JobManifestGenerator";
-        if parse_bucket_arn(&self.source_bucket).is_none() {
-            return Err(invalid(
-                &format!("{AT}.SourceBucket"),
-                "must be a bucket ARN like arn:aws:s3:::bucket",
-            ));
-        }
-        match &self.manifest_output_location {
-            None if self.enable_manifest_output => {
-                return Err(invalid(
-                    &format!("{AT}.ManifestOutputLocation"),
-                    "is required when EnableManifestOutput is true",
-                ));
-            }
-            Some(out) => {
-                if parse_bucket_arn(&out.bucket).is_none() {
-                    return Err(invalid(
-                        &format!("{AT}.ManifestOutputLocation.Bucket"),
-                        "must be a bucket ARN like arn:aws:s3:::bucket",
-                    ));
-                }
-                if out.manifest_format != GENERATED_MANIFEST_FORMAT {
-                    return Err(invalid(
-                        &format!("{AT}.ManifestOutputLocation.ManifestFormat"),
-                        format!("must be {GENERATED_MANIFEST_FORMAT}"),
-                    ));
-                }
-                if out
-                    .manifest_prefix
-                    .as_ref()
-                    .is_some_and(|p| p.is_empty() || p.len() > 512)
-                {
-                    return Err(invalid(
-                        &format!("{AT}.ManifestOutputLocation.ManifestPrefix"),
-                        "must be 1 to 512 characters",
-                    ));
-                }
-            }
-            None => {}
-        }
-        let Some(f) = &self.filter else {
-            return Ok(());
-        };
-        for (name, t) in [
-            ("CreatedAfter", &f.created_after),
-            ("CreatedBefore", &f.created_before),
-        ] {
-            if t.as_ref().is_some_and(|t| t.epoch_millis().is_none()) {
-                return Err(invalid(
-                    &format!("{AT}.Filter.{name}"),
-                    "must be an ISO-8601 time like 2026-01-31T00:00:00Z or epoch seconds",
-                ));
-            }
-        }
-        for (name, v) in [
-            (
-                "ObjectSizeGreaterThanBytes",
-                f.object_size_greater_than_bytes,
-            ),
-            ("ObjectSizeLessThanBytes", f.object_size_less_than_bytes),
-        ] {
-            if v.is_some_and(|v| v < 0) {
-                return Err(invalid(&format!("{AT}.Filter.{name}"), "must be >= 0"));
-            }
-        }
-        const CLASSES: [&str; 7] = [
-            "STANDARD",
-            "STANDARD_IA",
-            "ONEZONE_IA",
-            "GLACIER",
-            "INTELLIGENT_TIERING",
-            "DEEP_ARCHIVE",
-            "GLACIER_IR",
-        ];
-        if let Some(c) = f
-            .match_any_storage_class
-            .iter()
-            .find(|c| !CLASSES.contains(&c.as_str()))
-        {
-            return Err(invalid(
-                &format!("{AT}.Filter.MatchAnyStorageClass"),
-                format!("{c:?} is not one of {}", CLASSES.join(", ")),
-            ));
-        }
-        if !f.object_replication_statuses.is_empty() {
-            return Err(invalid(
-                &format!("{AT}.Filter.ObjectReplicationStatuses"),
-                "is not supported by batchops (listing does not tell replication status)",
-            ));
-        }
-        if f.match_any_object_encryption.is_some() {
-            return Err(invalid(
-                &format!("{AT}.Filter.MatchAnyObjectEncryption"),
-                "is not supported by batchops (listing does not tell encryption)",
-            ));
-        }
-        if let Some(k) = &f.key_name_constraint {
-            for (name, list) in [
-                ("MatchAnyPrefix", &k.match_any_prefix),
-                ("MatchAnySuffix", &k.match_any_suffix),
-                ("MatchAnySubstring", &k.match_any_substring),
-            ] {
-                if list.iter().any(|s| s.is_empty() || s.len() > 1024) {
-                    return Err(invalid(
-                        &format!("{AT}.Filter.KeyNameConstraint.{name}"),
-                        "entries must be 1 to 1024 characters",
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Column positions of an `S3BatchOperations_CSV_20180820` manifest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Columns {
-    pub count: usize,
-    pub bucket: usize,
-    pub key: usize,
-    pub version_id: Option<usize>,
-}
-
-/// Resolves `Spec.Fields` (default `Bucket, Key`): exactly one `Bucket` and one `Key`, at most
-/// one `VersionId`, any number of `Ignore`.
-pub fn manifest_columns(fields: Option<&[ManifestField]>) -> Result<Columns, String> {
-    let fields = fields.unwrap_or(&[ManifestField::Bucket, ManifestField::Key]);
-    let find = |f: ManifestField| -> Result<Option<usize>, String> {
-        let mut at = fields
-            .iter()
-            .enumerate()
-            .filter(|(_, x)| **x == f)
-            .map(|(i, _)| i);
-        let first = at.next();
-        if at.next().is_some() {
-            return Err(format!("{f:?} appears more than once"));
-        }
-        Ok(first)
-    };
-    Ok(Columns {
-        count: fields.len(),
-        bucket: find(ManifestField::Bucket)?.ok_or("must include Bucket")?,
-        key: find(ManifestField::Key)?.ok_or("must include Key")?,
-        version_id: find(ManifestField::VersionId)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -716,23 +425,6 @@ mod tests {
         );
         assert!(validate_tags("Tags", &[tag("")], 50).is_err());
         assert!(validate_tags("Tags", &[tag("a"), tag("b")], 1).is_err());
-    }
-
-    #[test]
-    fn columns_need_bucket_and_key_once() {
-        use ManifestField::*;
-        assert_eq!(
-            manifest_columns(Some(&[Ignore, Bucket, Key, VersionId])).unwrap(),
-            Columns {
-                count: 4,
-                bucket: 1,
-                key: 2,
-                version_id: Some(3)
-            }
-        );
-        assert!(manifest_columns(Some(&[Bucket])).is_err());
-        assert!(manifest_columns(Some(&[Bucket, Key, Key])).is_err());
-        assert_eq!(manifest_columns(None).unwrap().count, 2);
     }
 
     fn generator_body() -> serde_json::Value {

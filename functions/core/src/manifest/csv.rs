@@ -10,10 +10,11 @@
 //! Every row carries the byte offset where it starts, so a planner that stops part-way can
 //! resume with a ranged GetObject from the first row it did not queue.
 
+use super::spec::{Columns, JobManifest, manifest_columns};
 use super::{Item, ManifestError, ManifestStream, Position, Resume};
 use crate::adapters::Objects;
 use crate::chunk::Task;
-use crate::job::spec::{Columns, JobManifest, manifest_columns, parse_object_arn};
+use crate::job::arn::parse_object_arn;
 use tokio_util::io::SyncIoBridge;
 
 /// S3's longest object key, in UTF-8 bytes.
@@ -196,7 +197,7 @@ impl<R: std::io::Read> Rows<R> {
         let (true, Ok(raw_key)) = ((0..rec.len()).all(utf8), std::str::from_utf8(raw_key)) else {
             return Err(format!("row {line} is not valid UTF-8"));
         };
-        if task.bucket.is_empty() || !crate::job::spec::valid_bucket_name(&task.bucket) {
+        if task.bucket.is_empty() || !crate::job::arn::valid_bucket_name(&task.bucket) {
             return Err(format!(
                 "row {line}: not a valid bucket name: {:?}",
                 task.bucket
@@ -368,9 +369,9 @@ pub async fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::spec::{ManifestField::*, manifest_columns};
+    use crate::manifest::spec::{ManifestField::*, manifest_columns};
 
-    fn parse(input: &str, fields: &[crate::job::spec::ManifestField]) -> Vec<Task> {
+    fn parse(input: &str, fields: &[crate::manifest::spec::ManifestField]) -> Vec<Task> {
         let cols = manifest_columns(Some(fields)).unwrap();
         Rows::new(input.as_bytes(), cols, 0)
             .map(Result::unwrap)

@@ -17,11 +17,232 @@
 use super::{Item, ManifestError, ManifestStream, Position, Resume};
 use crate::adapters::Objects;
 use crate::chunk::{Chunk, Task};
-use crate::job::spec::{
-    JobManifestGeneratorFilter, S3JobManifestGenerator, S3ManifestOutputLocation, parse_bucket_arn,
-};
+use crate::job::arn::parse_bucket_arn;
+use crate::job::timestamp::Timestamp;
+use crate::job::validate::{Invalid, invalid};
 use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
 use std::io::Write;
+
+// ---- The CreateJob request's `ManifestGenerator` ----------------------------------------
+
+/// `ManifestGenerator` of CreateJob (S3 Control's `JobManifestGenerator`: an object with
+/// exactly one key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum JobManifestGenerator {
+    S3JobManifestGenerator(S3JobManifestGenerator),
+}
+
+impl JobManifestGenerator {
+    pub fn s3(&self) -> &S3JobManifestGenerator {
+        match self {
+            JobManifestGenerator::S3JobManifestGenerator(g) => g,
+        }
+    }
+}
+
+/// Lists `SourceBucket` (ListObjectsV2, current versions) and makes a task of every object
+/// that passes `Filter`; with `EnableManifestOutput`, also writes the list it made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3JobManifestGenerator {
+    /// `arn:aws:s3:::bucket` to list.
+    pub source_bucket: String,
+    /// Required by AWS; `false` when omitted here.
+    #[serde(default)]
+    pub enable_manifest_output: bool,
+    /// Accepted for compatibility; unused (batchops has no cross-account check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bucket_owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_output_location: Option<S3ManifestOutputLocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<JobManifestGeneratorFilter>,
+}
+
+/// Where a generated manifest is written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3ManifestOutputLocation {
+    /// `arn:aws:s3:::bucket`.
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_prefix: Option<String>,
+    /// `S3InventoryReport_CSV_20211130`, the only value AWS defines.
+    pub manifest_format: String,
+    /// Accepted for compatibility; unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_manifest_bucket_owner: Option<String>,
+    /// Accepted for compatibility; objects are written with the bucket's default encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_encryption: Option<serde_json::Value>,
+}
+
+/// The generated manifest's format name.
+pub const GENERATED_MANIFEST_FORMAT: &str = "S3InventoryReport_CSV_20211130";
+
+/// `JobManifestGeneratorFilter`: an object becomes a task only if it passes every filter given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JobManifestGeneratorFilter {
+    /// Objects last modified after this time (ListObjectsV2's `LastModified`, which for the
+    /// current version is when it was created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<Timestamp>,
+    /// Accepted and ignored: batchops reads no replication configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_for_replication: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name_constraint: Option<KeyNameConstraint>,
+    /// Strictly greater than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_greater_than_bytes: Option<i64>,
+    /// Strictly less than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_less_than_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_any_storage_class: Vec<String>,
+    /// Refused when non-empty: ListObjectsV2 does not tell replication status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub object_replication_statuses: Vec<String>,
+    /// Refused when given: ListObjectsV2 does not tell encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_object_encryption: Option<serde_json::Value>,
+}
+
+/// `KeyNameConstraint`: each list given must match (any of its entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct KeyNameConstraint {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_any_prefix: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_any_suffix: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_any_substring: Vec<String>,
+}
+
+impl S3JobManifestGenerator {
+    /// Checks the generator part of a CreateJob body; errors name the field.
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        const AT: &str = "ManifestGenerator.S3JobManifestGenerator";
+        if parse_bucket_arn(&self.source_bucket).is_none() {
+            return Err(invalid(
+                &format!("{AT}.SourceBucket"),
+                "must be a bucket ARN like arn:aws:s3:::bucket",
+            ));
+        }
+        match &self.manifest_output_location {
+            None if self.enable_manifest_output => {
+                return Err(invalid(
+                    &format!("{AT}.ManifestOutputLocation"),
+                    "is required when EnableManifestOutput is true",
+                ));
+            }
+            Some(out) => {
+                if parse_bucket_arn(&out.bucket).is_none() {
+                    return Err(invalid(
+                        &format!("{AT}.ManifestOutputLocation.Bucket"),
+                        "must be a bucket ARN like arn:aws:s3:::bucket",
+                    ));
+                }
+                if out.manifest_format != GENERATED_MANIFEST_FORMAT {
+                    return Err(invalid(
+                        &format!("{AT}.ManifestOutputLocation.ManifestFormat"),
+                        format!("must be {GENERATED_MANIFEST_FORMAT}"),
+                    ));
+                }
+                if out
+                    .manifest_prefix
+                    .as_ref()
+                    .is_some_and(|p| p.is_empty() || p.len() > 512)
+                {
+                    return Err(invalid(
+                        &format!("{AT}.ManifestOutputLocation.ManifestPrefix"),
+                        "must be 1 to 512 characters",
+                    ));
+                }
+            }
+            None => {}
+        }
+        let Some(f) = &self.filter else {
+            return Ok(());
+        };
+        for (name, t) in [
+            ("CreatedAfter", &f.created_after),
+            ("CreatedBefore", &f.created_before),
+        ] {
+            if t.as_ref().is_some_and(|t| t.epoch_millis().is_none()) {
+                return Err(invalid(
+                    &format!("{AT}.Filter.{name}"),
+                    "must be an ISO-8601 time like 2026-01-31T00:00:00Z or epoch seconds",
+                ));
+            }
+        }
+        for (name, v) in [
+            (
+                "ObjectSizeGreaterThanBytes",
+                f.object_size_greater_than_bytes,
+            ),
+            ("ObjectSizeLessThanBytes", f.object_size_less_than_bytes),
+        ] {
+            if v.is_some_and(|v| v < 0) {
+                return Err(invalid(&format!("{AT}.Filter.{name}"), "must be >= 0"));
+            }
+        }
+        const CLASSES: [&str; 7] = [
+            "STANDARD",
+            "STANDARD_IA",
+            "ONEZONE_IA",
+            "GLACIER",
+            "INTELLIGENT_TIERING",
+            "DEEP_ARCHIVE",
+            "GLACIER_IR",
+        ];
+        if let Some(c) = f
+            .match_any_storage_class
+            .iter()
+            .find(|c| !CLASSES.contains(&c.as_str()))
+        {
+            return Err(invalid(
+                &format!("{AT}.Filter.MatchAnyStorageClass"),
+                format!("{c:?} is not one of {}", CLASSES.join(", ")),
+            ));
+        }
+        if !f.object_replication_statuses.is_empty() {
+            return Err(invalid(
+                &format!("{AT}.Filter.ObjectReplicationStatuses"),
+                "is not supported by batchops (listing does not tell replication status)",
+            ));
+        }
+        if f.match_any_object_encryption.is_some() {
+            return Err(invalid(
+                &format!("{AT}.Filter.MatchAnyObjectEncryption"),
+                "is not supported by batchops (listing does not tell encryption)",
+            ));
+        }
+        if let Some(k) = &f.key_name_constraint {
+            for (name, list) in [
+                ("MatchAnyPrefix", &k.match_any_prefix),
+                ("MatchAnySuffix", &k.match_any_suffix),
+                ("MatchAnySubstring", &k.match_any_substring),
+            ] {
+                if list.iter().any(|s| s.is_empty() || s.len() > 1024) {
+                    return Err(invalid(
+                        &format!("{AT}.Filter.KeyNameConstraint.{name}"),
+                        "entries must be 1 to 1024 characters",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---- Generating the task list ----------------------------------------------------------
 
 /// A generator's filter, ready to apply to listed objects.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -346,7 +567,7 @@ pub fn chain(recorded: &[OutputFile], chunks: u64) -> Option<Vec<&OutputFile>> {
 mod tests {
     use super::*;
     use crate::adapters::s3::Listed;
-    use crate::job::spec::{KeyNameConstraint, Timestamp};
+    use crate::job::timestamp::Timestamp;
 
     fn listed(key: &str, size: i64, modified: i64, class: Option<&str>) -> Listed {
         Listed {

@@ -22,11 +22,12 @@
 //! rows are used. A missing or corrupt file fails the job with a `FailureReasons` entry.
 //! Files are streamed (download → gunzip → CSV) on a blocking thread: memory stays flat.
 
+use super::spec::JobManifest;
 use super::{Item, ManifestError, ManifestStream, Position, Resume};
 use crate::Config;
 use crate::adapters::Objects;
 use crate::chunk::Task;
-use crate::job::spec::{JobManifest, parse_bucket_arn, parse_object_arn, valid_bucket_name};
+use crate::job::arn::{parse_bucket_arn, parse_object_arn, valid_bucket_name};
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};

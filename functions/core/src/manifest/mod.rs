@@ -21,6 +21,7 @@ pub mod csv;
 pub mod generator;
 pub mod inventory;
 pub mod source;
+pub mod spec;
 
 pub use source::{ManifestSource, ManifestStream, STREAM_BUFFER_ROWS, open};
 

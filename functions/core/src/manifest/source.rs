@@ -7,10 +7,11 @@
 //! rows handed over and not yet taken, and keeps its high-water mark, so tests can check the
 //! bound on a real run.
 
+use super::generator::S3JobManifestGenerator;
+use super::spec::{JobManifest, ManifestFormat};
 use super::{Item, ManifestError, Resume};
 use crate::Config;
 use crate::adapters::Objects;
-use crate::job::spec::{JobManifest, ManifestFormat, S3JobManifestGenerator};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
