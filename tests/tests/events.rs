@@ -203,6 +203,13 @@ async fn a_failing_bus_does_not_stop_the_job_and_its_events_arrive_once_it_recov
         stored.pending_events >= 5,
         "its events wait in the outbox: {stored:?}"
     );
+    // A sweep while the bus is still down tries, fails, counts it and says so.
+    let before = stack.dev.deps.store.events_unpublished();
+    let swept = batchops_core::finalizer::sweep(&stack.dev.deps)
+        .await
+        .unwrap();
+    assert!(swept.events_unpublished > before, "{swept:?}");
+    assert_eq!(swept.events_published, 0, "{swept:?}");
     let (open, _) = stack
         .dev
         .deps
@@ -225,17 +232,34 @@ async fn a_failing_bus_does_not_stop_the_job_and_its_events_arrive_once_it_recov
         events.values().last().unwrap()["progressSummary"]["NumberOfTasksSucceeded"],
         3
     );
-    let stored = stack.dev.deps.store.require(&job_id).await.unwrap();
-    assert_eq!(stored.pending_events, 0);
-    let (open, _) = stack
-        .dev
-        .deps
-        .store
-        .open_jobs_page(100, None)
-        .await
-        .unwrap();
-    assert!(
-        open.iter().all(|j| j.job_id != job_id),
-        "published, the ended job leaves the open-jobs index"
+    // The outbox is emptied, and the ended job leaves the open-jobs index, just after the
+    // publish the events came by.
+    let mut settled = (usize::MAX, true);
+    for _ in 0..100 {
+        let pending = stack
+            .dev
+            .deps
+            .store
+            .require(&job_id)
+            .await
+            .unwrap()
+            .pending_events;
+        let (open, _) = stack
+            .dev
+            .deps
+            .store
+            .open_jobs_page(100, None)
+            .await
+            .unwrap();
+        settled = (pending, open.iter().any(|j| j.job_id == job_id));
+        if settled == (0, false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        settled,
+        (0, false),
+        "published, the outbox is empty and the ended job leaves the open-jobs index"
     );
 }

@@ -407,6 +407,9 @@ pub struct SweepSummary {
     /// Job events published from outboxes a status write could not publish (a bus that was
     /// failing then).
     pub events_published: u64,
+    /// Publishes the bus has refused so far in this process (status writes' and sweeps'):
+    /// a failing bus, counted; its events wait in their outboxes.
+    pub events_unpublished: u64,
     /// Repairs that failed (logged); the sweep went on with the other jobs.
     pub errors: u64,
     /// Open jobs looked at (and ended ones whose events are not all published; other ended
@@ -471,8 +474,11 @@ pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
             None => break,
         }
     }
+    summary.events_unpublished = deps.store.events_unpublished();
+    // Logged when it did something (each refused publish is logged where it happens).
     if (SweepSummary {
         examined: 0,
+        events_unpublished: 0,
         ..summary.clone()
     }) != SweepSummary::default()
     {

@@ -106,6 +106,9 @@ pub struct JobStore {
     /// Job events: with a bus, every status write records its change in the job's outbox and
     /// publishes it ([`super::events`]).
     events: Option<std::sync::Arc<EventSink>>,
+    /// Publishes the bus refused so far (their events stay in the outboxes), shared by every
+    /// clone of this store: the sweep reports it ([`crate::finalizer::SweepSummary`]).
+    unpublished: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where job events go, and what an event names besides the job.
@@ -119,9 +122,6 @@ pub struct EventSink {
     /// The stack bucket: where a report without a bucket is written.
     pub bucket: String,
 }
-
-/// Events that could not be published yet (they stay in their jobs' outboxes), since start.
-pub static EVENTS_UNPUBLISHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// What one chunk contributed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -623,7 +623,14 @@ impl JobStore {
             client,
             table,
             events: None,
+            unpublished: Default::default(),
         }
+    }
+
+    /// How many times the bus refused (or did not answer) a publish, since this store was
+    /// made: each time a job's events stayed in its outbox for a later write or the sweep.
+    pub fn events_unpublished(&self) -> u64 {
+        self.unpublished.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The same store, recording and publishing job events to `sink`.
@@ -982,7 +989,7 @@ impl JobStore {
 
     /// Publishes the job's outbox, in order ([`super::events`]); returns how many events went
     /// out. Never fails: what is not published stays for the next status write or the sweep
-    /// (logged and counted in [`EVENTS_UNPUBLISHED`]). An ended job whose outbox is empty
+    /// (logged and counted: [`JobStore::events_unpublished`]). An ended job whose outbox is empty
     /// leaves the open-jobs index here.
     /// With events off this does nothing (the sweep's [`JobStore::settle_events`] still
     /// takes an ended job out of the open-jobs index).
@@ -1009,7 +1016,8 @@ impl JobStore {
                 // Another writer moved the outbox on: read it again.
                 Ok(None) => {}
                 Err(e) => {
-                    EVENTS_UNPUBLISHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.unpublished
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(job_id, error = %e, "job events not published yet; they stay in the job's outbox");
                     return None;
                 }
