@@ -215,7 +215,7 @@ expect "api-describe-job.json (JobId) -> Status, Total, Succeeded, Failed" "$sum
 
 invoke finalizer infra/events/sweep.json sweep
 keys=$("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(" ".join(f"{k}={v}" for k, v in sorted(d.items()) if isinstance(v, int)))' "$WORK/sweep.out" 2>/dev/null || true)
-expect "sweep.json -> summary" "$keys" "dead_chunks=0 errors=0 events_published=0 examined=0 failed_stuck=0 finalize_queued=0 replanned=0 settled_pauses=0 stalled=0 unparked=0"
+expect "sweep.json -> summary" "$keys" "dead_chunks=0 errors=0 events_published=0 events_unpublished=0 examined=0 failed_stuck=0 finalize_queued=0 replanned=0 settled_pauses=0 stalled=0 unparked=0"
 
 echo "== planner (S3 intake)"
 KEY=$("$PY" infra/local.py intake --env-file "$ENV_FILE" --source "$SOURCE" --target "$TARGET")
