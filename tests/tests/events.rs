@@ -175,6 +175,18 @@ async fn every_status_change_of_a_job_arrives_on_the_bus_in_sequence_with_the_fi
     assert_eq!(stored.pending_events, 0, "the outbox is empty");
 }
 
+/// Whether the job is in the open-jobs index (where the sweep looks).
+async fn is_open(stack: &TestStack, job_id: &str) -> bool {
+    let (open, _) = stack
+        .dev
+        .deps
+        .store
+        .open_jobs_page(100, None)
+        .await
+        .unwrap();
+    open.iter().any(|j| j.job_id == job_id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_bus_does_not_stop_the_job_and_its_events_arrive_once_it_recovers() {
     let (proxy, stack) = TestStack::behind_proxy(StackOptions::default()).await;
@@ -210,15 +222,8 @@ async fn a_failing_bus_does_not_stop_the_job_and_its_events_arrive_once_it_recov
         .unwrap();
     assert!(swept.events_unpublished > before, "{swept:?}");
     assert_eq!(swept.events_published, 0, "{swept:?}");
-    let (open, _) = stack
-        .dev
-        .deps
-        .store
-        .open_jobs_page(100, None)
-        .await
-        .unwrap();
     assert!(
-        open.iter().any(|j| j.job_id == job_id),
+        is_open(&stack, &job_id).await,
         "ended, it stays where the sweep looks until its events are out"
     );
 
@@ -244,14 +249,7 @@ async fn a_failing_bus_does_not_stop_the_job_and_its_events_arrive_once_it_recov
             .await
             .unwrap()
             .pending_events;
-        let (open, _) = stack
-            .dev
-            .deps
-            .store
-            .open_jobs_page(100, None)
-            .await
-            .unwrap();
-        settled = (pending, open.iter().any(|j| j.job_id == job_id));
+        settled = (pending, is_open(&stack, &job_id).await);
         if settled == (0, false) {
             break;
         }
