@@ -23,6 +23,7 @@
 
 pub mod adapters;
 pub mod batch;
+pub mod checkpoint;
 pub mod chunk;
 pub mod config;
 pub mod cost;

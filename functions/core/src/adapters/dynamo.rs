@@ -19,12 +19,12 @@
 //! chunk fails the condition, so nothing is counted twice; a worker that dies before the
 //! transaction counted nothing, so the redelivery counts it once.
 
+use crate::checkpoint::Checkpoint;
 use crate::job::{
     Actor, AuditEntry, Audited, CreateJobRequest, FailureReason, Job, JobStatus, JobSummary,
     StatusEvent,
 };
 use crate::manifest::generator::OutputFile;
-use crate::planner::Checkpoint;
 use crate::{Error, Result};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::{
