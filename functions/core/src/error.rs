@@ -17,12 +17,12 @@ pub enum Error {
     #[error("job {job_id}: status is {actual}, expected one of {expected:?}")]
     StatusConflict {
         job_id: String,
-        actual: crate::job::JobStatus,
-        expected: Vec<crate::job::JobStatus>,
+        actual: crate::job::status::JobStatus,
+        expected: Vec<crate::job::status::JobStatus>,
     },
 
     #[error("manifest: {0}")]
-    Manifest(#[from] crate::manifest::ManifestError),
+    Manifest(#[from] crate::manifest::error::ManifestError),
 
     #[error("malformed message: {0}")]
     Message(#[source] serde_json::Error),

@@ -151,15 +151,6 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
     }
 }
 
-/// Asks the finalizer to clean up after a job another stage ended (a cancel before anything
-/// was queued, a planner that failed the job): a finalize message, whose run finds the job
-/// ended and clears its working records. Best effort: a failure is logged.
-pub async fn clean_up_later(deps: &Deps, job_id: &str) {
-    if let Err(e) = deps.queues.finalize(job_id).await {
-        tracing::warn!(job_id, error = %e, "could not queue the ended job's clean-up");
-    }
-}
-
 /// Clears what an ended job's run left: its working records (chunk records, claims, partial
 /// chunks, the plan checkpoint, the report's progress) and the result files they point to, a
 /// page at a time, files first (`DeleteObject`), then the records (`BatchWriteItem`). What

@@ -323,7 +323,7 @@ async fn cancel(deps: &Deps, job: &Job, change: StatusChange) -> crate::Result<J
             .store
             .transition(&job.job_id, &[job.status], JobStatus::Cancelled, change)
             .await?;
-        crate::finalizer::clean_up_later(deps, &job.job_id).await;
+        crate::lifecycle::clean_up_later(deps, &job.job_id).await;
         return Ok(cancelled);
     }
     let cancelling = deps

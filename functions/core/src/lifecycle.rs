@@ -29,7 +29,7 @@ pub async fn fail_job(deps: &Deps, job_id: &str, code: &str, reason: &str) -> Re
         )
         .await?;
     if failed.is_ok() {
-        crate::finalizer::clean_up_later(deps, job_id).await;
+        clean_up_later(deps, job_id).await;
     }
     Ok(())
 }
@@ -51,4 +51,13 @@ pub async fn finalize_if_reconciled(deps: &Deps, job: &Job) -> Result<()> {
         deps.queues.finalize(&job.job_id).await?;
     }
     Ok(())
+}
+
+/// Asks the finalizer to clean up after a job another stage ended (a cancel before anything
+/// was queued, a planner that failed the job): a finalize message, whose run finds the job
+/// ended and clears its working records. Best effort: a failure is logged.
+pub async fn clean_up_later(deps: &Deps, job_id: &str) {
+    if let Err(e) = deps.queues.finalize(job_id).await {
+        tracing::warn!(job_id, error = %e, "could not queue the ended job's clean-up");
+    }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// whole CreateJob body reads as one place.
 pub use super::arn::{parse_bucket_arn, parse_object_arn, valid_bucket_name};
 pub use super::timestamp::Timestamp;
-pub use super::validate::{Invalid, invalid, validate_tags};
+pub use super::validate::{Invalid, Tag, invalid, validate_tags};
 pub use crate::manifest::generator::{
     GENERATED_MANIFEST_FORMAT, JobManifestGenerator, JobManifestGeneratorFilter, KeyNameConstraint,
     S3JobManifestGenerator, S3ManifestOutputLocation,
@@ -97,13 +97,6 @@ impl FailureThreshold {
     pub fn exceeded(&self, run: u64, failed: u64) -> bool {
         run >= self.min_tasks.max(1) && failed * 100 > u64::from(self.percent) * run
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct Tag {
-    pub key: String,
-    pub value: String,
 }
 
 /// `Report`: whether and where the completion report is written.

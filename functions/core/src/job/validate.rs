@@ -1,7 +1,15 @@
 //! What a request problem is (a field and a message: the API's 400), and the rules shared by
 //! more than one field.
 
-use super::spec::Tag;
+use serde::{Deserialize, Serialize};
+
+/// A `Key`/`Value` tag: a job's, or one an operation sets on objects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
 
 /// A request problem, naming the field (the API answers it with HTTP 400).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -483,7 +483,11 @@ impl ManifestOutput {
         });
         *last = chunk.chunk;
         for t in &chunk.tasks {
-            let line = format!("{},{}\n", t.bucket, crate::report::encode_key(&t.key));
+            let line = format!(
+                "{},{}\n",
+                t.bucket,
+                crate::manifest::csv::encode_key(&t.key)
+            );
             gz.write_all(line.as_bytes())?;
         }
         *rows += chunk.tasks.len();

@@ -9,7 +9,7 @@
 
 use super::{OpContext, OpError, Operation, invalid, one_of};
 use crate::chunk::Task;
-use crate::job::spec::Invalid;
+use crate::job::validate::Invalid;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use serde::{Deserialize, Serialize};
 

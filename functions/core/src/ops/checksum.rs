@@ -20,7 +20,7 @@
 
 use super::{OpContext, OpError, Operation, invalid, one_of};
 use crate::chunk::Task;
-use crate::job::spec::Invalid;
+use crate::job::validate::Invalid;
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};

@@ -18,7 +18,7 @@
 
 use super::{OpContext, OpError, Operation, invalid};
 use crate::chunk::Task;
-use crate::job::spec::Invalid;
+use crate::job::validate::Invalid;
 use aws_sdk_lambda::error::SdkError;
 use aws_sdk_lambda::primitives::Blob;
 use base64::Engine as _;
@@ -89,7 +89,7 @@ pub fn task_id(job_id: &str, row: u64) -> String {
 
 /// The invocation document for one task.
 pub fn invocation(p: &LambdaInvokeParams, job_id: &str, invocation_id: &str, task: &Task) -> Value {
-    let key = crate::report::encode_key(&task.key);
+    let key = crate::manifest::csv::encode_key(&task.key);
     let id = task_id(job_id, task.row);
     if p.schema() == "2.0" {
         let mut job = json!({ "id": job_id });

@@ -3,7 +3,7 @@
 
 use super::{OpContext, OpError, Operation, one_of};
 use crate::chunk::Task;
-use crate::job::spec::Invalid;
+use crate::job::validate::Invalid;
 use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
 use serde::{Deserialize, Serialize};
 

@@ -34,14 +34,13 @@ pub mod delete_tagging;
 pub mod dry_run;
 pub mod lambda;
 pub mod legal_hold;
-pub mod multipart;
 pub mod powers;
 pub mod restore;
 pub mod retention;
 pub mod tagging;
 
 use crate::chunk::Task;
-use crate::job::spec::Invalid;
+use crate::job::validate::Invalid;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use rand::Rng;
 use serde::{Deserialize, Serialize};

@@ -10,7 +10,7 @@
 
 use super::{OpContext, OpError, Operation, invalid, one_of};
 use crate::chunk::Task;
-use crate::job::spec::Invalid;
+use crate::job::validate::Invalid;
 use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,8 @@
 
 use super::{OpContext, OpError, Operation, invalid, one_of};
 use crate::chunk::Task;
-use crate::job::spec::{Invalid, Timestamp};
+use crate::job::timestamp::Timestamp;
+use crate::job::validate::Invalid;
 use aws_sdk_s3::types::{ObjectLockRetention, ObjectLockRetentionMode};
 use serde::{Deserialize, Serialize};
 

@@ -2,7 +2,7 @@
 
 use super::{OpContext, OpError, Operation, invalid};
 use crate::chunk::Task;
-use crate::job::spec::{Invalid, Tag};
+use crate::job::validate::{Invalid, Tag};
 use aws_sdk_s3::types::Tagging;
 use serde::{Deserialize, Serialize};
 

@@ -2,16 +2,20 @@
 //! prefix, honouring the manifest's version id.
 //!
 //! S3's CopyObject copies at most 5 GiB. Past the multipart threshold (configurable, [5 GiB])
-//! the copy is done part by part ([`super::multipart`]) — something AWS's own job cannot do.
+//! the copy is done part by part ([`multipart`]) — something AWS's own job cannot do.
 //! With the threshold at 5 GiB or more the copy tries CopyObject first and switches to a
 //! multipart copy only when S3 answers that the source is too large, so ordinary copies cost
 //! one request; below 5 GiB a HeadObject reads the size first.
 
+pub mod multipart;
+
 use super::acl::{GrantHeaders, validate_canned, validate_grants};
 use super::tagging::validate_tags;
-use super::{OpContext, OpError, Operation, invalid, multipart, one_of};
+use super::{OpContext, OpError, Operation, invalid, one_of};
 use crate::chunk::Task;
-use crate::job::spec::{Invalid, Tag, Timestamp, parse_bucket_arn};
+use crate::job::arn::parse_bucket_arn;
+use crate::job::timestamp::Timestamp;
+use crate::job::validate::{Invalid, Tag};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, MetadataDirective, ObjectCannedAcl, ObjectLockLegalHoldStatus,
     ObjectLockMode, RequestPayer, ServerSideEncryption, StorageClass, TaggingDirective,

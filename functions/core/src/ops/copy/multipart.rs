@@ -10,11 +10,10 @@
 //! `COPY` directives do, so they are read from the source (HeadObject, GetObjectTagging) and
 //! set on the upload explicitly.
 
-use super::copy::CopyParams;
-use super::copy::{Destination, apply_destination, copy_source, tagging_header, target_key};
-use super::{OpContext, OpError};
+use super::{CopyParams, Destination, apply_destination, copy_source, tagging_header, target_key};
 use crate::chunk::Task;
-use crate::job::spec::Tag;
+use crate::job::validate::Tag;
+use crate::ops::{OpContext, OpError};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, RequestPayer};
 use futures::{StreamExt, TryStreamExt};
 
@@ -99,7 +98,7 @@ pub async fn copy(
     let mut d = d.clone();
     if d.metadata.is_none() {
         // `COPY`: the upload gets the source's metadata, as CopyObject would give it.
-        d.metadata = Some(super::copy::NewMetadata {
+        d.metadata = Some(super::NewMetadata {
             content_type: source.content_type.clone(),
             cache_control: source.cache_control.clone(),
             content_disposition: source.content_disposition.clone(),
@@ -161,7 +160,7 @@ pub async fn copy(
 }
 
 /// Aborts a multipart upload whose copy was dropped before it completed or failed (the task
-/// was cut off at the worker's deadline), through [`super::Cleanup`], which the worker awaits.
+/// was cut off at the worker's deadline), through [`crate::ops::Cleanup`], which the worker awaits.
 struct AbortOnDrop<'a> {
     ctx: OpContext<'a>,
     bucket: String,
