@@ -927,7 +927,7 @@ pub async fn seed_counted_job(
                 .collect();
             let outcomes = vec![Outcome::success("Successful"); tasks.len()];
             let body = batchops_core::report::chunk_rows(&tasks, &outcomes)?;
-            let file = batchops_core::worker::result_key(job_id, n);
+            let file = batchops_core::worker::result_key(&deps.ids, job_id, n);
             deps.objects
                 .put_bytes(&deps.config.bucket, &file, body, "text/csv")
                 .await?;

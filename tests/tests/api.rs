@@ -246,3 +246,43 @@ async fn describe_job_prices_a_job_from_its_total_then_from_what_ran() {
     assert!(control > 0.0 && (ours - (s3 + control)).abs() < 1e-6, "{e}");
     assert!(ours < aws, "{e}");
 }
+
+/// The clock and the ids are the pipeline's to be given (the model's schedules run on a clock
+/// that follows tokio's paused time and on seeded ids): a job made through deps given both
+/// carries the seeded id, and its creation and its cancel are stamped by the given clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_named_and_stamped_by_the_clock_and_ids_it_is_given() {
+    use batchops_core::ids::Ids;
+    use batchops_core::job::Actor;
+    use batchops_core::time::Clock;
+    let stack = TestStack::start().await;
+    let seeded = stack.seed(&["clock/0".to_string()], &[]).await;
+    let mut body = seeded.copy_job("AllTasks");
+    body["ConfirmationRequired"] = true.into();
+    let request = serde_json::from_value(body).unwrap();
+    let base = time::OffsetDateTime::from_unix_timestamp(1_924_992_000).unwrap(); // 2031-01-01
+    let deps = (*stack.dev.deps)
+        .clone()
+        .with_time(Clock::following_tokio(base), Ids::seeded(11));
+    let actor = Actor::api(Some("arn:aws:iam::1:user/clock".into()));
+    let job_id = batchops_core::jobs::create_job(&deps, request, &actor)
+        .await
+        .unwrap();
+    assert_eq!(job_id, Ids::seeded(11).uuid(), "the id is the seeded one");
+    let held = stack
+        .until(&job_id, 60, |j| j["Status"] == "Suspended")
+        .await;
+    let created = held["CreationTime"].as_str().unwrap();
+    assert!(created.starts_with("2031-01-01T00:00:0"), "{held}");
+    batchops_core::jobs::update_status(&deps, &job_id, "Cancelled", None, &actor)
+        .await
+        .unwrap();
+    let job = stack.api.describe(&job_id).await.unwrap();
+    let cancelled = &job["Audit"]["Cancelled"]["At"];
+    assert!(
+        cancelled
+            .as_str()
+            .is_some_and(|t| t.starts_with("2031-01-01T00:0")),
+        "the cancel is stamped by the given clock: {job}"
+    );
+}

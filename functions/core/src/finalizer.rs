@@ -95,7 +95,7 @@ pub async fn finalize_job(deps: &Deps, job_id: &str) -> Result<Finalized> {
     let written = match write_report(deps, &job, &report_date, deadline).await {
         // Failing for now, but for longer than the window: it is not going to get better soon
         // enough, and the job must end rather than wait for ever.
-        Err(ReportError::Retry(e)) => match ending_for(&job) {
+        Err(ReportError::Retry(e)) => match ending_for(&job, deps.clock.now()) {
             waited if waited >= deps.config.report_retry_window => Err(ReportError::Permanent {
                 code: "ReportWriteFailed",
                 reason: format!(
@@ -203,13 +203,9 @@ async fn clean_up(deps: &Deps, job_id: &str, deadline: tokio::time::Instant) -> 
 }
 
 /// How long the job has been in its ending status (`Completing`, `Failing`, `Cancelling`).
-fn ending_for(job: &Job) -> std::time::Duration {
+fn ending_for(job: &Job, now: time::OffsetDateTime) -> std::time::Duration {
     crate::time::parse(&job.status_time)
-        .map(|since| {
-            (time::OffsetDateTime::now_utc() - since)
-                .whole_seconds()
-                .max(0) as u64
-        })
+        .map(|since| (now - since).whole_seconds().max(0) as u64)
         .map_or(std::time::Duration::ZERO, std::time::Duration::from_secs)
 }
 
@@ -480,7 +476,7 @@ pub async fn sweep(deps: &Deps) -> Result<SweepSummary> {
 
 /// The sweep's look at one job.
 async fn sweep_job(deps: &Deps, job: &Job, summary: &mut SweepSummary) -> Result<()> {
-    let now = time::OffsetDateTime::now_utc();
+    let now = deps.clock.now();
     let age = |t: &str| {
         crate::time::parse(t)
             .map(|t| now - t)

@@ -99,8 +99,8 @@ pub async fn create_job(
     {
         return Err(ServiceError::Forbidden(format!("{field}: {reason}")));
     }
-    let job_id = uuid::Uuid::new_v4().to_string();
-    let job = Job::new(job_id.clone(), request, crate::time::now_iso()).created_by(actor);
+    let job_id = deps.ids.uuid();
+    let job = Job::new(job_id.clone(), request, deps.clock.now_iso()).created_by(actor);
     match job.request.client_request_token.clone() {
         Some(token) => {
             let digest = request_digest(&job.request);
@@ -138,8 +138,8 @@ pub async fn create_failed_job(
     reason: &str,
     actor: &Actor,
 ) -> crate::Result<String> {
-    let job_id = uuid::Uuid::new_v4().to_string();
-    let now = crate::time::now_iso();
+    let job_id = deps.ids.uuid();
+    let now = deps.clock.now_iso();
     let mut job = Job::new(job_id.clone(), request, now.clone()).created_by(actor);
     job.status = JobStatus::Failed;
     job.termination_date = Some(now);

@@ -29,6 +29,7 @@ pub mod config;
 pub mod cost;
 pub mod error;
 pub mod finalizer;
+pub mod ids;
 pub mod intake;
 pub mod job;
 pub mod jobs;
@@ -54,6 +55,10 @@ pub struct Deps {
     pub objects: adapters::Objects,
     /// The Lambda client `LambdaInvoke` tasks call (SDK retries off, like the task S3 client).
     pub lambda: aws_sdk_lambda::Client,
+    /// Where "now" comes from (the system's clock but in the model's schedules).
+    pub clock: time::Clock,
+    /// Where ids and random choices come from (seeded in the model's schedules).
+    pub ids: ids::Ids,
     /// The configuration the clients came from, for the clients of a job's own role.
     sdk: aws_config::SdkConfig,
     /// Task clients acting as a job's `RoleArn` (with `BATCHOPS_ROLE_ARN_PATTERN`), by role.
@@ -95,10 +100,21 @@ impl Deps {
             queues: adapters::Queues::new(clients.sqs.clone(), &config),
             objects: adapters::Objects::new(clients.s3_control.clone(), clients.s3_tasks.clone()),
             lambda: clients.lambda,
+            clock: time::Clock::system(),
+            ids: ids::Ids::random(),
             config,
             sdk: sdk.clone(),
             job_roles: Default::default(),
         }
+    }
+
+    /// The same dependencies telling time by `clock` and drawing ids from `ids` (the store's
+    /// stamps, leases and retry delays too).
+    pub fn with_time(mut self, clock: time::Clock, ids: ids::Ids) -> Self {
+        self.store = self.store.with_time(clock, ids.clone());
+        self.clock = clock;
+        self.ids = ids;
+        self
     }
 
     /// The AWS region the stack runs in (for job ARNs); `us-east-1` when none is configured.

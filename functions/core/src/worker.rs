@@ -81,8 +81,8 @@ mod tests {
 
 /// The stack-bucket key of one attempt's result rows. Each attempt writes its own object; the
 /// chunk record names the one whose counts were committed, so rows and counts always agree.
-pub fn result_key(job_id: &str, chunk: u64) -> String {
-    format!("results/{job_id}/{chunk:012}/{}.csv", uuid::Uuid::new_v4())
+pub fn result_key(ids: &crate::ids::Ids, job_id: &str, chunk: u64) -> String {
+    format!("results/{job_id}/{chunk:012}/{}.csv", ids.uuid())
 }
 
 pub async fn process_chunk(deps: &Deps, chunk: &Chunk) -> Result<ChunkResult> {
@@ -144,7 +144,7 @@ async fn claimed(
     chunk: &Chunk,
     work: impl std::future::Future<Output = Result<ChunkResult>>,
 ) -> Result<ChunkResult> {
-    let owner = uuid::Uuid::new_v4().to_string();
+    let owner = deps.ids.uuid();
     claim(deps, chunk, &owner).await?;
     let result = match deps.store.chunk_counted(&chunk.job_id, chunk.chunk).await {
         Ok(true) => {
@@ -247,6 +247,7 @@ async fn run_claimed(
             part_size: deps.config.multipart_part_size,
         },
         cleanup: &cleanup,
+        ids: &deps.ids,
     };
     let mode = if job.request.dry_run {
         Mode::DryRun(op)
@@ -440,7 +441,7 @@ async fn keep_partial(
     now: &NewRows,
 ) -> Result<()> {
     let (rows, counts) = merged(chunk, kept.as_ref(), now)?;
-    let key = result_key(&chunk.job_id, chunk.chunk);
+    let key = result_key(&deps.ids, &chunk.job_id, chunk.chunk);
     deps.objects
         .put_bytes(&deps.config.bucket, &key, rows, "text/csv")
         .await?;
@@ -556,7 +557,7 @@ async fn commit_rows(
     rows: Vec<u8>,
     counts: ChunkCounts,
 ) -> Result<bool> {
-    let key = result_key(&chunk.job_id, chunk.chunk);
+    let key = result_key(&deps.ids, &chunk.job_id, chunk.chunk);
     deps.objects
         .put_bytes(&deps.config.bucket, &key, rows, "text/csv")
         .await?;

@@ -21,8 +21,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::job::{
-    Actor, AuditEntry, Audited, CreateJobRequest, FailureReason, Job, JobStatus, JobSummary,
-    StatusEvent,
+    Actor, Audited, CreateJobRequest, FailureReason, Job, JobStatus, JobSummary, StatusEvent,
 };
 use crate::manifest::generator::OutputFile;
 use crate::{Error, Result};
@@ -35,8 +34,9 @@ use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Where a page of job summaries stopped (DynamoDB's `LastEvaluatedKey`, kept opaque): the
-/// ListJobs `NextToken` is its [`PageKey::to_token`], so no DynamoDB type leaves the adapter.
+/// Where a page stopped (DynamoDB's `LastEvaluatedKey`, kept opaque): of job summaries — the
+/// ListJobs `NextToken` is its [`PageKey::to_token`] — or of a job's records; no DynamoDB
+/// type leaves the adapter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PageKey(Item);
 
@@ -109,6 +109,10 @@ pub struct JobStore {
     /// Publishes the bus refused so far (their events stay in the outboxes), shared by every
     /// clone of this store: the sweep reports it ([`crate::finalizer::SweepSummary`]).
     unpublished: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Where the store's stamps, leases and expiries take "now" from.
+    clock: crate::time::Clock,
+    /// Where its retry delays are drawn from.
+    ids: crate::ids::Ids,
 }
 
 /// Where job events go, and what an event names besides the job.
@@ -174,11 +178,6 @@ fn job_pk(id: &str) -> AttributeValue {
 
 fn chunk_sk(chunk: u64) -> String {
     format!("CHUNK#{chunk:012}")
-}
-
-/// Now, in milliseconds since the epoch.
-fn now_ms() -> i128 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
 }
 
 fn part_sk(chunk: u64) -> String {
@@ -354,6 +353,7 @@ fn cancelled_for_contention(err: &TransactionError) -> bool {
 /// DynamoDB cancels it for contention or throttling, so that a contended commit is not left to
 /// the queue's visibility timeout (which would run a chunk's tasks again).
 async fn send_transaction(
+    ids: &crate::ids::Ids,
     tx: TransactWriteItemsFluentBuilder,
 ) -> std::result::Result<TransactWriteItemsOutput, TransactionError> {
     let mut attempt = 0;
@@ -361,7 +361,7 @@ async fn send_transaction(
         let result = tx.clone().send().await;
         match &result {
             Err(e) if cancelled_for_contention(e) && attempt + 1 < TRANSACTION_TRIES => {
-                let wait = rand::random_range(0..=20u64 << attempt);
+                let wait = (ids.fraction() * ((20u64 << attempt) + 1) as f64) as u64;
                 tracing::info!(
                     attempt,
                     wait_ms = wait,
@@ -384,7 +384,7 @@ impl Job {
     /// The job's two items: the counted one (status, counters, what ListJobs shows) and the
     /// request item (the CreateJob request and the tags), so that counting a chunk or
     /// changing a status writes a small item whatever the request's size.
-    fn to_items(&self) -> Result<(Item, Item)> {
+    fn to_items(&self, expires_at: u64) -> Result<(Item, Item)> {
         let request = serde_json::to_string(&self.request).map_err(Error::Message)?;
         let mut request_item = Item::from([
             ("pk".into(), job_pk(&self.job_id)),
@@ -448,8 +448,8 @@ impl Job {
         }
         if self.status.is_terminal() {
             // Created ended (a refused intake object): it expires like any ended job.
-            item.insert("expires_at".into(), n(expires_at_from_now()));
-            request_item.insert("expires_at".into(), n(expires_at_from_now()));
+            item.insert("expires_at".into(), n(expires_at));
+            request_item.insert("expires_at".into(), n(expires_at));
         }
         for (action, entry) in &self.audit {
             item.insert(
@@ -562,12 +562,6 @@ impl JobSummary {
 /// How long an ended job stays describable, as in Amazon S3 Batch Operations (90 days).
 pub const ENDED_JOB_RETENTION_SECS: u64 = 90 * 24 * 3600;
 
-/// The job item's `expires_at` (the table's TTL attribute, epoch seconds) for a job ending now.
-fn expires_at_from_now() -> u64 {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
-    now + ENDED_JOB_RETENTION_SECS
-}
-
 /// The job item's attribute for one audited action (`audit_created`, …).
 fn audit_attribute(action: Audited) -> String {
     format!("audit_{}", action.as_str().to_ascii_lowercase())
@@ -584,8 +578,8 @@ pub struct StatusChange {
     /// The job's `FailureReasons` after the change (failing and failed jobs); `None` keeps
     /// what is stored.
     pub failures: Option<Vec<FailureReason>>,
-    /// Who asked for the change, recorded in the job's `Audit`.
-    pub audit: Option<(Audited, AuditEntry)>,
+    /// Who asked for the change, recorded in the job's `Audit` (stamped when it is written).
+    pub audit: Option<(Audited, Actor)>,
 }
 
 impl StatusChange {
@@ -605,7 +599,7 @@ impl StatusChange {
 
     /// Records `actor` as the one who did `action`.
     pub fn by(mut self, action: Audited, actor: &Actor) -> Self {
-        self.audit = Some((action, actor.entry(&crate::time::now_iso())));
+        self.audit = Some((action, actor.clone()));
         self
     }
 
@@ -624,7 +618,22 @@ impl JobStore {
             table,
             events: None,
             unpublished: Default::default(),
+            clock: crate::time::Clock::system(),
+            ids: crate::ids::Ids::random(),
         }
+    }
+
+    /// The same store, telling time by `clock` and drawing retry delays from `ids`.
+    pub fn with_time(mut self, clock: crate::time::Clock, ids: crate::ids::Ids) -> Self {
+        self.clock = clock;
+        self.ids = ids;
+        self
+    }
+
+    /// The job item's `expires_at` (the table's TTL attribute, epoch seconds) for a job
+    /// ending now.
+    fn expires_at_from_now(&self) -> u64 {
+        self.clock.unix_secs().max(0) as u64 + ENDED_JOB_RETENTION_SECS
     }
 
     /// How many times the bus refused (or did not answer) a publish, since this store was
@@ -647,6 +656,7 @@ impl JobStore {
     pub async fn create(&self, job: &Job) -> Result<()> {
         let (put_job, put_request) = self.job_puts(job)?;
         send_transaction(
+            &self.ids,
             self.client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put_job).build())
@@ -661,7 +671,7 @@ impl JobStore {
     /// The conditional puts of a new job's two items (with events, the job's first one in
     /// its outbox; a job created ended stays in the open-jobs index until it is published).
     fn job_puts(&self, job: &Job) -> Result<(Put, Put)> {
-        let (mut item, request_item) = job.to_items()?;
+        let (mut item, request_item) = job.to_items(self.expires_at_from_now())?;
         if self.events.is_some() {
             let event = StatusEvent {
                 status: job.status,
@@ -707,6 +717,7 @@ impl JobStore {
             .map_err(|e| Error::Record(e.to_string()))?;
         let (put_job, put_request) = self.job_puts(job)?;
         let result = send_transaction(
+            &self.ids,
             self.client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put_token).build())
@@ -830,9 +841,14 @@ impl JobStore {
     /// Gives an ended job's request item the job's expiry (a job stored before the split has
     /// none: nothing to do).
     async fn expire_request(&self, job_id: &str) -> Result<()> {
-        self.set_item_attribute(job_id, REQUEST_SK, "expires_at", n(expires_at_from_now()))
-            .await
-            .map(drop)
+        self.set_item_attribute(
+            job_id,
+            REQUEST_SK,
+            "expires_at",
+            n(self.expires_at_from_now()),
+        )
+        .await
+        .map(drop)
     }
 
     /// A job from its counted item as an update returned it, with its request item read.
@@ -882,7 +898,7 @@ impl JobStore {
         change: StatusChange,
     ) -> Result<Job> {
         debug_assert!(from.iter().all(|f| f.can_become(to)), "{from:?} -> {to}");
-        let now = crate::time::now_iso();
+        let now = self.clock.now_iso();
         let mut values: Item = HashMap::new();
         let mut names: HashMap<String, String> =
             HashMap::from([("#status".into(), "status".into())]);
@@ -908,14 +924,15 @@ impl JobStore {
         }
         if to.is_terminal() {
             sets.push("termination_date = if_not_exists(termination_date, :now)".into());
-            values.insert(":expires".into(), n(expires_at_from_now()));
+            values.insert(":expires".into(), n(self.expires_at_from_now()));
             sets.push("expires_at = :expires".into());
         }
         if let Some(reason) = &change.reason {
             values.insert(":reason".into(), s(reason));
             sets.push("status_update_reason = :reason".into());
         }
-        if let Some((action, entry)) = change.audit {
+        if let Some((action, actor)) = change.audit {
+            let entry = actor.entry(&now);
             names.insert("#audit".into(), audit_attribute(action));
             values.insert(
                 ":audit".into(),
@@ -1213,7 +1230,7 @@ impl JobStore {
                  progress_time = :now",
             )
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":now", s(crate::time::now_iso()))
+            .expression_attribute_values(":now", s(self.clock.now_iso()))
             .expression_attribute_values(":t", n(total_tasks))
             .expression_attribute_values(":c", n(chunks_total))
             .expression_attribute_values(":p", AttributeValue::Bool(true))
@@ -1331,7 +1348,7 @@ impl JobStore {
             Repair::Plan => "replan_claimed_ms",
             Repair::Finalize => "finalize_claimed_ms",
         };
-        let now = now_ms();
+        let now = self.clock.unix_ms();
         let cutoff = now - every.as_millis() as i128;
         let result = self
             .client
@@ -1398,6 +1415,7 @@ impl JobStore {
             .build()
             .map_err(|e| Error::Record(e.to_string()))?;
         let result = send_transaction(
+            &self.ids,
             self.client
                 .transact_write_items()
                 .transact_items(
@@ -1464,7 +1482,7 @@ impl JobStore {
             .key("sk", s("JOB"))
             .update_expression("SET report_date = if_not_exists(report_date, :now)")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":now", s(crate::time::now_iso()))
+            .expression_attribute_values(":now", s(self.clock.now_iso()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await
@@ -1503,7 +1521,7 @@ impl JobStore {
         owner: &str,
         lease: std::time::Duration,
     ) -> Result<Option<std::time::Duration>> {
-        let now = now_ms();
+        let now = self.clock.unix_ms();
         let until = now + lease.as_millis() as i128;
         // Kept a day past its lease, then removed by the table's TTL.
         let expires_at = until / 1000 + 86_400;
@@ -1664,7 +1682,7 @@ impl JobStore {
             .update_expression(
                 "ADD succeeded :s, failed :f, not_run :n, chunks_done :one SET progress_time = :now",
             )
-            .expression_attribute_values(":now", s(crate::time::now_iso()))
+            .expression_attribute_values(":now", s(self.clock.now_iso()))
             .condition_expression(
                 "attribute_exists(pk) AND NOT (#status IN (:completing, :complete, :cancelled, \
                  :failed)) AND (planned <> :yes OR chunks_total > :chunk)",
@@ -1683,6 +1701,7 @@ impl JobStore {
             .build()
             .map_err(|e| Error::Record(e.to_string()))?;
         let result = send_transaction(
+            &self.ids,
             self.client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put).build())
@@ -1807,8 +1826,8 @@ impl JobStore {
     pub async fn working_records_page(
         &self,
         job_id: &str,
-        cursor: Option<Item>,
-    ) -> Result<(Vec<WorkingRecord>, Option<Item>)> {
+        cursor: Option<PageKey>,
+    ) -> Result<(Vec<WorkingRecord>, Option<PageKey>)> {
         let out = self
             .client
             .query()
@@ -1817,7 +1836,7 @@ impl JobStore {
             .expression_attribute_values(":pk", job_pk(job_id))
             .projection_expression("sk, result_key")
             .consistent_read(true)
-            .set_exclusive_start_key(cursor)
+            .set_exclusive_start_key(cursor.map(|k| k.0))
             .send()
             .await
             .map_err(|e| Error::dynamo("Query", e))?;
@@ -1832,7 +1851,7 @@ impl JobStore {
                 })
             })
             .collect();
-        Ok((records, out.last_evaluated_key().cloned()))
+        Ok((records, out.last_evaluated_key().cloned().map(PageKey)))
     }
 
     /// Deletes working records of a job, 25 to a `BatchWriteItem`, retrying what DynamoDB
@@ -1936,11 +1955,11 @@ impl JobStore {
     }
 
     /// The cursor that makes [`JobStore::chunk_page`] start after chunk `chunk`.
-    pub fn chunk_cursor(job_id: &str, chunk: u64) -> Item {
-        Item::from([
+    pub fn chunk_cursor(job_id: &str, chunk: u64) -> PageKey {
+        PageKey(Item::from([
             ("pk".to_string(), job_pk(job_id)),
             ("sk".to_string(), s(chunk_sk(chunk))),
-        ])
+        ]))
     }
 
     /// One page of a job's chunk records, in chunk order. Pass the returned cursor back to
@@ -1948,9 +1967,11 @@ impl JobStore {
     pub async fn chunk_page(
         &self,
         job_id: &str,
-        cursor: Option<Item>,
-    ) -> Result<(Vec<ChunkRecord>, Option<Item>)> {
-        let out = self.query_job_items(job_id, "CHUNK#", cursor).await?;
+        cursor: Option<PageKey>,
+    ) -> Result<(Vec<ChunkRecord>, Option<PageKey>)> {
+        let out = self
+            .query_job_items(job_id, "CHUNK#", cursor.map(|k| k.0))
+            .await?;
         let records = out
             .items()
             .iter()
@@ -1964,7 +1985,7 @@ impl JobStore {
                 result_key: get_s(item, "result_key"),
             })
             .collect();
-        Ok((records, out.last_evaluated_key().cloned()))
+        Ok((records, out.last_evaluated_key().cloned().map(PageKey)))
     }
 }
 
@@ -2013,7 +2034,7 @@ mod tests {
             failure_reason: "y".into(),
         });
         job.report_date = Some("2026-01-02T00:00:00.000Z".into());
-        let (item, request_item) = job.to_items().unwrap();
+        let (item, request_item) = job.to_items(0).unwrap();
         assert_eq!(Job::from_items(&item, Some(&request_item)).unwrap(), job);
         assert_eq!(
             get_s(&item, "gsi1sk").unwrap(),

@@ -45,7 +45,31 @@ pub struct Upload {
 /// An object being read.
 pub struct GotObject {
     pub etag: String,
-    pub body: ByteStream,
+    pub body: Body,
+}
+
+/// An object's body as it arrives, without the SDK's types: its chunks one by one, or one
+/// reader.
+pub struct Body(ByteStream);
+
+impl Body {
+    /// The next chunk of bytes, `None` at the end.
+    pub async fn next_chunk(&mut self) -> std::io::Result<Option<bytes::Bytes>> {
+        self.0.try_next().await.map_err(std::io::Error::other)
+    }
+
+    /// The whole body, collected (for bodies known to be small).
+    pub async fn collect(self) -> std::io::Result<bytes::Bytes> {
+        self.0
+            .collect()
+            .await
+            .map(|data| data.into_bytes())
+            .map_err(std::io::Error::other)
+    }
+
+    pub fn into_async_read(self) -> impl tokio::io::AsyncRead + Send + Unpin + 'static {
+        self.0.into_async_read()
+    }
 }
 
 /// An S3 SDK error as the crate's error, keeping the HTTP status and the full message.
@@ -125,7 +149,7 @@ impl Objects {
             .map_err(|e| s3_error("GetObject", bucket, key, e))?;
         Ok(GotObject {
             etag: out.e_tag().unwrap_or_default().to_string(),
-            body: out.body,
+            body: Body(out.body),
         })
     }
 
@@ -241,7 +265,7 @@ impl Objects {
             status: None,
             source: Box::new(e),
         })?;
-        Ok(data.into_bytes().to_vec())
+        Ok(data.to_vec())
     }
 
     /// Writes an object with a `Content-MD5` header, so S3 rejects a corrupted upload.

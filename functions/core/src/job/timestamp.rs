@@ -25,12 +25,6 @@ impl Timestamp {
     pub fn epoch_millis(&self) -> Option<i64> {
         i64::try_from(self.0.unix_timestamp_nanos() / 1_000_000).ok()
     }
-
-    /// The same instant for the AWS SDK.
-    pub fn to_sdk(self) -> aws_smithy_types::DateTime {
-        aws_smithy_types::DateTime::from_nanos(self.0.unix_timestamp_nanos())
-            .expect("an OffsetDateTime is within the SDK's range")
-    }
 }
 
 impl Serialize for Timestamp {
@@ -73,7 +67,7 @@ mod tests {
         assert_eq!(crate::time::iso(d.0), "2030-01-02T00:00:00.000Z");
         let n: Timestamp = serde_json::from_value(1_900_000_000.into()).unwrap();
         assert_eq!(n.0.unix_timestamp(), 1_900_000_000);
-        assert_eq!(n.to_sdk().secs(), 1_900_000_000);
+        assert_eq!(crate::ops::sdk_time(n).secs(), 1_900_000_000);
         assert!(serde_json::from_value::<Timestamp>("next tuesday".into()).is_err());
     }
 }

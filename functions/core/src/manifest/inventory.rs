@@ -26,6 +26,7 @@ use super::spec::JobManifest;
 use super::{Item, ManifestError, ManifestStream, Position, Resume};
 use crate::Config;
 use crate::adapters::Objects;
+use crate::adapters::s3::Body;
 use crate::chunk::Task;
 use crate::job::arn::{parse_bucket_arn, parse_object_arn, valid_bucket_name};
 use futures::StreamExt;
@@ -402,7 +403,7 @@ async fn verify_md5(objects: &Objects, bucket: &str, file: &DataFile) -> Result<
         .body;
     let mut md5 = Md5::new();
     while let Some(bytes) = body
-        .try_next()
+        .next_chunk()
         .await
         .map_err(|e| unreadable(e.to_string()))?
     {
@@ -421,12 +422,9 @@ async fn verify_md5(objects: &Objects, bucket: &str, file: &DataFile) -> Result<
 }
 
 /// Collects a body of at most `limit` bytes.
-async fn read_limited(
-    mut body: aws_sdk_s3::primitives::ByteStream,
-    limit: usize,
-) -> Result<Vec<u8>, String> {
+async fn read_limited(mut body: Body, limit: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    while let Some(bytes) = body.try_next().await.map_err(|e| e.to_string())? {
+    while let Some(bytes) = body.next_chunk().await.map_err(|e| e.to_string())? {
         if out.len() + bytes.len() > limit {
             return Err(format!("manifest.json is larger than {limit} bytes"));
         }

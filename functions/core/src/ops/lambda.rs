@@ -265,8 +265,8 @@ impl Operation for LambdaInvokeParams {
     }
 
     async fn run(&self, ctx: &OpContext<'_>, task: &Task) -> Result<String, OpError> {
-        let invocation_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(uuid::Uuid::new_v4().as_bytes());
+        let invocation_id =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ctx.ids.uuid_bytes());
         let request = invocation(self, ctx.job_id, &invocation_id, task);
         let out = ctx
             .lambda
@@ -514,6 +514,7 @@ mod tests {
                 part_size: 5 << 20,
             },
             cleanup: &Default::default(),
+            ids: &Default::default(),
         };
         let p = LambdaInvokeParams {
             function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),

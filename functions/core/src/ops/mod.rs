@@ -42,7 +42,6 @@ pub mod tagging;
 use crate::chunk::Task;
 use crate::job::validate::Invalid;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
@@ -58,6 +57,8 @@ pub struct OpContext<'a> {
     /// Where a task cut off mid-way (its future dropped at the worker's deadline) leaves the
     /// clean-up it owes, such as aborting its multipart upload; the worker awaits it.
     pub cleanup: &'a Cleanup,
+    /// Where retry delays and invocation ids are drawn from.
+    pub ids: &'a crate::ids::Ids,
 }
 
 /// Clean-up work started by tasks that were cut off, awaited by the worker before it records
@@ -398,11 +399,19 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Full-jitter exponential backoff before try `attempt` (1-based; the first retry is 1):
     /// a random delay in `[0, min(cap, base * 2^attempt)]`.
-    pub fn backoff(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
+    /// The delay before retry `attempt`: `fraction` (in `[0, 1)`, drawn by the caller) of a
+    /// ceiling that doubles with each attempt up to the cap ("full jitter").
+    pub fn backoff(&self, attempt: u32, fraction: f64) -> Duration {
         let exp = self.base.saturating_mul(1u32 << attempt.min(20));
         let ceiling = exp.min(self.cap);
-        ceiling.mul_f64(rng.random::<f64>())
+        ceiling.mul_f64(fraction)
     }
+}
+
+/// A request's instant for the AWS SDK (the request's types name none of the SDK's).
+pub(crate) fn sdk_time(t: crate::job::timestamp::Timestamp) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_nanos(t.0.unix_timestamp_nanos())
+        .expect("an OffsetDateTime is within the SDK's range")
 }
 
 /// What a worker does with each task: the job's operation, or, for a `"DryRun": true` job,
@@ -437,7 +446,7 @@ pub async fn run_task(
         match result {
             Ok(message) => return Outcome::success(message),
             Err(e) if e.retryable && attempt < policy.max_attempts => {
-                let delay = policy.backoff(attempt, &mut rand::rng());
+                let delay = policy.backoff(attempt, ctx.ids.fraction());
                 tracing::debug!(row = task.row, attempt, code = %e.code, ?delay, "retrying task");
                 tokio::time::sleep(delay).await;
             }
@@ -570,9 +579,9 @@ mod tests {
             base: Duration::from_millis(100),
             cap: Duration::from_millis(1000),
         };
-        let mut rng = rand::rng();
+        let ids = crate::ids::Ids::seeded(1);
         for attempt in 1..30 {
-            let d = p.backoff(attempt, &mut rng);
+            let d = p.backoff(attempt, ids.fraction());
             assert!(d <= Duration::from_millis(1000), "{d:?}");
             assert!(d <= Duration::from_millis(100) * (1 << attempt.min(20)));
         }
@@ -591,6 +600,7 @@ mod tests {
                 part_size: 5 << 20,
             },
             cleanup: &Default::default(),
+            ids: &Default::default(),
         };
         let task = Task {
             row: 4,

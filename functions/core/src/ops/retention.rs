@@ -39,7 +39,7 @@ impl RetentionParams {
                     .as_deref()
                     .map(ObjectLockRetentionMode::from),
             )
-            .set_retain_until_date(self.retention.retain_until_date.map(Timestamp::to_sdk))
+            .set_retain_until_date(self.retention.retain_until_date.map(super::sdk_time))
             .build()
     }
 }

@@ -246,6 +246,7 @@ impl Start {
         (at, row): (Position, u64),
         next_chunk: u64,
         etag: String,
+        saved_at: String,
     ) -> Checkpoint {
         Checkpoint {
             phase,
@@ -256,7 +257,7 @@ impl Start {
             chunk_size: self.chunk_size,
             continuations: self.checkpoint.as_ref().map_or(0, |c| c.continuations) + 1,
             scan_span: Some(self.scan_span),
-            saved_at: Some(crate::time::now_iso()),
+            saved_at: Some(saved_at),
         }
     }
 }
@@ -841,9 +842,13 @@ impl Planning<'_> {
     ) -> Result<bool> {
         let deps = self.deps;
         let job_id = self.job_id();
-        let checkpoint = self
-            .start
-            .next_checkpoint(self.phase, (at, row), next_chunk, etag);
+        let checkpoint = self.start.next_checkpoint(
+            self.phase,
+            (at, row),
+            next_chunk,
+            etag,
+            deps.clock.now_iso(),
+        );
         let planned_chunks = if self.phase == Phase::Plan {
             next_chunk
         } else {
@@ -1369,6 +1374,7 @@ mod tests {
             (Position::Csv { offset: 1 }, 140),
             20,
             "pinned".into(),
+            "2030-01-01T00:00:00.000Z".into(),
         );
         assert_eq!(
             (
@@ -1380,13 +1386,14 @@ mod tests {
             ),
             (140, 20, 7, Some(50), 3)
         );
-        assert!(next.saved_at.is_some());
+        assert_eq!(next.saved_at.as_deref(), Some("2030-01-01T00:00:00.000Z"));
         let first = Start::new(&j, Phase::Plan, plan(None, (0, 0), None), &config());
         let cp = first.next_checkpoint(
             Phase::Plan,
             (Position::Csv { offset: 1 }, 100),
             1,
             "e".into(),
+            String::new(),
         );
         assert_eq!((cp.continuations, cp.chunk_size), (1, 100));
     }

@@ -267,7 +267,7 @@ impl Destination {
             bucket_key_enabled: p.bucket_key_enabled.then_some(true),
             checksum_algorithm: p.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from),
             lock_mode: p.object_lock_mode.as_deref().map(ObjectLockMode::from),
-            lock_until: p.object_lock_retain_until_date.map(Timestamp::to_sdk),
+            lock_until: p.object_lock_retain_until_date.map(crate::ops::sdk_time),
             legal_hold: p
                 .object_lock_legal_hold_status
                 .as_deref()
@@ -280,7 +280,7 @@ impl Destination {
                 content_disposition: meta.content_disposition.clone(),
                 content_encoding: meta.content_encoding.clone(),
                 content_language: meta.content_language.clone(),
-                expires: meta.http_expires_date.map(Timestamp::to_sdk),
+                expires: meta.http_expires_date.map(crate::ops::sdk_time),
                 user: (!meta.user_metadata.is_empty())
                     .then(|| meta.user_metadata.clone().into_iter().collect()),
             }),
@@ -342,8 +342,10 @@ pub fn copy_request(
             &task.key,
             task.version_id.as_deref(),
         ))
-        .set_copy_source_if_modified_since(p.modified_since_constraint.map(Timestamp::to_sdk))
-        .set_copy_source_if_unmodified_since(p.un_modified_since_constraint.map(Timestamp::to_sdk));
+        .set_copy_source_if_modified_since(p.modified_since_constraint.map(crate::ops::sdk_time))
+        .set_copy_source_if_unmodified_since(
+            p.un_modified_since_constraint.map(crate::ops::sdk_time),
+        );
     if d.metadata.is_some() {
         req = req.metadata_directive(MetadataDirective::Replace);
     }
