@@ -11,6 +11,7 @@
 //! - `echo-lambda/`: the user function the `LambdaInvoke` tests invoke.
 
 pub mod browser;
+pub mod fake;
 pub mod faults;
 
 use aws_config::SdkConfig;

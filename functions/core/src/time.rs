@@ -12,10 +12,11 @@ pub fn now_iso() -> String {
 /// Where the pipeline's "now" comes from: the system's clock ([`Clock::system`], the
 /// default), or one that follows tokio's ([`Clock::following_tokio`]): it starts at a given
 /// instant and moves as the runtime's time does, so under paused time (the model's schedules)
-/// hours of leases and timeouts pass in a call to `tokio::time::advance`.
+/// hours of leases and timeouts pass in a call to `tokio::time::advance`; or one that stands
+/// still ([`Clock::fixed`]: two runs of one sequence stamp alike).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Clock {
-    follows: Option<(OffsetDateTime, tokio::time::Instant)>,
+    follows: Option<(OffsetDateTime, Option<tokio::time::Instant>)>,
 }
 
 impl Clock {
@@ -26,14 +27,22 @@ impl Clock {
     /// A clock at `base` now, moving with tokio's time from here.
     pub fn following_tokio(base: OffsetDateTime) -> Self {
         Self {
-            follows: Some((base, tokio::time::Instant::now())),
+            follows: Some((base, Some(tokio::time::Instant::now()))),
+        }
+    }
+
+    /// A clock that always reads `at`.
+    pub fn fixed(at: OffsetDateTime) -> Self {
+        Self {
+            follows: Some((at, None)),
         }
     }
 
     pub fn now(&self) -> OffsetDateTime {
         match self.follows {
             None => OffsetDateTime::now_utc(),
-            Some((base, start)) => base + (tokio::time::Instant::now() - start),
+            Some((base, Some(start))) => base + (tokio::time::Instant::now() - start),
+            Some((at, None)) => at,
         }
     }
 

@@ -126,7 +126,8 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
         })
 }
 
-async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
+/// Creates the job table as the template does (both indexes, TTL) unless it exists.
+pub async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
     if ddb.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }

@@ -1,0 +1,10 @@
+//! In-memory counterparts of the services the pipeline calls, for the model's schedules:
+//! [`dynamo`] (DynamoDB's JSON API: tables, conditional writes, transactions, indexes). Each
+//! answers on the service's own wire form, so the SDK clients — and with them the job store's
+//! real expressions and error handling — run against it unchanged; a conformance test holds
+//! each to the emulator's answers.
+
+pub mod dynamo;
+pub mod http;
+
+pub use http::Fakes;

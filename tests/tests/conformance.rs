@@ -1,0 +1,234 @@
+//! The fakes answer like the emulator. One sequence of job-store operations — the job's
+//! life from creation through claims, counts, checkpoints, pages and clean-up, with every
+//! refusal the pipeline relies on (a condition failed, a transaction cancelled, a claim
+//! held) — runs once on the emulator's DynamoDB and once on the in-memory fake, through the
+//! same `JobStore` code, clock and ids; the two transcripts must be equal line for line.
+
+use batchops_core::adapters::JobStore;
+use batchops_core::adapters::dynamo::{ChunkCounts, StatusChange};
+use batchops_core::checkpoint::{Checkpoint, Phase};
+use batchops_core::ids::Ids;
+use batchops_core::job::{Actor, Job, JobStatus};
+use batchops_core::manifest::Position;
+use batchops_core::time::Clock;
+use batchops_tests::fake::Fakes;
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// One line of the transcript: what an operation answered (an error by whether it may be
+/// retried: the messages of the two services differ).
+fn line<T: Debug>(what: &str, r: batchops_core::Result<T>) -> String {
+    match r {
+        Ok(v) => format!("{what}: {v:?}"),
+        Err(e) => format!("{what}: error (retryable: {})", e.is_retryable()),
+    }
+}
+
+fn request() -> batchops_core::job::CreateJobRequest {
+    serde_json::from_value(serde_json::json!({
+        "Operation": {"S3DeleteObjectTagging": {}},
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                     "Location": {"ObjectArn": "arn:aws:s3:::src/m.csv", "ETag": "e"}},
+        "Report": {"Enabled": false},
+        "Priority": 5,
+    }))
+    .unwrap()
+}
+
+async fn transcript(sdk: &aws_config::SdkConfig, table: &str) -> Vec<String> {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    batchops_core::adapters::stack::ensure_table(&client, table)
+        .await
+        .unwrap();
+    let at = time::OffsetDateTime::from_unix_timestamp(1_924_992_000).unwrap();
+    let store =
+        JobStore::new(client, table.to_string()).with_time(Clock::fixed(at), Ids::seeded(3));
+    let mut t = Vec::new();
+    let actor = Actor::api(Some("arn:aws:iam::1:user/c".into()));
+    let jobs: Vec<Job> = (0..3)
+        .map(|i| {
+            Job::new(
+                format!("job-{i}"),
+                request(),
+                format!("2031-01-01T00:00:0{i}.000Z"),
+            )
+            .created_by(&actor)
+        })
+        .collect();
+    for j in &jobs {
+        t.push(line("create", store.create(j).await));
+    }
+    t.push(line("create again", store.create(&jobs[0]).await));
+    let id = "job-0";
+    t.push(line("get", store.get(id).await));
+    t.push(line("get none", store.get("job-none").await));
+    let start = |from: &[JobStatus], to| {
+        let store = store.clone();
+        let from = from.to_vec();
+        async move {
+            store
+                .try_transition(id, &from, to, StatusChange::default())
+                .await
+        }
+    };
+    t.push(line(
+        "New→Preparing",
+        start(&[JobStatus::New], JobStatus::Preparing).await,
+    ));
+    t.push(line(
+        "New→Preparing again",
+        start(&[JobStatus::New], JobStatus::Preparing).await,
+    ));
+    t.push(line("pin", store.pin_manifest(id, "etag-1").await));
+    t.push(line("pin other", store.pin_manifest(id, "etag-2").await));
+    t.push(line("record sent", store.record_sent(id, 3, 21).await));
+    t.push(line(
+        "record sent lower",
+        store.record_sent(id, 2, 14).await,
+    ));
+    let cp = Checkpoint {
+        phase: Phase::Plan,
+        at: Position::Csv { offset: 100 },
+        row: 14,
+        next_chunk: 2,
+        etag: "etag-1".into(),
+        chunk_size: 7,
+        continuations: 1,
+        scan_span: None,
+        saved_at: Some("2031-01-01T00:00:00.000Z".into()),
+    };
+    t.push(line(
+        "checkpoint",
+        store.save_checkpoint(id, None, &cp, 14, 2).await,
+    ));
+    t.push(line(
+        "checkpoint stale",
+        store.save_checkpoint(id, None, &cp, 14, 2).await,
+    ));
+    t.push(line(
+        "checkpoint next",
+        store.save_checkpoint(id, Some(1), &cp, 14, 2).await,
+    ));
+    t.push(line("plan state", store.plan_state(id).await));
+    t.push(line(
+        "Preparing→Active",
+        start(&[JobStatus::Preparing], JobStatus::Active).await,
+    ));
+    let lease = Duration::from_secs(600);
+    t.push(line(
+        "claim",
+        store.claim_chunk(id, 0, "owner-a", lease).await,
+    ));
+    t.push(line(
+        "claim held",
+        store.claim_chunk(id, 0, "owner-b", lease).await,
+    ));
+    t.push(line(
+        "claim own",
+        store.claim_chunk(id, 0, "owner-a", lease).await,
+    ));
+    t.push(line(
+        "release other",
+        store.release_chunk(id, 0, "owner-b").await,
+    ));
+    t.push(line(
+        "claim still held",
+        store.claim_chunk(id, 0, "owner-b", lease).await,
+    ));
+    t.push(line("release", store.release_chunk(id, 0, "owner-a").await));
+    t.push(line(
+        "claim freed",
+        store.claim_chunk(id, 0, "owner-b", lease).await,
+    ));
+    let counts = ChunkCounts {
+        succeeded: 6,
+        failed: 1,
+        not_run: 0,
+    };
+    t.push(line("counted?", store.chunk_counted(id, 0).await));
+    t.push(line(
+        "count",
+        store
+            .count_chunk(id, 0, counts, Some("results/a.csv"))
+            .await,
+    ));
+    t.push(line(
+        "count again",
+        store
+            .count_chunk(id, 0, counts, Some("results/b.csv"))
+            .await,
+    ));
+    t.push(line("counted", store.chunk_counted(id, 0).await));
+    t.push(line(
+        "count 1",
+        store.count_chunk(id, 1, counts, None).await,
+    ));
+    t.push(line(
+        "finish planning",
+        store.finish_planning(id, 14, 2, "etag-1").await,
+    ));
+    t.push(line(
+        "count past the plan",
+        store.count_chunk(id, 2, counts, None).await,
+    ));
+    t.push(line("priority", store.set_priority(id, 9).await));
+    t.push(line(
+        "priority of none",
+        store.set_priority("job-none", 9).await,
+    ));
+    t.push(line("list", store.list_page(None, 10, None).await));
+    let (first, next) = store.list_page(None, 2, None).await.unwrap();
+    t.push(format!("list by 2: {first:?}"));
+    t.push(line("list rest", store.list_page(None, 2, next).await));
+    t.push(line(
+        "list Active",
+        store.list_page(Some(&[JobStatus::Active]), 10, None).await,
+    ));
+    t.push(line("open", store.open_jobs_page(10, None).await));
+    for to in [JobStatus::Completing, JobStatus::Complete] {
+        let from = store.status(id).await.unwrap();
+        t.push(line(&format!("→{to}"), start(&[from], to).await));
+    }
+    t.push(line(
+        "count after the end",
+        store.count_chunk(id, 3, counts, None).await,
+    ));
+    t.push(line("open after", store.open_jobs_page(10, None).await));
+    let (records, _) = store.working_records_page(id, None).await.unwrap();
+    t.push(format!("working records: {records:?}"));
+    t.push(line(
+        "delete them",
+        store.delete_working_records(id, &records).await,
+    ));
+    t.push(line(
+        "working records after",
+        store.working_records_page(id, None).await,
+    ));
+    t.push(line("get at the end", store.get(id).await));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_dynamodb_answers_a_jobs_life_as_the_emulator_does() {
+    let table = batchops_tests::unique("conf");
+    let emulator = transcript(&batchops_tests::sdk().await, &table).await;
+    let fake = transcript(&Fakes::new().sdk_config().await, &table).await;
+    assert!(emulator.len() > 40, "{emulator:#?}");
+    for (i, (e, f)) in emulator.iter().zip(&fake).enumerate() {
+        assert_eq!(
+            e, f,
+            "line {i} differs: the emulator answered the first, the fake the second"
+        );
+    }
+    assert_eq!(emulator.len(), fake.len());
+    // The sequence meets the refusals it is there for.
+    let all = emulator.join("\n");
+    for refusal in [
+        "create again: error",
+        "claim held: Some(",
+        "count again: false",
+        "checkpoint stale: false",
+    ] {
+        assert!(all.contains(refusal), "{refusal} in {all}");
+    }
+}
