@@ -232,3 +232,218 @@ async fn the_fake_dynamodb_answers_a_jobs_life_as_the_emulator_does() {
         assert!(all.contains(refusal), "{refusal} in {all}");
     }
 }
+
+/// One queue's life on the raw SQS API, as the pipeline and the model's event-source
+/// mapping use it: sends (one delayed), receives with their counts, visibility made zero to
+/// receive again, deletes, and a redrive to the dead-letter queue after the second receive.
+async fn sqs_transcript(sdk: &aws_config::SdkConfig, prefix: &str) -> Vec<String> {
+    use aws_sdk_sqs::types::{
+        MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    };
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut t = Vec::new();
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-dlq"))
+        .send()
+        .await
+        .unwrap();
+    let dlq = dlq.queue_url().unwrap().to_string();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = arn.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
+    let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": 2}).to_string();
+    let q = sqs
+        .create_queue()
+        .queue_name(prefix)
+        .attributes(QueueAttributeName::VisibilityTimeout, "600")
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .unwrap();
+    let q = q.queue_url().unwrap().to_string();
+    let name = |u: &str| u.rsplit('/').next().unwrap_or_default().to_string();
+    t.push(format!(
+        "urls end with: {} {}",
+        name(&q) == prefix,
+        name(&dlq).ends_with("-dlq")
+    ));
+    let counts = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            let a = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .unwrap();
+            let a = a.attributes().unwrap();
+            format!(
+                "visible {} in flight {}",
+                a[&QueueAttributeName::ApproximateNumberOfMessages],
+                a[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+            )
+        }
+    };
+    let receive = |max: i32| {
+        let (sqs, q) = (sqs.clone(), q.clone());
+        async move {
+            let out = sqs
+                .receive_message()
+                .queue_url(q)
+                .max_number_of_messages(max)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            let mut got: Vec<(String, String, String)> = out
+                .messages()
+                .iter()
+                .map(|m| {
+                    let count = m
+                        .attributes()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                        .cloned()
+                        .unwrap_or_default();
+                    (
+                        m.body().unwrap_or_default().to_string(),
+                        count,
+                        m.receipt_handle().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            got.sort();
+            got
+        }
+    };
+    let bodies = |got: &[(String, String, String)]| -> Vec<(String, String)> {
+        got.iter().map(|(b, c, _)| (b.clone(), c.clone())).collect()
+    };
+    sqs.send_message()
+        .queue_url(&q)
+        .message_body("a")
+        .send()
+        .await
+        .unwrap();
+    let batch = sqs
+        .send_message_batch()
+        .queue_url(&q)
+        .entries(
+            SendMessageBatchRequestEntry::builder()
+                .id("1")
+                .message_body("b")
+                .build()
+                .unwrap(),
+        )
+        .entries(
+            SendMessageBatchRequestEntry::builder()
+                .id("2")
+                .message_body("c")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    t.push(format!(
+        "batch: {} sent, {} failed",
+        batch.successful().len(),
+        batch.failed().len()
+    ));
+    sqs.send_message()
+        .queue_url(&q)
+        .message_body("late")
+        .delay_seconds(900)
+        .send()
+        .await
+        .unwrap();
+    t.push(counts(q.clone()).await);
+    let first = receive(10).await;
+    t.push(format!("first receive: {:?}", bodies(&first)));
+    t.push(counts(q.clone()).await);
+    t.push(format!(
+        "again, all in flight: {:?}",
+        bodies(&receive(10).await)
+    ));
+    // "a" is deleted; "b" made visible again; "c" stays in flight.
+    sqs.delete_message()
+        .queue_url(&q)
+        .receipt_handle(&first[0].2)
+        .send()
+        .await
+        .unwrap();
+    sqs.change_message_visibility()
+        .queue_url(&q)
+        .receipt_handle(&first[1].2)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    t.push(counts(q.clone()).await);
+    let second = receive(10).await;
+    t.push(format!("second receive: {:?}", bodies(&second)));
+    let stale = sqs
+        .change_message_visibility()
+        .queue_url(&q)
+        .receipt_handle(&first[1].2)
+        .visibility_timeout(0)
+        .send()
+        .await;
+    t.push(format!(
+        "the first receipt of b, after b was received again: ok {}",
+        stale.is_ok()
+    ));
+    // (That made b visible again.) b has been received twice (maxReceiveCount): the next receive moves it to the DLQ.
+    t.push(format!("third receive: {:?}", bodies(&receive(10).await)));
+    t.push(format!("queue: {}", counts(q.clone()).await));
+    t.push(format!("dead letters: {}", counts(dlq.clone()).await));
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    t.push(format!(
+        "dead: {:?}",
+        dead.messages()
+            .iter()
+            .map(|m| m.body().unwrap_or_default())
+            .collect::<Vec<_>>()
+    ));
+    let gone = sqs
+        .get_queue_url()
+        .queue_name(format!("{prefix}-none"))
+        .send()
+        .await;
+    t.push(format!(
+        "no such queue: {}",
+        gone.err()
+            .and_then(|e| e
+                .into_service_error()
+                .is_queue_does_not_exist()
+                .then_some("QueueDoesNotExist"))
+            .unwrap_or("?")
+    ));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_sqs_delivers_redelivers_and_dead_letters_as_the_emulator_does() {
+    let prefix = batchops_tests::unique("conf");
+    let emulator = sqs_transcript(&batchops_tests::sdk().await, &prefix).await;
+    let fake = sqs_transcript(&Fakes::new().sdk_config().await, &prefix).await;
+    assert_eq!(
+        emulator, fake,
+        "the emulator answered the first, the fake the second"
+    );
+    let all = emulator.join("\n");
+    assert!(all.contains("dead: [\"b\"]"), "{all}");
+}

@@ -2,7 +2,8 @@
 //! [`Fakes::sdk_config`] sends is answered in-process by the fake of its service (by its
 //! `X-Amz-Target`), on that service's wire form — no socket, no emulator.
 
-use super::dynamo::Dynamo;
+use super::dynamo::{ApiError, Dynamo};
+use super::sqs::Sqs;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
@@ -17,6 +18,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default)]
 pub struct Fakes {
     pub dynamo: Arc<Dynamo>,
+    pub sqs: Arc<Sqs>,
 }
 
 impl std::fmt::Debug for Dynamo {
@@ -48,20 +50,34 @@ impl HttpConnector for Fakes {
             .bytes()
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or(Value::Null);
-        let response = if service.starts_with("DynamoDB_") {
-            match self.dynamo.handle(operation, &body) {
-                Ok(v) => answer(200, &v),
-                Err(e) => {
-                    let mut v = json!({
-                        "__type": format!("com.amazonaws.dynamodb.v20120810#{}", e.kind),
-                        "message": e.message,
-                    });
-                    for (k, x) in e.extra {
-                        v[k] = x;
-                    }
-                    answer(400, &v)
+        let served = |namespace: &str, r: Result<Value, ApiError>| match r {
+            Ok(v) => answer(200, &v),
+            Err(e) => {
+                let mut v = json!({
+                    "__type": format!("{namespace}#{}", e.kind),
+                    "message": e.message,
+                });
+                let query_code = query_error_code(namespace, e.kind);
+                for (k, x) in e.extra {
+                    v[k] = x;
                 }
+                let mut r = answer(400, &v);
+                if let Some(code) = query_code {
+                    // SQS's JSON protocol keeps its query-protocol codes in a header, which
+                    // is what the SDK reads the error's kind from.
+                    r.headers_mut()
+                        .insert("x-amzn-query-error", format!("{code};Sender"));
+                }
+                r
             }
+        };
+        let response = if service.starts_with("DynamoDB_") {
+            served(
+                "com.amazonaws.dynamodb.v20120810",
+                self.dynamo.handle(operation, &body),
+            )
+        } else if service == "AmazonSQS" {
+            served("com.amazonaws.sqs", self.sqs.handle(operation, &body))
         } else {
             answer(
                 400,
@@ -70,6 +86,21 @@ impl HttpConnector for Fakes {
         };
         HttpConnectorFuture::ready(Ok(response))
     }
+}
+
+/// The query-protocol code SQS sends beside a JSON error (the SDK names the error by it).
+fn query_error_code(namespace: &str, kind: &str) -> Option<String> {
+    if namespace != "com.amazonaws.sqs" {
+        return None;
+    }
+    Some(match kind {
+        "QueueDoesNotExist" => "AWS.SimpleQueueService.NonExistentQueue".into(),
+        "MessageNotInflight"
+        | "TooManyEntriesInBatchRequest"
+        | "BatchRequestTooLong"
+        | "EmptyBatchRequest" => format!("AWS.SimpleQueueService.{kind}"),
+        other => other.to_string(),
+    })
 }
 
 impl HttpClient for Fakes {
