@@ -447,3 +447,150 @@ async fn the_fake_sqs_delivers_redelivers_and_dead_letters_as_the_emulator_does(
     let all = emulator.join("\n");
     assert!(all.contains("dead: [\"b\"]"), "{all}");
 }
+
+/// The pipeline's own S3 calls (`Objects`) on one bucket: writes plain and if absent, reads
+/// whole, from an offset and only if the ETag still matches, heads, listings (after a key,
+/// and of common prefixes), a multipart upload, deletes — and the failures those answer.
+async fn s3_transcript(sdk: &aws_config::SdkConfig, bucket: &str) -> Vec<String> {
+    let clients = batchops_core::adapters::Clients::new(sdk, true);
+    clients
+        .s3_control
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let o =
+        batchops_core::adapters::Objects::new(clients.s3_control.clone(), clients.s3_tasks.clone());
+    let mut t = Vec::new();
+    let text = |r: batchops_core::Result<Vec<u8>>| match r {
+        Ok(b) => format!("{:?}", String::from_utf8_lossy(&b)),
+        Err(e) => format!("error (retryable: {})", e.is_retryable()),
+    };
+    t.push(line(
+        "put",
+        o.put_bytes(bucket, "dir/a b.csv", b"hello world".to_vec(), "text/csv")
+            .await,
+    ));
+    t.push(line(
+        "put if absent, present",
+        o.put_bytes_if_absent(bucket, "dir/a b.csv", b"x".to_vec(), "text/csv")
+            .await,
+    ));
+    t.push(line(
+        "put if absent",
+        o.put_bytes_if_absent(bucket, "dir/sub/c.json", b"{}".to_vec(), "application/json")
+            .await,
+    ));
+    t.push(line(
+        "put",
+        o.put_bytes(bucket, "top.txt", b"t".to_vec(), "text/plain")
+            .await,
+    ));
+    t.push(format!(
+        "get: {}",
+        text(o.get_bytes(bucket, "dir/a b.csv").await)
+    ));
+    t.push(line(
+        "get missing",
+        o.get_bytes_opt(bucket, "dir/none").await,
+    ));
+    let head = o.head(bucket, "dir/a b.csv").await.unwrap();
+    t.push(format!(
+        "head: {} {} {:?}",
+        head.etag, head.size, head.content_type
+    ));
+    t.push(line(
+        "head missing",
+        o.head(bucket, "dir/none").await.map(|h| h.size),
+    ));
+    let from = |offset: u64, etag: Option<String>| {
+        let o = o.clone();
+        async move {
+            match o
+                .get_object_from(bucket, "dir/a b.csv", None, offset, etag.as_deref())
+                .await
+            {
+                Ok(got) => format!(
+                    "{:?} {:?}",
+                    got.etag,
+                    got.body.collect().await.map(|b| b.to_vec())
+                ),
+                Err(e) => format!("error (retryable: {})", e.is_retryable()),
+            }
+        }
+    };
+    t.push(format!(
+        "from 6, pinned: {}",
+        from(6, Some(head.etag.clone())).await
+    ));
+    t.push(format!(
+        "from 6, another etag: {}",
+        from(6, Some("0123".into())).await
+    ));
+    // Listed with their modification times' presence (the two clocks differ).
+    type Page = (Vec<batchops_core::adapters::s3::Listed>, Option<String>);
+    let listed = |r: batchops_core::Result<Page>| {
+        r.map(|(l, next)| {
+            let l: Vec<_> = l
+                .into_iter()
+                .map(|o| (o.key, o.size, o.last_modified_ms.is_some(), o.storage_class))
+                .collect();
+            (l, next)
+        })
+    };
+    t.push(line(
+        "list",
+        listed(o.list_page(bucket, "", None, None).await),
+    ));
+    t.push(line(
+        "list dir/ after a",
+        listed(o.list_page(bucket, "dir/", Some("dir/a b.csv"), None).await),
+    ));
+    t.push(line("prefixes", o.list_prefixes(bucket, "dir/").await));
+    let mut up = o
+        .start_upload(bucket, "reports/r.csv", "text/csv")
+        .await
+        .unwrap();
+    o.upload_part(&mut up, vec![b'x'; 5 * 1024 * 1024])
+        .await
+        .unwrap();
+    o.upload_part(&mut up, b"tail".to_vec()).await.unwrap();
+    t.push(line("complete", o.complete_upload(&up).await));
+    t.push(line(
+        "uploaded size",
+        o.head(bucket, "reports/r.csv").await.map(|h| h.size),
+    ));
+    t.push(line("delete", o.delete(bucket, "dir/a b.csv").await));
+    t.push(line("delete again", o.delete(bucket, "dir/a b.csv").await));
+    t.push(line(
+        "after delete",
+        o.get_bytes_opt(bucket, "dir/a b.csv").await,
+    ));
+    t.push(line(
+        "no bucket",
+        o.get_bytes_opt(&format!("{bucket}-none"), "k").await,
+    ));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_s3_reads_writes_and_lists_as_the_emulator_does() {
+    let bucket = batchops_tests::unique("conf");
+    let emulator = s3_transcript(&batchops_tests::sdk().await, &bucket).await;
+    let fake = s3_transcript(&Fakes::new().sdk_config().await, &bucket).await;
+    let all = emulator.join("\n");
+    for answer in [
+        "put if absent, present: false",
+        "from 6, another etag: error (retryable: false)",
+        "head missing: error (retryable: false)",
+        "prefixes: [\"dir/sub/\"]",
+        "uploaded size: 5242884",
+    ] {
+        assert!(all.contains(answer), "{answer} in {all}");
+    }
+    for (e, f) in emulator.iter().zip(&fake) {
+        assert_eq!(e, f, "the emulator answered the first, the fake the second");
+    }
+    assert_eq!(emulator.len(), fake.len());
+}

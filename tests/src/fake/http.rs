@@ -3,6 +3,7 @@
 //! `X-Amz-Target`), on that service's wire form — no socket, no emulator.
 
 use super::dynamo::{ApiError, Dynamo};
+use super::s3::S3;
 use super::sqs::Sqs;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub struct Fakes {
     pub dynamo: Arc<Dynamo>,
     pub sqs: Arc<Sqs>,
+    pub s3: Arc<S3>,
 }
 
 impl std::fmt::Debug for Dynamo {
@@ -78,6 +80,12 @@ impl HttpConnector for Fakes {
             )
         } else if service == "AmazonSQS" {
             served("com.amazonaws.sqs", self.sqs.handle(operation, &body))
+        } else if request
+            .headers()
+            .get("authorization")
+            .is_some_and(|a| a.contains("/s3/aws4_request"))
+        {
+            self.s3_call(&request)
         } else {
             answer(
                 400,
@@ -114,6 +122,47 @@ impl HttpClient for Fakes {
 }
 
 impl Fakes {
+    /// A path-style S3 request, answered by the S3 fake.
+    fn s3_call(&self, request: &HttpRequest) -> Response<SdkBody> {
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let uri = request.uri();
+        let after_host = uri
+            .split_once("://")
+            .map_or(uri, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+        let (path, query) = after_host.split_once('?').unwrap_or((after_host, ""));
+        let query = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (decode(k), decode(v)),
+                None => (decode(p), String::new()),
+            })
+            // The SDK names the operation in the query (`x-id=PutObject`); S3 ignores it.
+            .filter(|(k, _)| k != "x-id")
+            .collect();
+        let header = |name: &str| request.headers().get(name).map(str::to_string);
+        let req = super::s3::Request {
+            method: request.method(),
+            path: decode(path),
+            query,
+            header: &header,
+            body: request.body().bytes().unwrap_or_default(),
+        };
+        let a = self.s3.handle(&req);
+        let mut r = Response::new(
+            StatusCode::try_from(a.status).expect("a valid status"),
+            SdkBody::from(a.body),
+        );
+        for (k, v) in a.headers {
+            r.headers_mut().insert(k, v);
+        }
+        r
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
