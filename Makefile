@@ -33,7 +33,7 @@ export BATCHOPS_CHROMIUM ?= /usr/bin/chromium
 export BATCHOPS_CHROMEDRIVER ?= /usr/bin/chromedriver
 
 .PHONY: setup emulator emulator-stop build dev demo test test-continuations unit lint deny validate fmt clean chaos fuzz \
-	bench build-lambdas watch invoke-check browser screenshots
+	bench build-lambdas watch invoke-check browser screenshots model
 
 setup: $(VENV)/.installed ## Virtualenv with pinned moto[server], cfn-lint, aws-sam-cli, cargo-lambda and the AWS CLI (idempotent)
 
@@ -156,3 +156,7 @@ fmt:
 
 clean:
 	rm -rf $(RUN)
+
+model: ## The pipeline against its model: SEEDS [1000] seeded schedules over the in-memory services (SEED=n replays one)
+	BATCHOPS_MODEL_SEEDS=$${SEEDS:-1000} $${SEED:+BATCHOPS_MODEL_SEED=$$SEED BATCHOPS_MODEL_TRACE=1} \
+		$(CARGO) test -p batchops-tests --test model -- --nocapture

@@ -13,6 +13,7 @@
 pub mod browser;
 pub mod fake;
 pub mod faults;
+pub mod model;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::primitives::ByteStream;

@@ -21,6 +21,17 @@ pub struct Fakes {
     pub dynamo: Arc<Dynamo>,
     pub sqs: Arc<Sqs>,
     pub s3: Arc<S3>,
+    /// Requests that take their time (see [`Fakes::slow_down`]).
+    latency: Arc<std::sync::Mutex<Option<Latency>>>,
+}
+
+/// Seeded latency: with `probability`, a request waits up to `max` (on tokio's clock) before
+/// it is served.
+#[derive(Debug)]
+struct Latency {
+    rng: rand::rngs::StdRng,
+    probability: f64,
+    max: std::time::Duration,
 }
 
 impl std::fmt::Debug for Dynamo {
@@ -41,6 +52,27 @@ fn answer(status: u16, body: &Value) -> Response<SdkBody> {
 
 impl HttpConnector for Fakes {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let wait = self.latency.lock().ok().and_then(|mut l| {
+            let l = l.as_mut()?;
+            use rand::Rng;
+            l.rng
+                .random_bool(l.probability)
+                .then(|| l.max.mul_f64(l.rng.random::<f64>()))
+        });
+        if let Some(wait) = wait {
+            let fakes = self.clone();
+            return HttpConnectorFuture::new(async move {
+                tokio::time::sleep(wait).await;
+                Ok(fakes.serve(request))
+            });
+        }
+        HttpConnectorFuture::ready(Ok(self.serve(request)))
+    }
+}
+
+impl Fakes {
+    /// Answers one request now.
+    fn serve(&self, request: HttpRequest) -> Response<SdkBody> {
         let target = request
             .headers()
             .get("x-amz-target")
@@ -73,7 +105,7 @@ impl HttpConnector for Fakes {
                 r
             }
         };
-        let response = if service.starts_with("DynamoDB_") {
+        if service.starts_with("DynamoDB_") {
             served(
                 "com.amazonaws.dynamodb.v20120810",
                 self.dynamo.handle(operation, &body),
@@ -91,8 +123,7 @@ impl HttpConnector for Fakes {
                 400,
                 &json!({"__type": "UnknownOperationException", "message": format!("no fake serves {target:?}")}),
             )
-        };
-        HttpConnectorFuture::ready(Ok(response))
+        }
     }
 }
 
@@ -165,6 +196,20 @@ impl Fakes {
 
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// From now on, each request waits up to `max` with `probability` (drawn from `seed`)
+    /// before it is served: under paused time, a slow call lets leases and visibility
+    /// timeouts lapse while its handler is still running.
+    pub fn slow_down(&self, seed: u64, probability: f64, max: std::time::Duration) {
+        use rand::SeedableRng;
+        if let Ok(mut l) = self.latency.lock() {
+            *l = Some(Latency {
+                rng: rand::rngs::StdRng::seed_from_u64(seed),
+                probability,
+                max,
+            });
+        }
     }
 
     /// An SDK configuration whose every client is answered by these fakes.

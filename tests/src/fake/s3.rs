@@ -44,6 +44,8 @@ struct State {
     buckets: BTreeMap<String, BTreeMap<String, Object>>,
     uploads: BTreeMap<String, Upload>,
     next: u64,
+    /// PutObjectTagging calls that tagged an object, by bucket and key: how often a task ran.
+    tag_writes: BTreeMap<(String, String), u32>,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +119,15 @@ impl S3 {
         Self::default()
     }
 
+    /// How many times each object was tagged (PutObjectTagging that found it).
+    pub fn tag_writes(&self) -> BTreeMap<(String, String), u32> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tag_writes
+            .clone()
+    }
+
     pub fn handle(&self, req: &Request<'_>) -> Answer {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let path = req.path.trim_start_matches('/');
@@ -148,6 +159,19 @@ impl S3 {
         }
         if let Some(upload_id) = q("uploadId") {
             return multipart(&mut s, req, &bucket, &key, &upload_id);
+        }
+        if req.query.contains_key("tagging") {
+            if !s.buckets[&bucket].contains_key(&key) {
+                return error(404, "NoSuchKey", "The specified key does not exist.");
+            }
+            return match req.method {
+                "PUT" => {
+                    *s.tag_writes.entry((bucket, key)).or_default() += 1;
+                    empty(200, Vec::new())
+                }
+                "DELETE" => empty(204, Vec::new()),
+                _ => xml("<Tagging><TagSet></TagSet></Tagging>".into()),
+            };
         }
         match req.method {
             "POST" if req.query.contains_key("uploads") => {
