@@ -3,8 +3,9 @@
 //! which queue delivers next and how many messages at once, a message delivered twice at the
 //! same moment (SQS is at-least-once), a handler cut off part-way (its future dropped after
 //! a number of polls: a crash at any await point, its messages left to come back) or after
-//! its work but before its messages are deleted, when time jumps (visibility timeouts lapse,
-//! claims expire), when the sweep runs, and when the user cancels, pauses or resumes. After each schedule the invariants of a job are
+//! its work but before its messages are deleted, slow calls, transactions cancelled for
+//! contention, when time jumps (visibility timeouts lapse, claims expire), the sweep (every
+//! 5 minutes, and between), and when the user cancels, pauses or resumes. After each schedule the invariants of a job are
 //! checked against what the services saw. A failing seed prints its trace and replays alike:
 //! everything (ids, jitter, order, time) comes from the seed.
 
@@ -92,6 +93,7 @@ struct World {
 }
 
 const VISIBILITY_SECS: u64 = 60;
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
 
 fn note(trace: &Mutex<Vec<String>>, step: impl Into<String>) {
     if let Ok(mut t) = trace.lock() {
@@ -297,6 +299,10 @@ pub async fn schedule(seed: u64) -> Result<Trace, Violation> {
         let max = Duration::from_secs(rng.random_range(1..=1_200));
         fakes.slow_down(seed, 0.05, max);
     }
+    if rng.random_bool(0.5) {
+        // Contention: DynamoDB cancels a transaction that meets another on an item.
+        fakes.dynamo.contend(seed, 0.1);
+    }
     let base = time::OffsetDateTime::from_unix_timestamp(1_924_992_000).expect("2031");
     let deps = Deps::new(config, &sdk).with_time(Clock::following_tokio(base), Ids::seeded(seed));
     // The source: objects, some rows naming none (failed tasks).
@@ -378,6 +384,7 @@ pub async fn schedule(seed: u64) -> Result<Trace, Violation> {
     };
     let mut ended_counts: Option<(u64, u64, u64)> = None;
     let mut paused_since: Option<usize> = None;
+    let mut last_sweep = tokio::time::Instant::now();
     for step in 0..2_000usize {
         let status = w.status(&job_id).await;
         if status == JobStatus::Suspended {
@@ -433,6 +440,16 @@ pub async fn schedule(seed: u64) -> Result<Trace, Violation> {
             if w.pending() == 0 && w.running.is_empty() {
                 break;
             }
+        }
+        // The sweep runs on its schedule (every 5 minutes, as the template's), and now and
+        // then besides.
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = tokio::time::Instant::now();
+            let r = batchops_core::finalizer::sweep(&w.deps).await;
+            w.note(format!(
+                "scheduled sweep: {}",
+                if r.is_ok() { "ran" } else { "failed" }
+            ));
         }
         let ready = w.ready();
         let roll: f64 = w.rng.random();

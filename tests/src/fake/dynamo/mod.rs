@@ -145,11 +145,23 @@ struct Write {
 #[derive(Default)]
 pub struct Dynamo {
     tables: Mutex<BTreeMap<String, Table>>,
+    /// Seeded contention: with this probability a transaction is cancelled for a
+    /// `TransactionConflict`, as DynamoDB cancels one that meets another on an item.
+    conflicts: Mutex<Option<(rand::rngs::StdRng, f64)>>,
 }
 
 impl Dynamo {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// From now on, a transaction is cancelled for contention with `probability` (drawn
+    /// from `seed`), before any of it is checked.
+    pub fn contend(&self, seed: u64, probability: f64) {
+        use rand::SeedableRng;
+        if let Ok(mut c) = self.conflicts.lock() {
+            *c = Some((rand::rngs::StdRng::seed_from_u64(seed), probability));
+        }
     }
 
     /// Serves one request (`X-Amz-Target`'s operation, its JSON body).
@@ -176,7 +188,27 @@ impl Dynamo {
                 Ok(returned(operation, req, old.as_ref(), new.as_ref()))
             }
             "Query" => query(&tables, req),
-            "TransactWriteItems" => transact(&mut tables, req),
+            "TransactWriteItems" => {
+                let contended = self.conflicts.lock().ok().is_some_and(|mut c| {
+                    c.as_mut().is_some_and(|(rng, p)| {
+                        use rand::Rng;
+                        rng.random_bool(*p)
+                    })
+                });
+                if contended {
+                    let n = req["TransactItems"].as_array().map_or(1, Vec::len);
+                    let mut reasons = vec![json!({"Code": "None"}); n];
+                    reasons[0] = json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"});
+                    let mut extra = Map::new();
+                    extra.insert("CancellationReasons".into(), Value::Array(reasons));
+                    return Err(ApiError {
+                        kind: "TransactionCanceledException",
+                        message: "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]".into(),
+                        extra,
+                    });
+                }
+                transact(&mut tables, req)
+            }
             "BatchWriteItem" => batch_write(&mut tables, req),
             other => Err(ApiError::validation(format!(
                 "the fake DynamoDB does not serve {other}"
