@@ -567,9 +567,10 @@ pub async fn schedule(seed: u64) -> Result<Trace, Violation> {
             ));
         }
         // Every task counted succeeded ran; one that ran is counted succeeded unless a crash
-        // hid it. An open defect the model found (`BATCHOPS_MODEL_STRICT=1 make model
-        // SEED=7` shows it): a delivery dies after some of its tasks ran, the job is
-        // cancelled, and the chunk is then counted not run — though some of its tasks did run.
+        // hid it. An open defect an earlier version of these schedules found (seed 7 with
+        // `BATCHOPS_MODEL_STRICT=1`, which holds crashes to this too): a delivery dies after
+        // some of its tasks ran, the job is cancelled, and the chunk is then counted not run —
+        // though some of its tasks did run.
         let tagged = runs.len() as u64;
         if tagged < job.succeeded
             || (tagged > job.succeeded

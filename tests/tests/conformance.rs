@@ -15,6 +15,17 @@ use batchops_tests::fake::Fakes;
 use std::fmt::Debug;
 use std::time::Duration;
 
+/// The emulator's and the fake's transcripts of one sequence, line by line.
+fn assert_same(emulator: &[String], fake: &[String]) {
+    for (i, (e, f)) in emulator.iter().zip(fake).enumerate() {
+        assert_eq!(
+            e, f,
+            "line {i} differs: the emulator answered the first, the fake the second"
+        );
+    }
+    assert_eq!(emulator.len(), fake.len(), "the transcripts' lengths");
+}
+
 /// One line of the transcript: what an operation answered (an error by whether it may be
 /// retried: the messages of the two services differ).
 fn line<T: Debug>(what: &str, r: batchops_core::Result<T>) -> String {
@@ -214,13 +225,7 @@ async fn the_fake_dynamodb_answers_a_jobs_life_as_the_emulator_does() {
     let emulator = transcript(&batchops_tests::sdk().await, &table).await;
     let fake = transcript(&Fakes::new().sdk_config().await, &table).await;
     assert!(emulator.len() > 40, "{emulator:#?}");
-    for (i, (e, f)) in emulator.iter().zip(&fake).enumerate() {
-        assert_eq!(
-            e, f,
-            "line {i} differs: the emulator answered the first, the fake the second"
-        );
-    }
-    assert_eq!(emulator.len(), fake.len());
+    assert_same(&emulator, &fake);
     // The sequence meets the refusals it is there for.
     let all = emulator.join("\n");
     for refusal in [
@@ -440,10 +445,7 @@ async fn the_fake_sqs_delivers_redelivers_and_dead_letters_as_the_emulator_does(
     let prefix = batchops_tests::unique("conf");
     let emulator = sqs_transcript(&batchops_tests::sdk().await, &prefix).await;
     let fake = sqs_transcript(&Fakes::new().sdk_config().await, &prefix).await;
-    assert_eq!(
-        emulator, fake,
-        "the emulator answered the first, the fake the second"
-    );
+    assert_same(&emulator, &fake);
     let all = emulator.join("\n");
     assert!(all.contains("dead: [\"b\"]"), "{all}");
 }
@@ -589,8 +591,5 @@ async fn the_fake_s3_reads_writes_and_lists_as_the_emulator_does() {
     ] {
         assert!(all.contains(answer), "{answer} in {all}");
     }
-    for (e, f) in emulator.iter().zip(&fake) {
-        assert_eq!(e, f, "the emulator answered the first, the fake the second");
-    }
-    assert_eq!(emulator.len(), fake.len());
+    assert_same(&emulator, &fake);
 }

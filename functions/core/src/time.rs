@@ -15,34 +15,40 @@ pub fn now_iso() -> String {
 /// hours of leases and timeouts pass in a call to `tokio::time::advance`; or one that stands
 /// still ([`Clock::fixed`]: two runs of one sequence stamp alike).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Clock {
-    follows: Option<(OffsetDateTime, Option<tokio::time::Instant>)>,
+pub enum Clock {
+    #[default]
+    System,
+    /// `base` at `start`, moving with tokio's time since.
+    Tokio {
+        base: OffsetDateTime,
+        start: tokio::time::Instant,
+    },
+    Fixed(OffsetDateTime),
 }
 
 impl Clock {
     pub fn system() -> Self {
-        Self::default()
+        Clock::System
     }
 
     /// A clock at `base` now, moving with tokio's time from here.
     pub fn following_tokio(base: OffsetDateTime) -> Self {
-        Self {
-            follows: Some((base, Some(tokio::time::Instant::now()))),
+        Clock::Tokio {
+            base,
+            start: tokio::time::Instant::now(),
         }
     }
 
     /// A clock that always reads `at`.
     pub fn fixed(at: OffsetDateTime) -> Self {
-        Self {
-            follows: Some((at, None)),
-        }
+        Clock::Fixed(at)
     }
 
     pub fn now(&self) -> OffsetDateTime {
-        match self.follows {
-            None => OffsetDateTime::now_utc(),
-            Some((base, Some(start))) => base + (tokio::time::Instant::now() - start),
-            Some((at, None)) => at,
+        match *self {
+            Clock::System => OffsetDateTime::now_utc(),
+            Clock::Tokio { base, start } => base + (tokio::time::Instant::now() - start),
+            Clock::Fixed(at) => at,
         }
     }
 

@@ -34,12 +34,6 @@ struct Latency {
     max: std::time::Duration,
 }
 
-impl std::fmt::Debug for Dynamo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Dynamo")
-    }
-}
-
 fn answer(status: u16, body: &Value) -> Response<SdkBody> {
     let mut r = Response::new(
         StatusCode::try_from(status).expect("a valid status"),

@@ -643,17 +643,15 @@ impl Update {
                     if let (Some(cur), Some((t, Value::Array(gone)))) = (old.get(p), typed(v))
                         && let Some((ct, Value::Array(have))) = typed(cur)
                     {
-                        {
-                            if ct != t {
-                                return Err(format!("DELETE {p}: a {t} from a {ct}"));
-                            }
-                            let left: Vec<Value> =
-                                have.iter().filter(|e| !gone.contains(e)).cloned().collect();
-                            if left.is_empty() {
-                                new.remove(p);
-                            } else {
-                                new.insert(p.clone(), serde_json::json!({ t: left }));
-                            }
+                        if ct != t {
+                            return Err(format!("DELETE {p}: a {t} from a {ct}"));
+                        }
+                        let left: Vec<Value> =
+                            have.iter().filter(|e| !gone.contains(e)).cloned().collect();
+                        if left.is_empty() {
+                            new.remove(p);
+                        } else {
+                            new.insert(p.clone(), serde_json::json!({ t: left }));
                         }
                     }
                 }

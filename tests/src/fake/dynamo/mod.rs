@@ -150,6 +150,12 @@ pub struct Dynamo {
     conflicts: Mutex<Option<(rand::rngs::StdRng, f64)>>,
 }
 
+impl std::fmt::Debug for Dynamo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dynamo")
+    }
+}
+
 impl Dynamo {
     pub fn new() -> Self {
         Self::default()
